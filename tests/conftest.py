@@ -1,0 +1,37 @@
+"""Shared fixtures: the real VGAF clips and model files beside the checkout (../shared, or $GVS_SHARED)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GVS_SHARED", REPO.parent / "shared"))
+if (SHARED / "models").is_dir():
+    os.environ.setdefault("GVS_MODEL_DIR", str(SHARED / "models"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared folder; tests that need real clips or model files skip (saying why) without it."""
+    if not (SHARED / "data" / "vgaf").is_dir():
+        pytest.skip(f"real clips not found at {SHARED}; set GVS_SHARED to the shared folder")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def vgaf_root(shared_dir: Path) -> Path:
+    return shared_dir / "data" / "vgaf"
+
+
+@pytest.fixture(scope="session")
+def val_clip(vgaf_root: Path) -> Path:
+    """The one labelled real clip (Val/1_1.mp4, Negative)."""
+    return vgaf_root / "Val" / "1_1.mp4"
+
+
+@pytest.fixture(scope="session")
+def test_clips(vgaf_root: Path) -> list[Path]:
+    return sorted((vgaf_root / "Test").glob("*.mp4"))
