@@ -137,7 +137,7 @@ def _discover_csv(path: Path) -> Dataset:
     clips: list[ClipRecord] = []
     missing: list[str] = []
     for video, label in read_csv_labels(path).items():
-        video_path = (path.parent / video).resolve()
+        video_path = (path.parent / video).absolute()
         if video_path.is_file():
             clips.append(ClipRecord(video_path.stem, "all", video_path, label))
         else:

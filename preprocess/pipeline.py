@@ -1,0 +1,226 @@
+"""Run preprocessing over a dataset: decode each clip once, extract every missing modality, write the cache."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from .cache import FeatureCache, atomic_write_text, set_current_fingerprints, write_clip_index
+from .config import MODALITIES, PreprocessConfig, fingerprint, modality_params
+from .decode import decode_clip
+from .labels import ClipRecord, discover
+from .resolve import model_file_checksums, resolve_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClipOutcome:
+    """What happened to one clip: per modality done / skipped / failed, reasons, flags and stage seconds."""
+
+    key: str
+    status: dict[str, str] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    peak_memory_mb: float = 0.0
+
+
+@dataclass
+class RunSummary:
+    """Counts of clips done (any modality extracted), skipped (all cached) and failed, with reasons."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: dict[str, dict[str, str]] = field(default_factory=dict)
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    stage_seconds: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+    peak_memory_mb: float = 0.0
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def add(self, outcome: ClipOutcome) -> None:
+        states = set(outcome.status.values())
+        if "failed" in states:
+            self.failed += 1
+            self.failures[outcome.key] = outcome.reasons
+        elif "done" in states:
+            self.done += 1
+        else:
+            self.skipped += 1
+        if outcome.flags:
+            self.flags[outcome.key] = outcome.flags
+        for stage, seconds in outcome.seconds.items():
+            self.stage_seconds.setdefault(stage, []).append(seconds)
+        self.peak_memory_mb = max(self.peak_memory_mb, outcome.peak_memory_mb)
+
+
+def _make_extractor(modality: str, config: PreprocessConfig):
+    if modality == "scene":
+        from .scene import SceneExtractor as extractor_class
+    elif modality == "pose":
+        from .pose import PoseExtractor as extractor_class
+    elif modality == "audio":
+        from .audio import AudioExtractor as extractor_class
+    else:
+        from .faces import FaceExtractor as extractor_class
+    return extractor_class(config)
+
+
+class ClipProcessor:
+    """Extracts the missing modalities of one clip at a time; each model is loaded once, on first need."""
+
+    def __init__(self, config: PreprocessConfig, caches: dict[str, FeatureCache]) -> None:
+        self.config = config
+        self.caches = caches
+        self.extractors: dict = {}
+
+    def extractor(self, modality: str):
+        if modality not in self.extractors:
+            self.extractors[modality] = _make_extractor(modality, self.config)
+        return self.extractors[modality]
+
+    def __call__(self, clip: ClipRecord) -> ClipOutcome:
+        outcome = ClipOutcome(clip.key)
+        todo = [m for m, cache in self.caches.items() if not cache.has(clip.key)]
+        outcome.status = {m: "skipped" for m in self.caches if m not in todo}
+        if not todo:
+            return outcome
+        audio = "audio" in todo
+        sample_rate = self.extractor("audio").sample_rate if audio else None
+        started = time.perf_counter()
+        try:
+            decoded = decode_clip(clip.path, self.config.frame_step, self.config.n_frames, sample_rate,
+                                  self.config.audio_seconds + self.config.audio_hop if audio else None)
+        except Exception as error:  # every decode failure is this clip's failure, never the run's
+            return self._fail_all(outcome, todo, clip, f"decode: {error}")
+        outcome.seconds["decode"] = time.perf_counter() - started
+        outcome.flags.extend(decoded.flags)
+        meta = {"clip": clip.name, "split": clip.split, "label": clip.label, "path": str(clip.path),
+                "fps": decoded.fps, "frame_indices": decoded.frame_indices}
+        for modality in todo:
+            started = time.perf_counter()
+            try:
+                result = self.extractor(modality).extract(decoded)
+                self.caches[modality].write(clip.key, result.arrays, dict(meta, flags=result.flags))
+            except Exception as error:  # one modality failing leaves the others and the run going
+                log.debug("%s %s failed", clip.key, modality, exc_info=True)
+                self._fail(outcome, modality, clip, f"{type(error).__name__}: {error}")
+                continue
+            outcome.seconds[modality] = time.perf_counter() - started
+            outcome.status[modality] = "done"
+            outcome.flags.extend(f for f in result.flags if f not in outcome.flags)
+        outcome.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return outcome
+
+    def _fail(self, outcome: ClipOutcome, modality: str, clip: ClipRecord, reason: str) -> None:
+        outcome.status[modality] = "failed"
+        outcome.reasons[modality] = f"{clip.path}: {reason}"
+        self.caches[modality].write_failure(clip.key, outcome.reasons[modality])
+
+    def _fail_all(self, outcome: ClipOutcome, todo: list[str], clip: ClipRecord, reason: str) -> ClipOutcome:
+        for modality in todo:
+            self._fail(outcome, modality, clip, reason)
+        return outcome
+
+
+_WORKER: ClipProcessor | None = None
+
+
+def _limit_threads(threads: int) -> None:
+    """Keep each worker to its share of the cores (TensorFlow, OpenCV and BLAS would each take all of them)."""
+    import cv2
+    import tensorflow as tf
+
+    cv2.setNumThreads(threads)
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _init_worker(config: PreprocessConfig, caches: dict[str, FeatureCache], threads: int) -> None:
+    global _WORKER
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(threads)
+    _limit_threads(threads)
+    _WORKER = ClipProcessor(config, caches)
+
+
+def _run_in_worker(clip: ClipRecord) -> ClipOutcome:
+    assert _WORKER is not None
+    return _WORKER(clip)
+
+
+def prepare_caches(cache_root: Path, config: PreprocessConfig,
+                   modalities: tuple[str, ...]) -> tuple[PreprocessConfig, dict[str, FeatureCache]]:
+    """Resolve 'auto' settings and model files, and open one fingerprinted cache folder per modality."""
+    config = resolve_config(config, modalities)
+    caches = {}
+    for modality in modalities:
+        params = modality_params(config, modality, model_file_checksums(modality))
+        cache = FeatureCache(cache_root, modality, fingerprint(params))
+        cache.write_params(params)
+        cache.clean_temporary()
+        caches[modality] = cache
+    return config, caches
+
+
+def run_preprocess(source: str | Path, cache: str | Path, config: PreprocessConfig = PreprocessConfig(),
+                   modalities: tuple[str, ...] = MODALITIES, workers: int = 1, progress: bool = True,
+                   splits: tuple[str, ...] | None = None) -> RunSummary:
+    """Extract the features of every clip under ``source`` into ``cache``; cached clips are skipped.
+
+    Returns a RunSummary and writes it to CACHE/runs/<time>.json. Bad clips are recorded, never raised.
+    """
+    from tqdm import tqdm
+
+    cache_root = Path(cache)
+    dataset = discover(source)
+    clips = [c for c in dataset.clips if splits is None or c.split in splits]
+    config, caches = prepare_caches(cache_root, config, modalities)
+    write_clip_index(cache_root, clips)
+    summary = RunSummary(missing=dataset.missing, fingerprints={m: c.fingerprint for m, c in caches.items()})
+    started = time.perf_counter()
+    bar = tqdm(total=len(clips), unit="clip", desc="preprocess", disable=not progress, dynamic_ncols=True)
+    try:
+        for outcome in _outcomes(clips, config, caches, workers):
+            summary.add(outcome)
+            bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
+            bar.update()
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - started
+        set_current_fingerprints(cache_root, summary.fingerprints)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        atomic_write_text(cache_root / "runs" / f"{stamp}.json", json.dumps(asdict(summary), indent=2))
+    return summary
+
+
+def _outcomes(clips: list[ClipRecord], config: PreprocessConfig, caches: dict[str, FeatureCache], workers: int):
+    """Yield one ClipOutcome per clip, in this process (workers=1) or in a pool of spawned worker processes."""
+    if workers <= 1 or len(clips) <= 1:
+        processor = ClipProcessor(config, caches)
+        yield from (processor(clip) for clip in clips)
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(config, caches, threads))
+    try:
+        futures = {pool.submit(_run_in_worker, clip): clip for clip in clips}
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as error:  # a worker that died (e.g. a native crash) fails its clip, not the run
+                clip = futures[future]
+                reason = f"{clip.path}: worker failed: {type(error).__name__}: {error}"
+                yield ClipOutcome(clip.key, {m: "failed" for m in caches}, {m: reason for m in caches})
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,50 @@
+"""Turn 'auto' settings into concrete ones before any work starts, so fingerprints say what was really used."""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from importlib import util as importlib_util
+from pathlib import Path
+
+from .config import PreprocessConfig
+from .model_files import MODEL_FILES, resolve
+
+log = logging.getLogger(__name__)
+
+RESNET50_NOTOP = ("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+                  "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+                  "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+MODALITY_MODEL_FILES = {"pose": ("openpose",), "faces": ("fer",)}
+
+
+def imagenet_weights_available() -> bool:
+    """True when Keras has (or can now download into its cache) the ResNet-50 ImageNet weights."""
+    import keras
+
+    try:
+        keras.utils.get_file(RESNET50_NOTOP[0], RESNET50_NOTOP[1], cache_subdir="models")
+        return True
+    except Exception as error:  # no network, proxy, disk: all mean "not available"
+        log.warning("ResNet-50 ImageNet weights unavailable (%s)", error)
+        return False
+
+
+def resolve_config(config: PreprocessConfig, modalities: tuple[str, ...]) -> PreprocessConfig:
+    """Replace scene_weights='auto' and audio_backend='auto' by what will actually be used."""
+    if "scene" in modalities and config.scene_weights == "auto":
+        if imagenet_weights_available():
+            config = replace(config, scene_weights="imagenet")
+        else:
+            log.warning("Scene features will use a frozen, randomly initialised ResNet-50 (seed 0): they carry "
+                        "little meaning. Put %s in ~/.keras/models/ or pass --scene-weights FILE.", RESNET50_NOTOP[0])
+            config = replace(config, scene_weights="none")
+    elif config.scene_weights not in ("imagenet", "none", "auto"):
+        config = replace(config, scene_weights=str(Path(config.scene_weights).resolve()))
+    if config.audio_backend == "auto":
+        config = replace(config, audio_backend="openl3" if importlib_util.find_spec("openl3") else "logmel")
+    return config
+
+
+def model_file_checksums(modality: str) -> dict[str, str]:
+    """sha256 of the model files a modality uses (resolving them now, so a missing file fails before any work)."""
+    return {name: MODEL_FILES[name].sha256 for name in MODALITY_MODEL_FILES.get(modality, ()) if resolve(name)}

@@ -1,0 +1,91 @@
+"""Scene features: a frozen ResNet-50 applied to each kept frame, feature maps cached for the ConvLSTM heads."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .config import PreprocessConfig
+from .decode import DecodedClip
+from .extractor import ModalityResult
+
+log = logging.getLogger(__name__)
+RANDOM_WEIGHTS_SEED = 0
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+class SceneWeightsError(RuntimeError):
+    """ResNet-50 weights could not be loaded; the message says how to provide them."""
+
+
+def build_backbone(weights: str, width: int, height: int):
+    """Frozen ResNet-50 without its top for ``height x width`` frames, and a description of the weights used.
+
+    ``weights``: "imagenet" (Keras downloads and caches them), "none" (seeded random initialisation),
+    "auto" (imagenet, else seeded random with a warning) or the path of a weights file.
+    """
+    import keras
+
+    def random_backbone():
+        keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)  # every worker builds identical weights
+        return keras.applications.ResNet50(include_top=False, weights=None, input_shape=(height, width, 3))
+
+    if weights == "none":
+        model, used = random_backbone(), f"random(seed={RANDOM_WEIGHTS_SEED})"
+    elif weights in ("imagenet", "auto"):
+        try:
+            model, used = keras.applications.ResNet50(include_top=False, weights="imagenet",
+                                                      input_shape=(height, width, 3)), "imagenet"
+        except Exception as error:  # Keras raises URL, OS or value errors when the download fails
+            if weights == "imagenet":
+                raise SceneWeightsError(
+                    f"ResNet-50 ImageNet weights could not be downloaded ({error}). Put "
+                    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in ~/.keras/models/, pass "
+                    "--scene-weights FILE, or --scene-weights none for random weights."
+                ) from error
+            log.warning("ResNet-50 ImageNet weights unavailable (%s); scene features use a frozen, randomly "
+                        "initialised ResNet-50 (seed %d) and carry little meaning. Put "
+                        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in ~/.keras/models/ to fix.",
+                        error, RANDOM_WEIGHTS_SEED)
+            model, used = random_backbone(), f"random(seed={RANDOM_WEIGHTS_SEED})"
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise SceneWeightsError(f"--scene-weights {weights}: no such file; use imagenet, none, auto or a file")
+        model, used = keras.applications.ResNet50(include_top=False, weights=str(path),
+                                                  input_shape=(height, width, 3)), f"file:{path.name}"
+    model.trainable = False
+    return model, used
+
+
+def prepare_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Resize RGB frames to ``width x height`` and apply ResNet-50's ImageNet preprocessing -> float32 batch."""
+    from keras.applications.resnet50 import preprocess_input
+
+    resized = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
+    return preprocess_input(resized.astype(np.float32))
+
+
+class SceneExtractor:
+    """Frozen ResNet-50 feature maps of the kept frames: (n_frames, h, w, 2048), zeros on padded frames."""
+
+    modality = "scene"
+
+    def __init__(self, config: PreprocessConfig) -> None:
+        import tensorflow as tf
+
+        self.config = config
+        self.model, weights_used = build_backbone(config.scene_weights, config.scene_width, config.scene_height)
+        self.forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
+        self.resolved = {"weights": weights_used, "feature_shape": list(self.model.output_shape[1:])}
+
+    def extract(self, clip: DecodedClip) -> ModalityResult:
+        batch = prepare_frames(clip.frames, self.config.scene_width, self.config.scene_height)
+        maps = self.forward(batch).numpy()
+        features = np.zeros((clip.n_frames, *maps.shape[1:]), dtype=np.float32)
+        features[: len(maps)] = maps
+        # float16 halves the cache; ReLU outputs of ResNet-50 stay far below its range (checked, not assumed).
+        dtype = np.float16 if np.abs(features).max() < FLOAT16_MAX else np.float32
+        return ModalityResult({"features": features.astype(dtype), "mask": clip.mask})
