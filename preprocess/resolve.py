@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from importlib import util as importlib_util
 from pathlib import Path
 
 from .config import PreprocessConfig
@@ -41,7 +40,9 @@ def resolve_config(config: PreprocessConfig, modalities: tuple[str, ...]) -> Pre
     elif config.scene_weights not in ("imagenet", "none", "auto"):
         config = replace(config, scene_weights=str(Path(config.scene_weights).resolve()))
     if config.audio_backend == "auto":
-        config = replace(config, audio_backend="openl3" if importlib_util.find_spec("openl3") else "logmel")
+        from .audio import resolve_backend
+
+        config = replace(config, audio_backend=resolve_backend("auto"))
     return config
 
 
