@@ -18,7 +18,7 @@ _MODALITY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 _MODALITY_PACKAGES: dict[str, tuple[str, ...]] = {
     "scene": ("tensorflow", "keras", "opencv-python-headless"),
-    "pose": ("opencv-python-headless",),
+    "pose": ("tensorflow", "opencv-python-headless"),
     "audio": ("numpy", "scipy", "imageio-ffmpeg", "openl3"),
     "faces": ("dlib-bin", "face-recognition", "keras", "tensorflow", "opencv-python-headless"),
 }
