@@ -1,0 +1,5 @@
+"""Saliency maps and explanation figures for the trained modality and fusion models.
+
+maps.py: model + one clip's inputs -> attribution arrays; figures.py: arrays -> PNG figures;
+explain.py: clip keys or a split -> figures, reading the feature cache, RUNS/ and the raw media.
+"""
