@@ -1,0 +1,313 @@
+"""Train one modality's model from the feature cache and write its run folder.
+
+    python -m modalities.train MODALITY --cache CACHE [--runs RUNS] [options]
+
+RUNS/<modality>/ gets model.keras (best checkpoint on the select part), config.json, metrics.json,
+history.csv, confusion.png (report part), predictions.csv (every clip) and submission/<clip>.txt
+(unlabelled test clips). Training is skipped when that model was already trained from the same cache
+fingerprint, options and partition (pass --force to retrain).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from preprocess.cache import CacheError, atomic_write_text, current_fingerprints
+from preprocess.config import MODALITIES
+from preprocess.labels import CLASS_NAMES
+
+from .architectures import DEFAULT_SIZES, build_model, compile_model
+from .data import ClipBatches, ModalityFeatures, open_features
+from .metrics import classification_metrics, save_confusion_png
+from .partition import PARTS, Partition, ensure_partition
+
+# Options that change the trained model (they key the skip check); sizes come from DEFAULT_SIZES.
+TRAIN_DEFAULTS: dict = {
+    "epochs": 60, "batch_size": 32, "seed": 0, "class_weight": "balanced", "patience": 10,
+    "select_fraction": 0.2, "learning_rate": None, "monitor": "val_loss", "train_split": "Train",
+    "report_split": "Val",
+}
+MIN_TRAIN_CLIPS = 6
+
+
+class StaleModelError(RuntimeError):
+    """A saved model was trained on features made with other parameters than the cache now holds."""
+
+
+def train_modality(modality: str, cache: Path, runs: Path = Path("runs"), *, force: bool = False,
+                   verbose: int = 2, max_memory_gb: float = 2.0, **options) -> Path:
+    """Train ``modality`` on the cache's features and write RUNS/<modality>; returns that folder.
+
+    ``options``: any of TRAIN_DEFAULTS and the modality's DEFAULT_SIZES. Skips training when
+    RUNS/<modality>/model.keras was trained from the same fingerprint, options and partition, unless
+    ``force``. Features larger than ``max_memory_gb`` are read from the cache batch by batch.
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; choose from {', '.join(MODALITIES)}")
+    unknown = set(options) - set(TRAIN_DEFAULTS) - set(DEFAULT_SIZES[modality])
+    if unknown:
+        raise ValueError(f"{modality}: unknown option(s) {sorted(unknown)}; valid: "
+                         f"{', '.join(list(TRAIN_DEFAULTS) + list(DEFAULT_SIZES[modality]))}")
+    cache, runs = Path(cache), Path(runs)
+    settings = TRAIN_DEFAULTS | {k: v for k, v in options.items() if k in TRAIN_DEFAULTS}
+    sizes = _jsonable(DEFAULT_SIZES[modality] | {k: v for k, v in options.items() if k in DEFAULT_SIZES[modality]})
+    features = open_features(cache, modality)
+    partition = ensure_partition(runs, cache, settings["seed"], settings["select_fraction"],
+                                 settings["train_split"], settings["report_split"])
+    out = runs / modality
+    config = {"modality": modality, "cache": str(cache.resolve()), "fingerprint": features.fingerprint,
+              "input_shape": list(features.shape), "options": _jsonable(settings), "sizes": sizes,
+              "partition": {"sources": partition.sources, "digest": _digest(partition.parts)},
+              "feature_params": features.params}
+    if not force and _already_trained(out, config):
+        print(f"{modality}: already trained from fingerprint {features.fingerprint} with these options: {out}")
+        return out
+    _clear(out)
+    indices = _part_indices(features, partition)
+    _check_enough(modality, cache, features, indices)
+    if features.nbytes() <= max_memory_gb * 2**30:
+        features.hold_in_memory()
+    history = _fit(modality, features, indices, settings, sizes, out, verbose)
+    model = keras.models.load_model(out / "model.keras")
+    _write_outputs(model, features, partition, indices, out, history, settings["monitor"])
+    atomic_write_text(out / "config.json", json.dumps(config, indent=2))  # last: marks the run complete
+    return out
+
+
+def load_modality_model(runs: Path, modality: str, cache: Path | None = None) -> keras.Model:
+    """The best checkpoint RUNS/<modality>/model.keras; with ``cache``, first checks that the cache's
+    current features of that modality are the ones the model was trained on (StaleModelError if not)."""
+    folder = Path(runs) / modality
+    if not (folder / "model.keras").is_file():
+        raise FileNotFoundError(f"{folder}/model.keras: no trained {modality} model; "
+                                f"run `python -m modalities.train {modality} --cache CACHE --runs {runs}`")
+    if cache is not None:
+        check_fingerprint(runs, modality, cache)
+    return keras.models.load_model(folder / "model.keras")
+
+
+def check_fingerprint(runs: Path, modality: str, cache: Path) -> None:
+    """Raise StaleModelError when CACHE's current features of ``modality`` differ from the trained ones."""
+    config_path = Path(runs) / modality / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path}: missing; the {modality} run did not finish, train it again")
+    trained = json.loads(config_path.read_text())["fingerprint"]
+    current = current_fingerprints(cache).get(modality)
+    if current != trained:
+        raise StaleModelError(
+            f"{Path(runs) / modality}: trained on {modality} features with fingerprint {trained}, but {cache} "
+            f"now holds fingerprint {current} (made with other parameters); retrain with "
+            f"`python -m modalities.train {modality} --cache {cache} --runs {runs}`")
+
+
+def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Class probabilities (N, 3) for features ``x`` (N, per-clip shape)."""
+    return model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
+
+
+def predict_clips(runs: Path, modality: str, cache: Path, batch_size: int = 32) -> tuple[list[str], np.ndarray]:
+    """(clip keys, probabilities) of the trained model on every clip of the cache, fingerprint checked."""
+    model = load_modality_model(runs, modality, cache)
+    features = open_features(cache, modality)
+    batches = ClipBatches(features, np.arange(len(features.keys)), batch_size)
+    return features.keys, model.predict(batches, verbose=0)
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value))
+
+
+def _already_trained(out: Path, config: dict) -> bool:
+    config_path = out / "config.json"
+    return (out / "model.keras").is_file() and config_path.is_file() and json.loads(config_path.read_text()) == config
+
+
+def _clear(out: Path) -> None:
+    """Remove an earlier run's outputs so a half-finished run is never taken for a finished one."""
+    (out / "config.json").unlink(missing_ok=True)
+    for name in ("model.keras", "metrics.json", "history.csv", "confusion.png", "predictions.csv"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "submission", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _part_indices(features: ModalityFeatures, partition: Partition) -> dict[str, np.ndarray]:
+    """Rows of ``features`` per part; train and select keep only labelled clips."""
+    row_of = {key: row for row, key in enumerate(features.keys)}
+    indices = {}
+    for part in PARTS:
+        rows = np.array([row_of[k] for k in partition.parts[part] if k in row_of], dtype=int)
+        indices[part] = rows[features.labels[rows] >= 0] if part in ("train", "select") else rows
+    return indices
+
+
+def _check_enough(modality: str, cache: Path, features: ModalityFeatures, indices: dict[str, np.ndarray]) -> None:
+    train_labels = features.labels[indices["train"]]
+    counts = {name: int((train_labels == c).sum()) for c, name in enumerate(CLASS_NAMES)}
+    if len(train_labels) < MIN_TRAIN_CLIPS or np.count_nonzero(list(counts.values())) < 2 or not len(indices["select"]):
+        raise CacheError(
+            f"{cache}: too few labelled {modality} clips to train: {len(train_labels)} in the train part "
+            f"({counts}) and {len(indices['select'])} in the select part; need at least {MIN_TRAIN_CLIPS} "
+            f"training clips of two classes or more and one selection clip. Preprocess a labelled split "
+            f"(e.g. Train) into this cache first")
+
+
+def _class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
+    if mode == "none":
+        return np.ones(len(CLASS_NAMES), np.float32)
+    if mode != "balanced":
+        raise ValueError(f"class_weight must be 'balanced' or 'none', got {mode!r}")
+    counts = np.bincount(labels, minlength=len(CLASS_NAMES)).astype(np.float32)
+    return np.divide(len(labels), len(CLASS_NAMES) * counts, out=np.zeros_like(counts), where=counts > 0)
+
+
+def _fit(modality: str, features: ModalityFeatures, indices: dict[str, np.ndarray], settings: dict,
+         sizes: dict, out: Path, verbose: int) -> dict[str, list[float]]:
+    """Seeded, deterministic training; the model of the best epoch on the select part goes to out/model.keras."""
+    keras.utils.set_random_seed(settings["seed"])
+    tf.config.experimental.enable_op_determinism()
+    model = compile_model(build_model(modality, features.shape, **sizes), modality, settings["learning_rate"])
+    weights = _class_weights(features.labels[indices["train"]], settings["class_weight"])
+    train = ClipBatches(features, indices["train"], settings["batch_size"], weights, seed=settings["seed"])
+    select = ClipBatches(features, indices["select"], settings["batch_size"], np.ones(len(CLASS_NAMES), np.float32))
+    monitor = settings["monitor"]
+    callbacks = [keras.callbacks.EarlyStopping(monitor, patience=settings["patience"], restore_best_weights=True),
+                 keras.callbacks.CSVLogger(str(out / "history.csv"))]
+    fitted = model.fit(train, validation_data=select, epochs=settings["epochs"], callbacks=callbacks,
+                       verbose=verbose)
+    model.save(out / "model.keras")  # the weights of the best epoch, restored by EarlyStopping
+    return fitted.history
+
+
+def _write_outputs(model: keras.Model, features: ModalityFeatures, partition: Partition,
+                   indices: dict[str, np.ndarray], out: Path, history: dict, monitor: str) -> None:
+    metrics, rows = {}, []
+    for part in PARTS:
+        if not len(indices[part]):
+            if part != "test":
+                metrics[part] = {"split": partition.sources[part], "n": 0}
+            continue
+        probabilities = model.predict(ClipBatches(features, indices[part], 64), verbose=0)
+        predicted = probabilities.argmax(axis=1)
+        labels = features.labels[indices[part]]
+        known = labels >= 0
+        if known.any():
+            metrics[part] = classification_metrics(labels[known], predicted[known], partition.sources[part])
+        for row, p, pred in zip(indices[part], probabilities, predicted):
+            rows.append([features.keys[row], features.splits[row], part, int(features.labels[row]),
+                         *(f"{v:.6f}" for v in p), CLASS_NAMES[pred]])
+            if part == "test" and features.labels[row] < 0:
+                name = features.keys[row].split("/", 1)[1]
+                atomic_write_text(out / "submission" / f"{name}.txt", CLASS_NAMES[pred] + "\n")
+    monitored = history[monitor]
+    best = int(np.argmin(monitored) if "loss" in monitor else np.argmax(monitored))
+    metrics["checkpoint"] = {"epochs_run": len(monitored), "best_epoch": best + 1, "monitor": monitor,
+                             "best_score": float(monitored[best])}
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    with (out / "predictions.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["key", "split", "part", "label", *(f"p_{c}" for c in CLASS_NAMES), "pred"])
+        writer.writerows(rows)
+    shown = "report" if metrics["report"].get("n") else "select"
+    scores = metrics[shown]
+    title = (f"{features.cache.modality}, {shown} part: {scores['split']}; "
+             f"accuracy {scores['accuracy']:.3f}, macro F1 {scores['macro_f1']:.3f}")
+    save_confusion_png(scores["confusion"], out / "confusion.png", title)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m modalities.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("modality", choices=MODALITIES, help="which modality's model to train")
+    parser.add_argument("--cache", type=Path, required=True, help="feature cache written by `python -m preprocess`")
+    parser.add_argument("--runs", "--out", type=Path, default=Path("runs"),
+                        help="runs folder; the model goes to RUNS/<modality>, the partition to RUNS/partition.json")
+    parser.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS["epochs"], help="most epochs (default %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS["batch_size"], help="default %(default)s")
+    parser.add_argument("--seed", type=int, default=TRAIN_DEFAULTS["seed"],
+                        help="seeds weights, shuffling and the partition; same seed -> same metrics on CPU")
+    parser.add_argument("--class-weight", choices=("balanced", "none"), default=TRAIN_DEFAULTS["class_weight"],
+                        help="weight training clips inversely to their class frequency (default %(default)s)")
+    parser.add_argument("--patience", type=int, default=TRAIN_DEFAULTS["patience"],
+                        help="stop after this many epochs without improvement on the select part")
+    parser.add_argument("--monitor", choices=("val_loss", "val_accuracy"), default=TRAIN_DEFAULTS["monitor"],
+                        help="select-part score for early stopping and the best checkpoint (default %(default)s)")
+    parser.add_argument("--select-fraction", type=float, default=TRAIN_DEFAULTS["select_fraction"],
+                        help="fraction of the train split held out (stratified) for selection; with only one "
+                             "labelled split the same fraction is also held out for reporting")
+    parser.add_argument("--train-split", default=TRAIN_DEFAULTS["train_split"], help="default %(default)s")
+    parser.add_argument("--report-split", default=TRAIN_DEFAULTS["report_split"],
+                        help="split the reported numbers come from (never trained or selected on)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="Adam learning rate (default per modality: scene 1e-2, pose 1e-2, audio 4e-5 "
+                             "decayed exponentially, faces 5e-3)")
+    parser.add_argument("--max-memory-gb", type=float, default=2.0,
+                        help="hold features in memory up to this size, else read them batch by batch")
+    parser.add_argument("--force", action="store_true", help="retrain even if an identical run exists")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    sizes = parser.add_argument_group("model sizes (defaults: the reference paper)")
+    for name in dict.fromkeys(n for modality_sizes in DEFAULT_SIZES.values() for n in modality_sizes):
+        users = {m: s[name] for m, s in DEFAULT_SIZES.items() if name in s}
+        sample = next(iter(users.values()))
+        sizes.add_argument(f"--{name.replace('_', '-')}", type=type(sample[0] if isinstance(sample, tuple) else sample),
+                           nargs="+" if isinstance(sample, tuple) else None, default=None,
+                           help="default " + ", ".join(f"{m} {v}" for m, v in users.items()) + _SIZE_HELP.get(name, ""))
+    return parser
+
+
+_SIZE_HELP = {
+    "heads": " (parallel ConvLSTM2D heads)",
+    "filters": " (filters per ConvLSTM2D head)",
+    "reduce_channels": " (1x1 conv channels before the heads; 0 = paper: ConvLSTM2D on all 2048 channels)",
+    "kernel": " (convolution kernel size)",
+    "l2": " (L2 penalty: scene classifier; pose BiLSTM and classifier)",
+    "units": " (LSTM units per direction)",
+    "pool": " (max-pool size after each Conv1D block)",
+    "dropout": " (dropout after each Conv1D block)",
+    "conv_filters": " (filters of each Conv1D block)",
+    "lstm_units": " (units of each BiLSTM)",
+    "dense": " (units of the hidden Dense layer)",
+    "bn_momentum": " (batch-norm moving-average momentum)",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    values = vars(args)
+    options = {name: values[name] for name in TRAIN_DEFAULTS}
+    for name in dict.fromkeys(n for s in DEFAULT_SIZES.values() for n in s):
+        if values[name] is not None:
+            if name not in DEFAULT_SIZES[args.modality]:
+                raise SystemExit(f"--{name.replace('_', '-')} does not apply to {args.modality}")
+            options[name] = tuple(values[name]) if isinstance(values[name], list) else values[name]
+    try:
+        out = train_modality(args.modality, args.cache, args.runs, force=args.force, verbose=0 if args.quiet else 2,
+                             max_memory_gb=args.max_memory_gb, **options)
+    except (CacheError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    for part in ("train", "select", "report"):
+        m = metrics[part]
+        if m.get("n"):
+            print(f"{args.modality} {part:6s} ({m['split']}): n={m['n']} accuracy={m['accuracy']:.3f} "
+                  f"macro_f1={m['macro_f1']:.3f}")
+    print(f"outputs: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""A synthetic feature cache for tests: all four modalities, written through preprocess/cache.py.
+
+Each clip has a class; each modality shows a class *pattern* in its features. ``signal[modality]`` is the
+fraction of clips whose pattern in that modality is their true class (the others show the pattern of a
+uniformly random class), so 1.0 makes the class fully recoverable from that modality and 0.0 not at all.
+``separates[modality] = c`` makes that modality tell only class ``c`` from the rest (every other class
+shows one shared "rest" pattern), so each modality can carry a different part of the class signal.
+
+Feature formats follow the cache contract (padded frames all zeros, mask False there):
+
+- scene  (T, h, w, C) non-negative "feature maps"; the pattern raises one third of the channels.
+- pose   (12, 27) 13 averaged body keypoints as x,y in [0,1] (-1 missing) + person count; the pattern
+         moves the arms. Raw arrays "keypoints" (P_total, 18, 3) pixels + conf and "people_per_frame".
+- audio  (11, audio_dim) embeddings around a per-class direction.
+- faces  (12, 22) per-frame min, max, mean of 7 FER scores + face count; the pattern raises one
+         expression. Raw arrays "boxes" (F_total, 4), "scores" (F_total, 7), "faces_per_frame".
+
+Train and Val are labelled; Test is unlabelled (its true class is in each clip's meta, "true_label").
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from preprocess.cache import FeatureCache, set_current_fingerprints, write_clip_index
+from preprocess.config import MODALITIES, fingerprint
+from preprocess.labels import ClipRecord
+
+UNLABELLED_SPLITS: tuple[str, ...] = ("Test",)
+FRAME_WIDTH, FRAME_HEIGHT = 480, 320
+REST = 3  # pattern index shown by the classes a one-vs-rest modality does not separate
+FER_EXPRESSION_BY_PATTERN = (3, 6, 4, 5)  # happy, neutral, sad; "rest" -> surprise
+_CHANGES_UNDER_PATTERN = (4, 7)  # pose keypoints (of the 18) the pattern moves: RWrist, LWrist
+
+
+def make_synthetic_cache(root: Path, n_per_class: int, signal: dict[str, float] | None = None,
+                         seed: int = 0, splits=("Train", "Val", "Test"), scene_shape=(12, 4, 6, 16),
+                         audio_dim: int = 32, separates: dict[str, int] | None = None) -> Path:
+    """Write a cache with ``n_per_class`` clips per class in every split; returns ``root``.
+
+    ``signal`` maps modality -> fraction of clips (0..1) whose pattern shows their class; modalities it
+    leaves out get 1.0. ``separates`` maps modality -> the one class it tells from the rest.
+    Deterministic in ``seed``; a different seed, size or signal gives a different fingerprint.
+    """
+    root = Path(root)
+    strength = {m: 1.0 for m in MODALITIES} | dict(signal or {})
+    separates = dict(separates or {})
+    rng = np.random.default_rng(seed)
+    directions = rng.normal(size=(REST + 1, audio_dim)).astype(np.float32)
+    records, labels_by_key = [], {}
+    for split in splits:
+        labels = np.tile(np.arange(3), n_per_class)
+        rng.shuffle(labels)
+        for index, label in enumerate(labels, start=1):
+            name = f"Test_{index}" if split in UNLABELLED_SPLITS else f"{index}_1"
+            known = None if split in UNLABELLED_SPLITS else int(label)
+            records.append(ClipRecord(name, split, root / "videos" / split / f"{name}.mp4", known))
+            labels_by_key[f"{split}/{name}"] = int(label)
+    write_clip_index(root, records)
+    fingerprints = {}
+    for modality in MODALITIES:
+        params = {"modality": modality, "synthetic": True, "seed": seed, "n_per_class": n_per_class,
+                  "signal": strength[modality], "separates": separates.get(modality),
+                  "scene_shape": list(scene_shape), "audio_dim": audio_dim, "splits": list(splits)}
+        fingerprints[modality] = fingerprint(params)
+        cache = FeatureCache(root, modality, fingerprints[modality])
+        cache.write_params(params)
+        for key, label in labels_by_key.items():
+            pattern = _pattern(rng, label, strength[modality], separates.get(modality))
+            n_real = _real_steps(rng, scene_shape[0] if modality == "scene" else (11 if modality == "audio" else 12))
+            arrays = _BUILDERS[modality](rng, pattern, n_real, scene_shape=scene_shape, directions=directions)
+            cache.write(key, arrays, {"synthetic": True, "true_label": label, "pattern": pattern, "flags": []})
+    set_current_fingerprints(root, fingerprints)
+    return root
+
+
+def _pattern(rng: np.random.Generator, label: int, strength: float, separated: int | None) -> int:
+    shown = label if rng.random() < strength else int(rng.integers(3))
+    if separated is None:
+        return shown
+    return separated if shown == separated else REST
+
+
+def _real_steps(rng: np.random.Generator, steps: int) -> int:
+    """About a quarter of clips are short: their last steps are padding."""
+    return steps if rng.random() < 0.75 else int(rng.integers(steps // 2, steps))
+
+
+def _mask(steps: int, n_real: int) -> np.ndarray:
+    return np.arange(steps) < n_real
+
+
+def _scene(rng, pattern, n_real, *, scene_shape, **_) -> dict[str, np.ndarray]:
+    steps, height, width, channels = scene_shape
+    maps = np.abs(rng.normal(0.0, 0.5, size=scene_shape)).astype(np.float32)
+    groups = np.array_split(np.arange(channels), REST + 1)
+    maps[..., groups[pattern]] += 1.0
+    maps[n_real:] = 0.0
+    return {"features": maps, "mask": _mask(steps, n_real)}
+
+
+def _person(rng, pattern) -> np.ndarray:
+    """One person's 18 COCO keypoints in pixels + confidence; some are missing (-1)."""
+    centre = rng.uniform([0.2, 0.45], [0.8, 0.55])
+    skeleton = np.array([[0, -0.25], [0, -0.2], [-0.05, -0.2], [-0.08, -0.1], [-0.09, 0.0], [0.05, -0.2],
+                         [0.08, -0.1], [0.09, 0.0], [-0.04, 0.05], [-0.04, 0.17], [-0.04, 0.3], [0.04, 0.05],
+                         [0.04, 0.17], [0.04, 0.3], [-0.02, -0.27], [0.02, -0.27], [-0.03, -0.26],
+                         [0.03, -0.26]])
+    wrist_height = (-0.4, 0.0, 0.3, -0.2)[pattern]  # arms up / down / hanging / half raised
+    skeleton[list(_CHANGES_UNDER_PATTERN), 1] = wrist_height
+    points = np.clip(centre + skeleton + rng.normal(0, 0.01, size=skeleton.shape), 0.0, 1.0)
+    keypoints = np.concatenate([points * [FRAME_WIDTH, FRAME_HEIGHT], rng.uniform(0.3, 1.0, (18, 1))], axis=1)
+    keypoints[rng.random(18) < 0.15] = -1.0
+    return keypoints.astype(np.float32)
+
+
+def _pose(rng, pattern, n_real, **_) -> dict[str, np.ndarray]:
+    features = np.zeros((12, 27), np.float32)
+    people_per_frame = np.zeros(12, np.int32)
+    people = []
+    for frame in range(n_real):
+        count = int(rng.integers(1, 5)) if rng.random() < 0.9 else 0
+        people_per_frame[frame] = count
+        frame_people = [_person(rng, pattern) for _ in range(count)]
+        people += frame_people
+        features[frame] = _pose_vector(frame_people)
+    keypoints = np.stack(people) if people else np.zeros((0, 18, 3), np.float32)
+    return {"features": features, "mask": _mask(12, n_real), "keypoints": keypoints,
+            "people_per_frame": people_per_frame}
+
+
+def _pose_vector(people: list[np.ndarray]) -> np.ndarray:
+    """Body keypoints 1..13 averaged over the people who have them, x,y in [0,1] (-1 missing), + count."""
+    vector = np.full(27, -1.0, np.float32)
+    vector[26] = len(people)
+    for slot, keypoint in enumerate(range(1, 14)):
+        seen = [p[keypoint, :2] for p in people if p[keypoint, 2] >= 0]
+        if seen:
+            vector[2 * slot: 2 * slot + 2] = np.mean(seen, axis=0) / [FRAME_WIDTH, FRAME_HEIGHT]
+    return vector
+
+
+def _audio(rng, pattern, n_real, *, directions, **_) -> dict[str, np.ndarray]:
+    steps = 11
+    embeddings = directions[pattern] + rng.normal(0, 0.5, size=(steps, directions.shape[1]))
+    embeddings = embeddings.astype(np.float32)
+    embeddings[n_real:] = 0.0
+    return {"features": embeddings, "mask": _mask(steps, n_real)}
+
+
+def _faces(rng, pattern, n_real, **_) -> dict[str, np.ndarray]:
+    features = np.zeros((12, 22), np.float32)
+    faces_per_frame = np.zeros(12, np.int32)
+    boxes, scores = [], []
+    for frame in range(n_real):
+        count = int(rng.integers(0, 4))
+        faces_per_frame[frame] = count
+        if count == 0:
+            continue
+        logits = rng.normal(0, 1.0, size=(count, 7))
+        logits[:, FER_EXPRESSION_BY_PATTERN[pattern]] += 2.0
+        frame_scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        features[frame] = np.concatenate([frame_scores.min(0), frame_scores.max(0), frame_scores.mean(0), [count]])
+        top = rng.integers(0, FRAME_HEIGHT - 60, size=count)
+        left = rng.integers(0, FRAME_WIDTH - 60, size=count)
+        side = rng.integers(40, 60, size=count)
+        boxes.append(np.stack([top, left + side, top + side, left], axis=1))
+        scores.append(frame_scores)
+    return {"features": features, "mask": _mask(12, n_real),
+            "boxes": np.concatenate(boxes).astype(np.int32) if boxes else np.zeros((0, 4), np.int32),
+            "scores": np.concatenate(scores).astype(np.float32) if scores else np.zeros((0, 7), np.float32),
+            "faces_per_frame": faces_per_frame}
+
+
+_BUILDERS = {"scene": _scene, "pose": _pose, "audio": _audio, "faces": _faces}
