@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import hashlib
 import json
 import shutil
@@ -208,7 +209,7 @@ def _write_outputs(model: keras.Model, features: ModalityFeatures, partition: Pa
             metrics[part] = classification_metrics(labels[known], predicted[known], partition.sources[part])
         for row, p, pred in zip(indices[part], probabilities, predicted):
             rows.append([features.keys[row], features.splits[row], part, int(features.labels[row]),
-                         *(f"{v:.6f}" for v in p), CLASS_NAMES[pred]])
+                         *(f"{v:.6f}" for v in p), int(pred)])
             if part == "test" and features.labels[row] < 0:
                 name = features.keys[row].split("/", 1)[1]
                 atomic_write_text(out / "submission" / f"{name}.txt", CLASS_NAMES[pred] + "\n")
@@ -217,10 +218,11 @@ def _write_outputs(model: keras.Model, features: ModalityFeatures, partition: Pa
     metrics["checkpoint"] = {"epochs_run": len(monitored), "best_epoch": best + 1, "monitor": monitor,
                              "best_score": float(monitored[best])}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    with (out / "predictions.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["key", "split", "part", "label", *(f"p_{c}" for c in CLASS_NAMES), "pred"])
-        writer.writerows(rows)
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["key", "split", "part", "label", *(f"p_{c}" for c in CLASS_NAMES), "pred"])
+    writer.writerows(rows)
+    atomic_write_text(out / "predictions.csv", table.getvalue())
     shown = "report" if metrics["report"].get("n") else "select"
     scores = metrics[shown]
     title = (f"{features.cache.modality}, {shown} part: {scores['split']}; "

@@ -55,7 +55,7 @@ def read_predictions(path: Path) -> list[dict]:
 
 
 def _probabilities(row: dict) -> np.ndarray:
-    """The p_<class> columns (the pred column is a class index in some files and a name in others)."""
+    """The p_<class> columns of one row as a (3,) array."""
     return np.array([float(value) for name, value in row.items() if name.startswith("p_")])
 
 
