@@ -1,0 +1,105 @@
+"""Metrics, tables (Markdown, CSV, JSON) and figures for fusion results."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from preprocess.labels import CLASS_NAMES
+
+METRIC_COLUMNS: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
+
+
+def metrics_of(y: np.ndarray, predicted: np.ndarray, split: str = "", part: str = "") -> dict:
+    """Accuracy, macro precision/recall/F1, per-class recall and confusion, plus where they come from."""
+    from modalities.metrics import classification_metrics
+
+    return {**classification_metrics(np.asarray(y, dtype=int), np.asarray(predicted, dtype=int), split), "part": part}
+
+
+def _cell(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    """A GitHub Markdown table of ``columns`` (floats to 3 decimals)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_table(rows: list[dict], columns: list[str], stem: Path, title: str, note: str) -> str:
+    """Write ``stem``.md / .csv / .json; returns the Markdown (title, table, note)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    markdown = f"### {title}\n\n{markdown_table(rows, columns)}\n\n{note}\n"
+    stem.with_suffix(".md").write_text(markdown)
+    with stem.with_suffix(".csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    stem.with_suffix(".json").write_text(json.dumps({"title": title, "note": note, "rows": rows}, indent=2,
+                                                     default=str))
+    return markdown
+
+
+def _draw_confusion(axis, confusion: np.ndarray, title: str) -> None:
+    axis.imshow(confusion, cmap="Blues")
+    for (row, column), count in np.ndenumerate(confusion):
+        axis.text(column, row, str(int(count)), ha="center", va="center",
+                  color="white" if count > confusion.max() / 2 else "black")
+    axis.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    axis.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(title, fontsize=9)
+
+
+def save_confusion_grid(confusions: list[np.ndarray], titles: list[str], path: Path) -> None:
+    """One confusion matrix per table row, side by side (wrapping at four per line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(4, len(confusions))
+    lines = int(np.ceil(len(confusions) / columns))
+    figure, axes = plt.subplots(lines, columns, figsize=(3.6 * columns, 3.6 * lines), squeeze=False)
+    for axis in axes.flat[len(confusions):]:
+        axis.axis("off")
+    for axis, confusion, title in zip(axes.flat, confusions, titles):
+        _draw_confusion(axis, np.asarray(confusion), title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def save_latent_picture(latents: np.ndarray, y: np.ndarray, path: Path, title: str) -> str:
+    """2-D t-SNE (PCA below 10 clips) of latent vectors coloured by class; returns the method used."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if len(latents) >= 10:
+        from sklearn.manifold import TSNE
+
+        points = TSNE(2, perplexity=min(30.0, (len(latents) - 1) / 3), random_state=0,
+                      init="pca").fit_transform(latents)
+        method = "t-SNE"
+    else:
+        centred = latents - latents.mean(axis=0)
+        _, _, components = np.linalg.svd(centred, full_matrices=False)
+        points = centred @ components[:2].T if len(components) >= 2 else np.c_[centred[:, :1], np.zeros(len(y))]
+        method = "PCA"
+    figure, axis = plt.subplots(figsize=(5, 4.5))
+    for index, name in enumerate(CLASS_NAMES):
+        chosen = y == index
+        axis.scatter(points[chosen, 0], points[chosen, 1], s=12, label=f"{name} ({chosen.sum()})")
+    axis.legend()
+    axis.set_title(f"{title} ({method})", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return method
