@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -16,11 +17,11 @@ from pathlib import Path
 import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from preprocess.config import MODALITIES, preset  # noqa: E402
 from preprocess.pipeline import run_preprocess  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

@@ -58,6 +58,7 @@ def run_chain(settings: ChainSettings) -> str:
     from modalities.train import train_modality
     from preprocess.config import preset
     from preprocess.pipeline import run_preprocess
+    from preprocess.report import format_summary
 
     kept = kept_modalities(settings.drop)
     if settings.fusion != "all" and settings.fusion not in FUSIONS:
@@ -76,7 +77,7 @@ def run_chain(settings: ChainSettings) -> str:
 
     _stage(2, f"preprocess {dataset} -> {cache} (preset {settings.preset}; cached clips are skipped)")
     summary = run_preprocess(dataset, cache, preset(settings.preset), tuple(kept), workers=settings.workers)
-    print(f"preprocess: {summary.done} done, {summary.skipped} already cached, {summary.failed} failed")
+    print(format_summary(summary))
 
     _stage(3, f"train {', '.join(kept)} -> {runs} (models trained with the same features and options are reused)")
     for modality in kept:
