@@ -34,7 +34,7 @@ def main() -> None:
     os.environ.setdefault("GVS_MODEL_DIR", str(REPO.parent / "shared" / "models"))
     print(f"source {args.source}, {os.cpu_count()} cores")
     header = f"{'preset':7} {'workers':>7} " + " ".join(f"{s:>7}" for s in ("decode", *args.only)) + \
-        f" {'sum':>6} {'clips/s':>8} {'wall s':>7} {'peak MB':>8} {'failed':>6}"
+        f" {'sum':>6} {'steady/s':>8} {'clips/s':>8} {'wall s':>7} {'peak MB':>8} {'failed':>6}"
     print(header)
     for preset_name in args.preset:
         for workers in args.workers:
@@ -46,9 +46,10 @@ def main() -> None:
                 clips = summary.done + summary.failed
                 stages = [float(np.median(summary.stage_seconds.get(s, [np.nan]))) for s in ("decode", *args.only)]
                 print(f"{preset_name:7} {workers:7d} " + " ".join(f"{v:7.2f}" for v in stages) +
-                      f" {np.nansum(stages):6.2f} {clips / wall:8.3f} {wall:7.1f} {summary.peak_memory_mb:8.0f}"
+                      f" {np.nansum(stages):6.2f} {workers / np.nansum(stages):8.3f} {clips / wall:8.3f} {wall:7.1f} {summary.peak_memory_mb:8.0f}"
                       f" {summary.failed:6d}")
-    print("stage columns: median seconds per clip; clips/s and wall include process start and model loading")
+    print("stage columns: median seconds per clip; steady/s = workers / sum, the throughput once models are "
+          "loaded; clips/s and wall include process start and model loading")
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ def resolve_config(config: PreprocessConfig, modalities: tuple[str, ...]) -> Pre
             log.warning("Scene features will use a frozen, randomly initialised ResNet-50 (seed 0): they carry "
                         "little meaning. Put %s in ~/.keras/models/ or pass --scene-weights FILE.", RESNET50_NOTOP[0])
             config = replace(config, scene_weights="none")
+    elif "scene" in modalities and config.scene_weights == "imagenet" and not imagenet_weights_available():
+        from .scene import SceneWeightsError
+
+        raise SceneWeightsError(f"ResNet-50 ImageNet weights could not be downloaded. Put {RESNET50_NOTOP[0]} in "
+                                "~/.keras/models/, pass --scene-weights FILE, or --scene-weights none/auto.")
     elif config.scene_weights not in ("imagenet", "none", "auto"):
         config = replace(config, scene_weights=str(Path(config.scene_weights).resolve()))
     if config.audio_backend == "auto":
