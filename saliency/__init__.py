@@ -3,3 +3,7 @@
 maps.py: model + one clip's inputs -> attribution arrays; figures.py: arrays -> PNG figures;
 explain.py: clip keys or a split -> figures, reading the feature cache, RUNS/ and the raw media.
 """
+import os
+
+# TensorFlow's C++ logs (CUDA probing on CPU-only machines, oneDNN notices) are noise here; set 0 to see them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
