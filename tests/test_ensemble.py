@@ -16,6 +16,7 @@ from ensemble.fuse import read_predictions, run_fusion
 from ensemble.fusions import FUSIONS, HardVote, WeightedVote, load_fusion
 from ensemble.outputs import ModalityOutputs, align, compute_outputs, load_fusion_data
 from modalities.train import train_modality
+from preprocess.pipeline import RunSummary
 from tests.synthetic import make_synthetic_cache
 
 MODALITIES = ["audio", "faces", "pose", "scene"]
@@ -186,7 +187,7 @@ def test_run_ensemble_fc_drop_fer_removes_exactly_the_faces_input(synthetic, mon
 
     def fake_preprocess(source, cache, config, modalities, workers=1):
         assert Path(cache) == synthetic["cache"] and "faces" not in modalities
-        return type("Summary", (), {"done": 0, "skipped": 270, "failed": 0})()
+        return RunSummary(skipped=270)
 
     def tiny_training(modality, cache, runs, **options):
         trained.append(modality)
