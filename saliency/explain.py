@@ -48,8 +48,8 @@ class Clip:
 def read_predictions(path: Path) -> list[dict]:
     """Rows of a predictions.csv (key, split, part, label, p_Positive, p_Neutral, p_Negative, pred)."""
     if not path.is_file():
-        raise ExplainError(f"{path}: no predictions; train the model first (`python -m modalities ...` or "
-                           f"`python -m ensemble ...` write it)")
+        raise ExplainError(f"{path}: no predictions; train the model first (`python -m modalities.train ...` or "
+                           f"`python run_ensemble.py ...` write it)")
     with path.open(newline="") as handle:
         return list(csv.DictReader(handle))
 
@@ -138,6 +138,40 @@ class Explainer:
             self._models[modality] = load_model(self.runs, modality)
         return self._models[modality]
 
+    def predictions(self, modality: str) -> list[dict]:
+        """Rows like predictions.csv (key, split, part, label, p_*) for every clip of this cache, predicted now.
+
+        Picks come from the clips and features being explained, even when the models were trained on another
+        dataset whose clip keys may look the same.
+        """
+        from modalities.data import open_features
+
+        features = open_features(self.cache, modality)
+        parts = {}
+        if (self.runs / "partition.json").is_file():
+            from modalities.partition import load_partition
+
+            parts = {key: part for part, keys in load_partition(self.runs).parts.items() for key in keys}
+        model = self.model(modality)
+        rows = []
+        for start in range(0, len(features.keys), 32):
+            indices = np.arange(start, min(start + 32, len(features.keys)))
+            probabilities = np.asarray(model(features.load(indices), training=False))
+            for index, p in zip(indices, probabilities):
+                key = features.keys[index]
+                rows.append({"key": key, "split": features.splits[index], "part": parts.get(key, ""),
+                             "label": str(int(features.labels[index])),
+                             **{f"p_{name}": str(value) for name, value in zip(figures.CLASS_NAMES, p)}})
+        return rows
+
+    def require_training_cache(self) -> None:
+        """Fusion picks read the fusion's predictions.csv, which only describes the cache it was trained on."""
+        configs = [self.runs / m / "config.json" for m in MODALITIES if (self.runs / m / "config.json").is_file()]
+        trained_on = json.loads(configs[0].read_text()).get("cache") if configs else None
+        if trained_on and Path(trained_on).resolve() != self.cache.resolve():
+            raise ExplainError(f"fusion picks for a split need the cache the fusion was trained on ({trained_on}); "
+                               f"got {self.cache}. Use --clip KEY for clips of another cache.")
+
     def _saliency(self, model: keras.Model, x: np.ndarray, class_index: int) -> np.ndarray:
         if self.method == "vanilla":
             return maps.vanilla_saliency(model, x, class_index)
@@ -190,7 +224,7 @@ class Explainer:
 
     def audio_projection(self, split: str, method: str = "pca") -> Path:
         """2-D projection of the audio hidden layer over the clips of ``split``: correct vs wrong, confidences."""
-        rows = [r for r in read_predictions(self.runs / "audio" / "predictions.csv") if split in (r["split"], r["part"])]
+        rows = [r for r in self.predictions("audio") if split in (r["split"], r["part"])]
         if not rows:
             raise ExplainError(f"no audio predictions for split {split!r}")
         clips = [read_clip(self.cache, "audio", r["key"]) for r in rows]
@@ -268,11 +302,12 @@ def explain(cache: str | Path, runs: str | Path, out: str | Path, modalities: li
         if modality == "fusion":
             fusion = fusion or default_fusion(Path(runs))
             if fusion is None:
-                raise ExplainError(f"{runs}/fusion: no fused Keras model; fit an fc fusion with `python -m ensemble`")
+                raise ExplainError(f"{runs}/fusion: no fused Keras model; fit one with `python run_ensemble.py --fusion fc`")
             folder = Path(runs) / "fusion" / fusion
             if clip is not None:
                 written.append(explainer.explain_fusion(fusion, clip))
                 continue
+            explainer.require_training_cache()
             for rank, (key, pick) in _ranked(pick_clips(read_predictions(folder / "predictions.csv"), split, top)):
                 written.append(explainer.explain_fusion(fusion, key, f"{pick}-{rank}-{key.replace('/', '_')}"))
             continue
@@ -281,7 +316,7 @@ def explain(cache: str | Path, runs: str | Path, out: str | Path, modalities: li
         if clip is not None:
             written.append(explainer.explain_clip(modality, clip))
             continue
-        rows = read_predictions(Path(runs) / modality / "predictions.csv")
+        rows = explainer.predictions(modality)
         for rank, (key, pick) in _ranked(pick_clips(rows, split, top)):
             written.append(explainer.explain_clip(modality, key, f"{pick}-{rank}-{key.replace('/', '_')}"))
         if modality == "audio":

@@ -135,3 +135,16 @@ def test_command_line_writes_figures_and_reports_missing_models(workspace, capsy
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "--smooth-samples" in capsys.readouterr().out
+
+
+def test_split_picks_come_from_the_cache_being_explained(workspace):
+    """Models trained elsewhere: picks are predicted on the explained cache, not read from the runs' CSV."""
+    other = make_synthetic_cache(workspace["root"] / "other", n_per_class=3, seed=1, splits=("Val",))
+    out = workspace["root"] / "other-split"
+    written = explain(other, workspace["runs"], out, ["pose"], split="Val", top=2, smooth_samples=2)
+    live = explain_module.Explainer(other, workspace["runs"], out).predictions("pose")
+    assert {r["key"] for r in live} == {r["key"] for r in read_clip_index(other)}
+    expected = pick_clips(live, "Val", 2)
+    assert len(written) == len(expected) > 0
+    for (key, pick), path in zip(expected, written):
+        assert path.name.startswith(pick) and path.name.endswith(f"{key.replace('/', '_')}.png")
