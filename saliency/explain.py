@@ -235,8 +235,9 @@ class Explainer:
         labels = np.array([c.label for c in clips])
         points = figures.project_2d(hidden, method)
         known = labels >= 0
-        accuracy = (probabilities.argmax(1)[known] == labels[known]).mean() if known.any() else float("nan")
-        title = (f"audio hidden layer ({method.upper()}) · {split} · {len(rows)} clips · accuracy {accuracy:.2f}"
+        accuracy = (f"accuracy {(probabilities.argmax(1)[known] == labels[known]).mean():.2f} on {known.sum()} labelled"
+                    if known.any() else "no labels")
+        title = (f"audio hidden layer ({method.upper()}) · {split} · {len(rows)} clips · {accuracy}"
                  f"\nlabels: predicted (true) confidence")
         return figures.projection_figure(points, labels, probabilities, [c.key for c in clips], title,
                                          self.out / "audio" / f"projection-{split}.png")
