@@ -11,13 +11,13 @@ clips that every fused modality has, and records the left-out clip keys per moda
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from preprocess.cache import CacheError, atomic_write_bytes, current_fingerprints, read_clip_index
+from preprocess.model_files import sha256_of
 
 MODALITY_ALIASES: dict[str, str] = {"fer": "faces", "face": "faces"}
 
@@ -42,14 +42,6 @@ class ModalityOutputs:
                                self.probabilities[rows], self.stamp)
 
 
-def _file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
-
-
 def compute_outputs(runs: Path, cache: Path, modality: str, batch_size: int = 16,
                     progress: bool = True) -> ModalityOutputs:
     """Run RUNS/<modality>/model.keras, cut at "hidden" and "probabilities", over every cached clip.
@@ -64,8 +56,8 @@ def compute_outputs(runs: Path, cache: Path, modality: str, batch_size: int = 16
     model_path = runs / modality / "model.keras"
     if not model_path.is_file():
         raise FileNotFoundError(f"{model_path}: no trained {modality} model; train it with "
-                                f"`python -m modalities.train {modality} --cache {cache} --out {runs}`")
-    stamp = f"{_file_hash(model_path)}-{fingerprint}"
+                                f"`python -m modalities.train {modality} --cache {cache} --runs {runs}`")
+    stamp = f"{sha256_of(model_path)[:16]}-{fingerprint}"
     stored = runs / "fusion" / "outputs" / f"{modality}.npz"
     if stored.is_file():
         with np.load(stored) as data:

@@ -19,7 +19,6 @@ import csv
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -137,49 +136,3 @@ def current_fingerprints(root: str | Path) -> dict[str, str]:
 def set_current_fingerprints(root: Path, fingerprints: dict[str, str]) -> None:
     merged = current_fingerprints(root) | fingerprints
     atomic_write_text(root / "current.json", json.dumps(merged, indent=2, sort_keys=True))
-
-
-@dataclass
-class FeatureSet:
-    """One modality's features for a set of clips, stacked for training."""
-
-    modality: str
-    keys: list[str]            # "<split>/<clip>"
-    splits: np.ndarray         # (N,) str
-    x: np.ndarray              # (N, T, ...) float32
-    mask: np.ndarray           # (N, T) bool
-    y: np.ndarray              # (N,) int, -1 where unlabelled
-    params: dict
-
-    def subset(self, selector: np.ndarray) -> "FeatureSet":
-        """Rows where boolean or integer ``selector`` picks them."""
-        keys = [self.keys[i] for i in np.arange(len(self.keys))[selector]]
-        return FeatureSet(self.modality, keys, self.splits[selector], self.x[selector], self.mask[selector],
-                          self.y[selector], self.params)
-
-
-def load_features(root: str | Path, modality: str, splits: list[str] | None = None,
-                  fingerprint: str | None = None) -> FeatureSet:
-    """Stack the cached features of one modality (the fingerprint of the last run unless given).
-
-    Clips whose extraction failed are left out. Raises CacheError when the cache has no such features.
-    """
-    root = Path(root)
-    fingerprint = fingerprint or current_fingerprints(root).get(modality)
-    if fingerprint is None:
-        raise CacheError(f"{root}: no {modality} features; run `python -m preprocess DATASET --cache {root}` first")
-    cache = FeatureCache(root, modality, fingerprint)
-    if not cache.folder.is_dir():
-        raise CacheError(f"{cache.folder}: no {modality} features with fingerprint {fingerprint}")
-    rows = [r for r in read_clip_index(root) if splits is None or r["split"] in splits]
-    present = [r for r in rows if cache.has(r["key"])]
-    if not present:
-        raise CacheError(f"{root}: no {modality} features for splits {splits or 'any'} (fingerprint {fingerprint})")
-    xs, masks = [], []
-    for row in present:
-        arrays, _ = cache.read(row["key"])
-        xs.append(arrays["features"].astype(np.float32))
-        masks.append(arrays["mask"].astype(bool))
-    labels = np.array([int(r["label"]) if r["label"] != "" else -1 for r in present])
-    return FeatureSet(modality, [r["key"] for r in present], np.array([r["split"] for r in present]),
-                      np.stack(xs), np.stack(masks), labels, cache.params())

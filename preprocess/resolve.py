@@ -40,8 +40,7 @@ def resolve_config(config: PreprocessConfig, modalities: tuple[str, ...]) -> Pre
     elif "scene" in modalities and config.scene_weights == "imagenet" and not imagenet_weights_available():
         from .scene import SceneWeightsError
 
-        raise SceneWeightsError(f"ResNet-50 ImageNet weights could not be downloaded. Put {RESNET50_NOTOP[0]} in "
-                                "~/.keras/models/, pass --scene-weights FILE, or --scene-weights none/auto.")
+        raise SceneWeightsError.imagenet_unavailable("no network or no cached copy")
     elif config.scene_weights not in ("imagenet", "none", "auto"):
         config = replace(config, scene_weights=str(Path(config.scene_weights).resolve()))
     if config.audio_backend == "auto":

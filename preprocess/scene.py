@@ -1,7 +1,6 @@
 """Scene features: a frozen ResNet-50 applied to each kept frame, feature maps cached for the ConvLSTM heads."""
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import cv2
@@ -11,7 +10,6 @@ from .config import PreprocessConfig
 from .decode import DecodedClip
 from .extractor import ModalityResult
 
-log = logging.getLogger(__name__)
 RANDOM_WEIGHTS_SEED = 0
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
@@ -19,12 +17,18 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 class SceneWeightsError(RuntimeError):
     """ResNet-50 weights could not be loaded; the message says how to provide them."""
 
+    @classmethod
+    def imagenet_unavailable(cls, reason: object) -> "SceneWeightsError":
+        return cls(f"ResNet-50 ImageNet weights could not be downloaded ({reason}). Put "
+                   "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in ~/.keras/models/, pass "
+                   "--scene-weights FILE, or --scene-weights none (or auto) for random weights.")
+
 
 def build_backbone(weights: str, width: int, height: int):
     """Frozen ResNet-50 without its top for ``height x width`` frames, and a description of the weights used.
 
     ``weights``: "imagenet" (Keras downloads and caches them), "none" (seeded random initialisation),
-    "auto" (imagenet, else seeded random with a warning) or the path of a weights file.
+    "auto" (imagenet when available, else none; see resolve.py) or the path of a weights file.
     """
     import keras
 
@@ -32,24 +36,18 @@ def build_backbone(weights: str, width: int, height: int):
         keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)  # every worker builds identical weights
         return keras.applications.ResNet50(include_top=False, weights=None, input_shape=(height, width, 3))
 
+    if weights == "auto":  # the pipeline resolves this before any worker starts; direct callers get the same rule
+        from .resolve import imagenet_weights_available
+
+        weights = "imagenet" if imagenet_weights_available() else "none"
     if weights == "none":
         model, used = random_backbone(), f"random(seed={RANDOM_WEIGHTS_SEED})"
-    elif weights in ("imagenet", "auto"):
+    elif weights == "imagenet":
         try:
             model, used = keras.applications.ResNet50(include_top=False, weights="imagenet",
                                                       input_shape=(height, width, 3)), "imagenet"
         except Exception as error:  # Keras raises URL, OS or value errors when the download fails
-            if weights == "imagenet":
-                raise SceneWeightsError(
-                    f"ResNet-50 ImageNet weights could not be downloaded ({error}). Put "
-                    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in ~/.keras/models/, pass "
-                    "--scene-weights FILE, or --scene-weights none for random weights."
-                ) from error
-            log.warning("ResNet-50 ImageNet weights unavailable (%s); scene features use a frozen, randomly "
-                        "initialised ResNet-50 (seed %d) and carry little meaning. Put "
-                        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in ~/.keras/models/ to fix.",
-                        error, RANDOM_WEIGHTS_SEED)
-            model, used = random_backbone(), f"random(seed={RANDOM_WEIGHTS_SEED})"
+            raise SceneWeightsError.imagenet_unavailable(error) from error
     else:
         path = Path(weights)
         if not path.is_file():

@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from modalities.train import load_modality_model
 from preprocess.cache import CacheError, FeatureCache, current_fingerprints, read_clip_index
 from preprocess.decode import ClipDecodeError, read_audio, read_frames
 
@@ -78,19 +79,6 @@ def pick_clips(rows: list[dict], split: str, top: int) -> list[tuple[str, str]]:
     return [(r["key"], "confident") for r in correct[:top]] + [(r["key"], "wrong") for r in wrong[:top]]
 
 
-def load_model(runs: Path, modality: str) -> keras.Model:
-    """RUNS/<modality>/model.keras, with the modalities package's custom layers registered."""
-    path = Path(runs) / modality / "model.keras"
-    if not path.is_file():
-        raise ExplainError(f"{path}: no trained {modality} model; train it with "
-                           f"`python -m modalities {modality} --cache CACHE --runs {runs}`")
-    try:
-        import modalities.architectures  # noqa: F401  (registers the custom layers the saved model uses)
-    except ImportError:
-        pass
-    return keras.models.load_model(path, compile=False)
-
-
 def read_clip(cache_root: Path, modality: str, key: str) -> Clip:
     """One clip's arrays (features, mask and raw arrays) from the cache's current fingerprint."""
     fingerprint = current_fingerprints(cache_root).get(modality)
@@ -135,7 +123,7 @@ class Explainer:
 
     def model(self, modality: str) -> keras.Model:
         if modality not in self._models:
-            self._models[modality] = load_model(self.runs, modality)
+            self._models[modality] = load_modality_model(self.runs, modality)
         return self._models[modality]
 
     def predictions(self, modality: str) -> list[dict]:
@@ -151,7 +139,7 @@ class Explainer:
         if (self.runs / "partition.json").is_file():
             from modalities.partition import load_partition
 
-            parts = {key: part for part, keys in load_partition(self.runs).parts.items() for key in keys}
+            parts = load_partition(self.runs).part_by_key()
         model = self.model(modality)
         rows = []
         for start in range(0, len(features.keys), 32):

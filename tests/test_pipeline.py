@@ -12,13 +12,20 @@ import numpy as np
 import pytest
 
 from preprocess import cache as cache_module
-from preprocess.cache import FeatureCache, current_fingerprints, load_features
+from modalities.data import open_features
+from preprocess.cache import FeatureCache, current_fingerprints
 from preprocess.config import MODALITIES, PreprocessConfig
 from preprocess.demo import write_clip
 from preprocess.pipeline import run_preprocess
 
 # Small scene frames and random backbone weights keep the test fast; every other setting is the paper's.
 SMALL = PreprocessConfig(scene_width=96, scene_height=64, scene_weights="none")
+
+
+def cached(cache: Path, modality: str, fingerprint: str | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """Every clip's cached arrays of one modality (the last run's fingerprint unless given), by clip key."""
+    features = open_features(cache, modality, fingerprint)
+    return {key: features.cache.read(key)[0] for key in features.keys}
 
 
 def ffmpeg(*arguments: str) -> None:
@@ -64,34 +71,30 @@ def test_clips_without_audio_people_or_faces_are_flagged_not_failed(bad_run) -> 
         assert key not in summary.failures
     assert "no audio track" in summary.flags["Mixed/noaudio"]
     assert {"no audio track", "no people", "no faces"} <= set(summary.flags["Mixed/blank"])
-    audio = load_features(cache, "audio")
-    silent = audio.x[audio.keys.index("Mixed/noaudio")]
-    assert np.isfinite(silent).all() and audio.mask[audio.keys.index("Mixed/noaudio")].all()
+    silent = cached(cache, "audio")["Mixed/noaudio"]
+    assert np.isfinite(silent["features"]).all() and silent["mask"].all()
 
 
 def test_short_clip_is_padded_and_masked(bad_run) -> None:
     summary, cache = bad_run
     assert any(flag.startswith("short: 3 of 12") for flag in summary.flags["Mixed/short"])
     for modality in MODALITIES:
-        features = load_features(cache, modality)
-        row = features.keys.index("Mixed/short")
+        short = cached(cache, modality)["Mixed/short"]
         if modality == "audio":  # 1 s of audio: steps centred at 0, 0.5 and 1.0 s
-            assert features.mask[row].sum() == 3
+            assert short["mask"].sum() == 3
         else:
-            assert features.mask[row].tolist() == [True] * 3 + [False] * 9
-            assert not features.x[row, 3:].any()
+            assert short["mask"].tolist() == [True] * 3 + [False] * 9
+            assert not short["features"][3:].any()
 
 
 def test_good_real_clip_has_features_of_every_modality_with_paper_shapes(bad_run) -> None:
     _, cache = bad_run
     expected = {"pose": (12, 27), "faces": (12, 22), "audio": (11,)}
     for modality in MODALITIES:
-        features = load_features(cache, modality)
-        x = features.x[features.keys.index("Mixed/good")]
+        x = cached(cache, modality)["Mixed/good"]["features"]
         assert x.shape[: len(expected.get(modality, (12,)))] == expected.get(modality, (12,))
         assert np.isfinite(x).all()
-    scene = load_features(cache, "scene")
-    assert scene.x.shape[1:] == (12, 2, 3, 2048)  # 96x64 frames -> 3x2 maps of 2048 channels
+    assert cached(cache, "scene")["Mixed/good"]["features"].shape == (12, 2, 3, 2048)  # 96x64 frames -> 3x2 maps
 
 
 def audio_only(source: Path, cache: Path, config: PreprocessConfig = PreprocessConfig()):
@@ -110,9 +113,9 @@ def test_rerun_skips_finished_clips_and_parameter_change_uses_a_new_folder(tmp_p
     changed = audio_only(source, tmp_path / "cache", PreprocessConfig(audio_hop=1.0))
     assert changed.done == 2 and changed.fingerprints["audio"] != first.fingerprints["audio"]
     assert current_fingerprints(tmp_path / "cache")["audio"] == changed.fingerprints["audio"]
-    assert load_features(tmp_path / "cache", "audio").x.shape[1] == 6  # 0..5 s at 1-s hops
-    old = load_features(tmp_path / "cache", "audio", fingerprint=first.fingerprints["audio"])
-    assert old.x.shape[1] == 11  # the earlier features are intact, in their own folder
+    assert {a["features"].shape[0] for a in cached(tmp_path / "cache", "audio").values()} == {6}  # 0..5 s, 1-s hops
+    old = cached(tmp_path / "cache", "audio", fingerprint=first.fingerprints["audio"])
+    assert {a["features"].shape[0] for a in old.values()} == {11}  # the earlier features are intact, in their own folder
     params = json.loads((tmp_path / "cache/features/audio" / changed.fingerprints["audio"] / "params.json").read_text())
     assert params["params"]["audio_hop"] == 1.0 and "numpy" in params["versions"]
 
