@@ -113,8 +113,12 @@ def make_demo(root: str | Path = "data/demo", seed: int = 0, force: bool = False
     if (root / "COMPLETE").is_file() and not force:
         return root
     shutil.rmtree(root, ignore_errors=True)
+    from tqdm import tqdm
+
     rng = np.random.default_rng(seed)
     people = _people_images()
+    total = sum(per_class * len(CLASS_NAMES) for per_class in SPLIT_SIZES.values()) + TEST_CLIPS
+    bar = tqdm(total=total, unit="clip", desc="demo dataset")
     for split, per_class in SPLIT_SIZES.items():
         lines = ["Vid_name Label"]
         for number in range(per_class * len(CLASS_NAMES)):
@@ -122,10 +126,13 @@ def make_demo(root: str | Path = "data/demo", seed: int = 0, force: bool = False
             name = f"{number // len(CLASS_NAMES) + 1}_{class_index + 1}"
             class_name = CLASS_NAMES[class_index]
             write_clip(root / split / f"{name}.mp4", _frames(class_name, people, rng), _audio(class_name, rng))
+            bar.update()
             lines.append(f"{name} {class_index + 1}")
         atomic_write_text(root / f"{split}_labels.txt", "\n".join(lines) + "\n")
     for number in range(1, TEST_CLIPS + 1):
         class_name = CLASS_NAMES[(number - 1) % len(CLASS_NAMES)]
         write_clip(root / "Test" / f"Test_{number}.mp4", _frames(class_name, people, rng), _audio(class_name, rng))
+        bar.update()
+    bar.close()
     atomic_write_text(root / "COMPLETE", "demo dataset complete\n")
     return root
