@@ -20,7 +20,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from preprocess.config import MODALITIES, preset  # noqa: E402
+from gvs.core.vocabulary import MODALITIES  # noqa: E402
+from preprocess.config import preset  # noqa: E402
 from preprocess.pipeline import run_preprocess  # noqa: E402
 
 

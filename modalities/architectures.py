@@ -8,7 +8,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops, regularizers
 
-from preprocess.labels import CLASS_NAMES
+from gvs.core.vocabulary import CLASS_NAMES
 
 # Sizes of each architecture; build_model(..., **sizes) overrides any of them.
 DEFAULT_SIZES: dict[str, dict] = {

@@ -1,6 +1,7 @@
 """One modality's cached features, read per batch (or held in memory when they are small)."""
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,14 +9,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from preprocess.cache import CacheError, FeatureCache, current_fingerprints, read_clip_index
+from gvs.core.errors import CacheError, CorruptFileError
+from gvs.core.workspace import CacheDir, FeatureStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class ModalityFeatures:
     """The clips that have features of one modality under the cache's current fingerprint."""
 
-    cache: FeatureCache
+    store: FeatureStore
     keys: list[str]
     splits: list[str]
     labels: np.ndarray            # (N,) int, -1 where unlabelled
@@ -25,7 +29,7 @@ class ModalityFeatures:
 
     @property
     def fingerprint(self) -> str:
-        return self.cache.fingerprint
+        return self.store.fingerprint
 
     def nbytes(self) -> int:
         return len(self.keys) * math.prod(self.shape) * 4
@@ -43,27 +47,36 @@ class ModalityFeatures:
     def _read(self, indices) -> np.ndarray:
         batch = np.empty((len(indices),) + self.shape, np.float32)
         for row, index in enumerate(indices):
-            arrays, _ = self.cache.read(self.keys[index])
+            arrays, _ = self.store.read(self.keys[index])
             batch[row] = arrays["features"]
         return batch
 
 
 def open_features(cache_root: str | Path, modality: str, fingerprint: str | None = None) -> ModalityFeatures:
-    """Index (without reading) the features of ``modality`` made by the cache's last run (or ``fingerprint``)."""
-    root = Path(cache_root)
-    fingerprint = fingerprint or current_fingerprints(root).get(modality)
-    if fingerprint is None:
-        raise CacheError(f"{root}: the cache holds no {modality} features; run "
-                         f"`python -m preprocess DATASET --cache {root}` with {modality} enabled first")
-    cache = FeatureCache(root, modality, fingerprint)
-    rows = [r for r in read_clip_index(root) if cache.has(r["key"])]
+    """Index the clips of CACHE/clips.csv that have valid ``modality`` features of the cache's last run (or
+    ``fingerprint``), reading each file once to check it; corrupt or foreign files are reported and left out
+    (the next preprocessing run recomputes them)."""
+    cache = CacheDir(cache_root)
+    store = cache.current(modality) if fingerprint is None else cache.store(modality, fingerprint)
+    rows, shape, corrupt = [], None, []
+    for row in cache.clip_rows():
+        if not store.path(row["key"]).is_file():
+            continue
+        try:
+            arrays, _ = store.read(row["key"])
+        except CorruptFileError as error:
+            corrupt.append(str(error))
+            continue
+        rows.append(row)
+        shape = shape or tuple(arrays["features"].shape)
+    for message in corrupt:
+        log.warning("%s", message)
     if not rows:
-        raise CacheError(f"{cache.folder}: no {modality} clips with fingerprint {fingerprint}; "
-                         f"run `python -m preprocess DATASET --cache {root}` first")
-    first, _ = cache.read(rows[0]["key"])
+        raise CacheError(f"{store.folder}: no valid {modality} clips with fingerprint {store.fingerprint}; "
+                         f"run `gvs preprocess DATASET --cache {cache.root}` first")
     labels = np.array([int(r["label"]) if r["label"] != "" else -1 for r in rows])
-    return ModalityFeatures(cache, [r["key"] for r in rows], [r["split"] for r in rows], labels,
-                            tuple(first["features"].shape), cache.params())
+    return ModalityFeatures(store, [r["key"] for r in rows], [r["split"] for r in rows], labels, shape,
+                            store.params())
 
 
 class ClipBatches(keras.utils.PyDataset):

@@ -15,14 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.cache import atomic_write_text, read_clip_index
+from gvs.core.errors import PartitionError
+from gvs.core.io import atomic_write_text, read_json
+from gvs.core.workspace import CacheDir, RunsDir
 
-PARTS: tuple[str, ...] = ("train", "select", "report", "test")
 TEST_SPLIT = "Test"
-
-
-class PartitionError(ValueError):
-    """The partition cannot be made or no longer matches the cache; the message says how to fix it."""
 
 
 @dataclass
@@ -92,10 +89,11 @@ def _stratified_hold_out(rows: list[dict[str, str]], fraction: float,
 def ensure_partition(runs: Path, cache: Path, seed: int = 0, select_fraction: float = 0.2,
                      train_split: str = "Train", report_split: str = "Val") -> Partition:
     """RUNS/partition.json, made from CACHE/clips.csv on first use and reused (checked) afterwards."""
-    path = Path(runs) / "partition.json"
-    rows = read_clip_index(cache)
+    path = RunsDir(runs).partition_path
+    cache_dir = CacheDir(cache)
+    rows = cache_dir.clip_rows()
     if not rows:
-        raise PartitionError(f"{cache}/clips.csv: no clips; run `python -m preprocess DATASET --cache {cache}` first")
+        raise PartitionError(f"{cache_dir.clips_path}: no clips; run `gvs preprocess DATASET --cache {cache}` first")
     if not path.is_file():
         partition = make_partition(rows, seed, select_fraction, train_split, report_split)
         atomic_write_text(path, json.dumps(asdict(partition), indent=1))
@@ -109,14 +107,14 @@ def ensure_partition(runs: Path, cache: Path, seed: int = 0, select_fraction: fl
     current = {r["key"] for r in rows}
     if known != current:
         raise PartitionError(
-            f"{path} covers {len(known)} clips but {cache}/clips.csv now lists {len(current)} "
+            f"{path} covers {len(known)} clips but {cache_dir.clips_path} now lists {len(current)} "
             f"({len(current - known)} new, {len(known - current)} gone); use a new --runs folder "
             f"(or delete {path} and retrain every model) so all models share one partition")
     return partition
 
 
 def load_partition(runs: Path) -> Partition:
-    path = Path(runs) / "partition.json"
+    path = RunsDir(runs).partition_path
     if not path.is_file():
-        raise PartitionError(f"{path}: no partition; train a modality first (`python -m modalities.train ...`)")
-    return Partition(**json.loads(path.read_text()))
+        raise PartitionError(f"{path}: no partition; train a modality first (`gvs train ...`)")
+    return Partition(**read_json(path))

@@ -10,11 +10,7 @@ fingerprint, options and partition (pass --force to retrain).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import hashlib
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -22,14 +18,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from preprocess.cache import CacheError, atomic_write_text, current_fingerprints
-from preprocess.config import MODALITIES
-from preprocess.labels import CLASS_NAMES
+from gvs.core.command import positive_int, run_module
+from gvs.core.errors import CacheError, InputError, StaleModelError
+from gvs.core.io import atomic_write_json, atomic_write_text, digest_of, sha256_of, staged_folder
+from gvs.core.vocabulary import CLASS_NAMES, MODALITIES, PARTS
+from gvs.core.workspace import CacheDir, RunFolder, RunsDir
 
 from .architectures import DEFAULT_SIZES, build_model, compile_model
 from .data import ClipBatches, ModalityFeatures, open_features
 from .metrics import classification_metrics, save_confusion_png
-from .partition import PARTS, Partition, ensure_partition
+from .partition import Partition, ensure_partition
 
 # Options that change the trained model (they key the skip check); sizes come from DEFAULT_SIZES.
 TRAIN_DEFAULTS: dict = {
@@ -38,10 +36,6 @@ TRAIN_DEFAULTS: dict = {
     "report_split": "Val",
 }
 MIN_TRAIN_CLIPS = 6
-
-
-class StaleModelError(RuntimeError):
-    """A saved model was trained on features made with other parameters than the cache now holds."""
 
 
 def train_modality(modality: str, cache: Path, runs: Path = Path("runs"), *, force: bool = False,
@@ -53,61 +47,65 @@ def train_modality(modality: str, cache: Path, runs: Path = Path("runs"), *, for
     ``force``. Features larger than ``max_memory_gb`` are read from the cache batch by batch.
     """
     if modality not in MODALITIES:
-        raise ValueError(f"unknown modality {modality!r}; choose from {', '.join(MODALITIES)}")
+        raise InputError(f"unknown modality {modality!r}; choose from {', '.join(MODALITIES)}")
     unknown = set(options) - set(TRAIN_DEFAULTS) - set(DEFAULT_SIZES[modality])
     if unknown:
-        raise ValueError(f"{modality}: unknown option(s) {sorted(unknown)}; valid: "
+        raise InputError(f"{modality}: unknown option(s) {sorted(unknown)}; valid: "
                          f"{', '.join(list(TRAIN_DEFAULTS) + list(DEFAULT_SIZES[modality]))}")
     cache, runs = Path(cache), Path(runs)
     settings = TRAIN_DEFAULTS | {k: v for k, v in options.items() if k in TRAIN_DEFAULTS}
+    for name in ("epochs", "batch_size"):
+        if int(settings[name]) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be 1 or more, got {settings[name]}")
     sizes = _jsonable(DEFAULT_SIZES[modality] | {k: v for k, v in options.items() if k in DEFAULT_SIZES[modality]})
+    runs_dir = RunsDir(runs)
     features = open_features(cache, modality)
+    runs_dir.claim_cache(CacheDir(cache))
     partition = ensure_partition(runs, cache, settings["seed"], settings["select_fraction"],
                                  settings["train_split"], settings["report_split"])
-    out = runs / modality
+    part_of = partition.part_by_key()
+    run = runs_dir.modality(modality)
     config = {"modality": modality, "cache": str(cache.resolve()), "fingerprint": features.fingerprint,
               "input_shape": list(features.shape), "options": _jsonable(settings), "sizes": sizes,
-              "partition": {"sources": partition.sources, "digest": _digest(partition.parts)},
+              "partition": {"sources": partition.sources, "digest": digest_of(partition.parts)},
+              # relabelled clips (or clips moved between parts) must retrain: hash key + label + part
+              "labels_digest": digest_of([[k, int(y), part_of.get(k, "")] for k, y in zip(features.keys,
+                                                                                         features.labels)]),
               "feature_params": features.params}
-    if not force and _already_trained(out, config):
-        print(f"{modality}: already trained from fingerprint {features.fingerprint} with these options: {out}")
-        return out
-    _clear(out)
+    if not force and _already_trained(run, config):
+        print(f"{modality}: already trained from fingerprint {features.fingerprint} with these options: "
+              f"{run.folder}")
+        return run.folder
     indices = _part_indices(features, partition)
     _check_enough(modality, cache, features, indices)
     if features.nbytes() <= max_memory_gb * 2**30:
         features.hold_in_memory()
-    history = _fit(modality, features, indices, settings, sizes, out, verbose)
-    model = keras.models.load_model(out / "model.keras")
-    _write_outputs(model, features, partition, indices, out, history, settings["monitor"])
-    atomic_write_text(out / "config.json", json.dumps(config, indent=2))  # last: marks the run complete
-    return out
+    with staged_folder(run.folder) as staging:  # the previous run stays intact until this one succeeds
+        out = RunFolder(staging)
+        history = _fit(modality, features, indices, settings, sizes, out, verbose)
+        model = keras.models.load_model(out.model)
+        _write_outputs(model, features, partition, indices, out, history, settings["monitor"])
+        atomic_write_json(out.config, config | {"model_sha256": sha256_of(out.model)})  # last: marks it complete
+    return run.folder
 
 
 def load_modality_model(runs: Path, modality: str, cache: Path | None = None) -> keras.Model:
-    """The best checkpoint RUNS/<modality>/model.keras; with ``cache``, first checks that the cache's
-    current features of that modality are the ones the model was trained on (StaleModelError if not)."""
-    folder = Path(runs) / modality
-    if not (folder / "model.keras").is_file():
-        raise FileNotFoundError(f"{folder}/model.keras: no trained {modality} model; "
-                                f"run `python -m modalities.train {modality} --cache CACHE --runs {runs}`")
+    """The best checkpoint of RUNS/<modality>; with ``cache``, first checks that the cache's current features
+    of that modality are the ones the model was trained on (StaleModelError if not)."""
     if cache is not None:
         check_fingerprint(runs, modality, cache)
-    return keras.models.load_model(folder / "model.keras")
+    return RunsDir(runs).load_model(modality)
 
 
 def check_fingerprint(runs: Path, modality: str, cache: Path) -> None:
     """Raise StaleModelError when CACHE's current features of ``modality`` differ from the trained ones."""
-    config_path = Path(runs) / modality / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path}: missing; the {modality} run did not finish, train it again")
-    trained = json.loads(config_path.read_text())["fingerprint"]
-    current = current_fingerprints(cache).get(modality)
+    trained = RunsDir(runs).modality(modality).read_config()["fingerprint"]
+    current = CacheDir(cache).current_fingerprints().get(modality)
     if current != trained:
         raise StaleModelError(
             f"{Path(runs) / modality}: trained on {modality} features with fingerprint {trained}, but {cache} "
             f"now holds fingerprint {current} (made with other parameters); retrain with "
-            f"`python -m modalities.train {modality} --cache {cache} --runs {runs}`")
+            f"`gvs train {modality} --cache {cache} --runs {runs}`")
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -123,26 +121,17 @@ def predict_clips(runs: Path, modality: str, cache: Path, batch_size: int = 32) 
     return features.keys, model.predict(batches, verbose=0)
 
 
-def _digest(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
-
-
 def _jsonable(value):
     return json.loads(json.dumps(value))
 
 
-def _already_trained(out: Path, config: dict) -> bool:
-    config_path = out / "config.json"
-    return (out / "model.keras").is_file() and config_path.is_file() and json.loads(config_path.read_text()) == config
-
-
-def _clear(out: Path) -> None:
-    """Remove an earlier run's outputs so a half-finished run is never taken for a finished one."""
-    (out / "config.json").unlink(missing_ok=True)
-    for name in ("model.keras", "metrics.json", "history.csv", "confusion.png", "predictions.csv"):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "submission", ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+def _already_trained(run: RunFolder, config: dict) -> bool:
+    """True when ``run`` finished with exactly ``config`` and its model file is the one it wrote."""
+    if not (run.model.is_file() and run.config.is_file()):
+        return False
+    saved = json.loads(run.config.read_text())
+    return {k: v for k, v in saved.items() if k != "model_sha256"} == config and \
+        saved.get("model_sha256") == sha256_of(run.model)
 
 
 def _part_indices(features: ModalityFeatures, partition: Partition) -> dict[str, np.ndarray]:
@@ -176,8 +165,8 @@ def _class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _fit(modality: str, features: ModalityFeatures, indices: dict[str, np.ndarray], settings: dict,
-         sizes: dict, out: Path, verbose: int) -> dict[str, list[float]]:
-    """Seeded, deterministic training; the model of the best epoch on the select part goes to out/model.keras."""
+         sizes: dict, out: RunFolder, verbose: int) -> dict[str, list[float]]:
+    """Seeded, deterministic training; the model of the best epoch on the select part goes to ``out.model``."""
     keras.utils.set_random_seed(settings["seed"])
     tf.config.experimental.enable_op_determinism()
     model = compile_model(build_model(modality, features.shape, **sizes), modality, settings["learning_rate"])
@@ -186,15 +175,15 @@ def _fit(modality: str, features: ModalityFeatures, indices: dict[str, np.ndarra
     select = ClipBatches(features, indices["select"], settings["batch_size"], np.ones(len(CLASS_NAMES), np.float32))
     monitor = settings["monitor"]
     callbacks = [keras.callbacks.EarlyStopping(monitor, patience=settings["patience"], restore_best_weights=True),
-                 keras.callbacks.CSVLogger(str(out / "history.csv"))]
+                 keras.callbacks.CSVLogger(str(out.history))]
     fitted = model.fit(train, validation_data=select, epochs=settings["epochs"], callbacks=callbacks,
                        verbose=verbose)
-    model.save(out / "model.keras")  # the weights of the best epoch, restored by EarlyStopping
+    model.save(out.model)  # the weights of the best epoch, restored by EarlyStopping
     return fitted.history
 
 
 def _write_outputs(model: keras.Model, features: ModalityFeatures, partition: Partition,
-                   indices: dict[str, np.ndarray], out: Path, history: dict, monitor: str) -> None:
+                   indices: dict[str, np.ndarray], out: RunFolder, history: dict, monitor: str) -> None:
     metrics, rows = {}, []
     for part in PARTS:
         if not len(indices[part]):
@@ -212,38 +201,41 @@ def _write_outputs(model: keras.Model, features: ModalityFeatures, partition: Pa
                          *(f"{v:.6f}" for v in p), int(pred)])
             if part == "test" and features.labels[row] < 0:
                 name = features.keys[row].split("/", 1)[1]
-                atomic_write_text(out / "submission" / f"{name}.txt", CLASS_NAMES[pred] + "\n")
+                atomic_write_text(out.submission / f"{name}.txt", CLASS_NAMES[pred] + "\n")
     monitored = history[monitor]
     best = int(np.argmin(monitored) if "loss" in monitor else np.argmax(monitored))
     metrics["checkpoint"] = {"epochs_run": len(monitored), "best_epoch": best + 1, "monitor": monitor,
                              "best_score": float(monitored[best])}
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    table = io.StringIO()
-    writer = csv.writer(table)
-    writer.writerow(["key", "split", "part", "label", *(f"p_{c}" for c in CLASS_NAMES), "pred"])
-    writer.writerows(rows)
-    atomic_write_text(out / "predictions.csv", table.getvalue())
+    atomic_write_json(out.metrics, metrics)
+    out.write_predictions(rows)
     shown = "report" if metrics["report"].get("n") else "select"
     scores = metrics[shown]
-    title = (f"{features.cache.modality}, {shown} part: {scores['split']}; "
+    title = (f"{features.store.modality}, {shown} part: {scores['split']}; "
              f"accuracy {scores['accuracy']:.3f}, macro F1 {scores['macro_f1']:.3f}")
-    save_confusion_png(scores["confusion"], out / "confusion.png", title)
+    save_confusion_png(scores["confusion"], out.confusion, title)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m modalities.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+EPILOG = """\
+examples:
+  gvs train pose --cache cache/demo --runs runs/demo
+  gvs train scene --cache cache/vgaf --runs runs/vgaf --epochs 100 --patience 15
+  gvs train audio --cache cache/vgaf --runs runs/vgaf --force          retrain even if an identical run exists
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `gvs train` (and `python -m modalities.train`)."""
     parser.add_argument("modality", choices=MODALITIES, help="which modality's model to train")
-    parser.add_argument("--cache", type=Path, required=True, help="feature cache written by `python -m preprocess`")
+    parser.add_argument("--cache", type=Path, required=True, help="feature cache written by `gvs preprocess`")
     parser.add_argument("--runs", "--out", type=Path, default=Path("runs"),
                         help="runs folder; the model goes to RUNS/<modality>, the partition to RUNS/partition.json")
-    parser.add_argument("--epochs", type=int, default=TRAIN_DEFAULTS["epochs"], help="most epochs (default %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS["batch_size"], help="default %(default)s")
+    parser.add_argument("--epochs", type=positive_int, default=TRAIN_DEFAULTS["epochs"], help="most epochs (default %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=TRAIN_DEFAULTS["batch_size"], help="default %(default)s")
     parser.add_argument("--seed", type=int, default=TRAIN_DEFAULTS["seed"],
                         help="seeds weights, shuffling and the partition; same seed -> same metrics on CPU")
     parser.add_argument("--class-weight", choices=("balanced", "none"), default=TRAIN_DEFAULTS["class_weight"],
                         help="weight training clips inversely to their class frequency (default %(default)s)")
-    parser.add_argument("--patience", type=int, default=TRAIN_DEFAULTS["patience"],
+    parser.add_argument("--patience", type=positive_int, default=TRAIN_DEFAULTS["patience"],
                         help="stop after this many epochs without improvement on the select part")
     parser.add_argument("--monitor", choices=("val_loss", "val_accuracy"), default=TRAIN_DEFAULTS["monitor"],
                         help="select-part score for early stopping and the best checkpoint (default %(default)s)")
@@ -267,7 +259,6 @@ def _parser() -> argparse.ArgumentParser:
         sizes.add_argument(f"--{name.replace('_', '-')}", type=type(sample[0] if isinstance(sample, tuple) else sample),
                            nargs="+" if isinstance(sample, tuple) else None, default=None,
                            help="default " + ", ".join(f"{m} {v}" for m, v in users.items()) + _SIZE_HELP.get(name, ""))
-    return parser
 
 
 _SIZE_HELP = {
@@ -286,22 +277,18 @@ _SIZE_HELP = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Train ``args.modality`` and print its scores per part."""
     values = vars(args)
     options = {name: values[name] for name in TRAIN_DEFAULTS}
     for name in dict.fromkeys(n for s in DEFAULT_SIZES.values() for n in s):
         if values[name] is not None:
             if name not in DEFAULT_SIZES[args.modality]:
-                raise SystemExit(f"--{name.replace('_', '-')} does not apply to {args.modality}")
+                raise InputError(f"--{name.replace('_', '-')} does not apply to {args.modality}")
             options[name] = tuple(values[name]) if isinstance(values[name], list) else values[name]
-    try:
-        out = train_modality(args.modality, args.cache, args.runs, force=args.force, verbose=0 if args.quiet else 2,
-                             max_memory_gb=args.max_memory_gb, **options)
-    except (CacheError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    metrics = json.loads((out / "metrics.json").read_text())
+    out = train_modality(args.modality, args.cache, args.runs, force=args.force, verbose=0 if args.quiet else 2,
+                         max_memory_gb=args.max_memory_gb, **options)
+    metrics = json.loads(RunFolder(out).metrics.read_text())
     for part in ("train", "select", "report"):
         m = metrics[part]
         if m.get("n"):
@@ -309,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"macro_f1={m['macro_f1']:.3f}")
     print(f"outputs: {out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m modalities.train`: the same as `gvs train`."""
+    return run_module("python -m modalities.train", __doc__, EPILOG, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """Preprocessing parameters, presets and the per-modality fingerprint that keys the feature cache."""
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, replace
 from importlib import metadata
 
-MODALITIES: tuple[str, ...] = ("scene", "pose", "audio", "faces")
+from gvs.core.errors import InputError
+from gvs.core.io import digest_of
+
 
 # Parameters each modality's features depend on (besides decoding, which all share).
 _DECODE_FIELDS = ("frame_step", "n_frames")
@@ -64,7 +64,7 @@ PRESETS: dict[str, PreprocessConfig] = {
 def preset(name: str, **overrides) -> PreprocessConfig:
     """A named preset with some fields overridden (None values are ignored)."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        raise InputError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -91,4 +91,4 @@ def modality_params(config: PreprocessConfig, modality: str, resolved: dict | No
 
 def fingerprint(params: dict) -> str:
     """Short stable hash of a params dict; features made with different params land in different folders."""
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+    return digest_of(params)

@@ -1,39 +1,59 @@
-"""Label files and dataset discovery: VGAF label files, CSV lists and bare folders -> clip records."""
+"""Label files and dataset discovery: VGAF label files, CSV lists and folders of videos -> clip records.
+
+Rules (each one keeps a user's data from being mixed, lost or misfiled):
+
+- a source is resolved to an absolute path first, so ``.`` names the folder it is, never the file-system root;
+- a folder is a VGAF root when it holds ``<Split>_labels.txt`` files (any case), else a folder of videos whose
+  top-level videos form one split (named after the folder) and whose sub-folders' videos form one split each;
+- clip keys (``<split>/<name>``) are unique within a source: a CSV's clips are named by their path relative to
+  the CSV without the extension, and two videos that would share a key (``clip.mp4`` + ``clip.mkv``) are an error
+  that lists them;
+- videos that are not taken (a broken symlink, a video at the root of a VGAF layout, a deeper folder) are
+  reported with the reason, never dropped silently; a clip listed twice with different labels is an error that
+  names both lines.
+"""
+
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
-CLASS_NAMES: tuple[str, ...] = ("Positive", "Neutral", "Negative")
-VGAF_CODES: dict[str, int] = {"1": 0, "2": 1, "3": 2}  # VGAF code -> class index
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+from gvs.core.errors import InputError, LabelFileError
+from gvs.core.vocabulary import CLASS_NAMES, VGAF_CODES, VIDEO_EXTENSIONS
+from gvs.core.workspace import ClipRecord
+
+log = logging.getLogger(__name__)
+LABEL_FILE_SUFFIX = "_labels.txt"
 
 
-class LabelFileError(ValueError):
-    """A label file that cannot be read; the message names the file, the line and the fix."""
+def _clip_name(text: str) -> str:
+    """A clip name as written in a label file, without a video extension (``1_1.mp4`` -> ``1_1``)."""
+    path = Path(text)
+    return path.stem if path.suffix.lower() in VIDEO_EXTENSIONS else text
 
 
-@dataclass(frozen=True)
-class ClipRecord:
-    """One clip of a dataset: where it is, which split it belongs to and its class index (None if unlabelled)."""
-
-    name: str
-    split: str
-    path: Path
-    label: int | None = None
-
-    @property
-    def key(self) -> str:
-        """Unique key across splits, used for cache file names."""
-        return f"{self.split}/{self.name}"
+def _add_label(labels: dict[str, int], lines: dict[str, int], name: str, label: int, where: Path, line: int) -> None:
+    """Record ``name``'s label; the same label twice warns, two different labels are an error naming both lines."""
+    if name in labels:
+        if labels[name] != label:
+            raise LabelFileError(f"{where}:{lines[name]} and line {line}: clip {name!r} is labelled both "
+                                 f"{CLASS_NAMES[labels[name]]} and {CLASS_NAMES[label]}; keep one of the two lines")
+        log.warning("%s:%d: clip %r is listed again (line %d) with the same label", where, line, name, lines[name])
+        return
+    labels[name], lines[name] = label, line
 
 
 def read_vgaf_labels(path: str | Path) -> dict[str, int]:
-    """Read an EmotiW VGAF label file (header ``Vid_name Label``; codes 1/2/3) -> {clip: class index}."""
+    """Read an EmotiW VGAF label file (header ``Vid_name Label``; codes 1/2/3) -> {clip name: class index}.
+
+    A UTF-8 byte-order mark is accepted; names written with a video extension (``1_1.mp4``) mean the clip ``1_1``.
+    """
     path = Path(path)
     labels: dict[str, int] = {}
-    with path.open() as handle:
+    lines: dict[str, int] = {}
+    with path.open(encoding="utf-8-sig") as handle:
         header = handle.readline().split()
         if header[:2] != ["Vid_name", "Label"]:
             raise LabelFileError(f"{path}: first line must be 'Vid_name Label', found {' '.join(header)!r}")
@@ -46,7 +66,7 @@ def read_vgaf_labels(path: str | Path) -> dict[str, int]:
                     f"{path}:{line_number}: expected '<clip> <code>' with code 1 (Positive), 2 (Neutral) "
                     f"or 3 (Negative), found {line.strip()!r}"
                 )
-            labels[fields[0]] = VGAF_CODES[fields[1]]
+            _add_label(labels, lines, _clip_name(fields[0]), VGAF_CODES[fields[1]], path, line_number)
     return labels
 
 
@@ -65,81 +85,141 @@ def read_csv_labels(path: str | Path) -> dict[str, int]:
     """Read a CSV with columns ``video,label`` (label names or codes) -> {video path as written: class index}."""
     path = Path(path)
     labels: dict[str, int] = {}
-    with path.open(newline="") as handle:
+    lines: dict[str, int] = {}
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"video", "label"} <= set(reader.fieldnames):
+        if reader.fieldnames is None or not {"video", "label"} <= {f.strip().lower() for f in reader.fieldnames}:
             raise LabelFileError(f"{path}: needs a header with columns 'video,label', found {reader.fieldnames}")
+        reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
         for line_number, row in enumerate(reader, start=2):
-            labels[row["video"].strip()] = label_index(row["label"] or "", f"{path}:{line_number}")
+            video = (row["video"] or "").strip()
+            if not video:
+                raise LabelFileError(f"{path}:{line_number}: empty video path")
+            _add_label(labels, lines, video, label_index(row["label"] or "", f"{path}:{line_number}"), path,
+                       line_number)
     return labels
-
-
-def _videos_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
 
 
 @dataclass
 class Dataset:
-    """Clips found on disk plus the labelled clips that a label file names but that are missing on disk."""
+    """Clips found on disk, labelled clips missing on disk (per split), and videos not taken (with reasons)."""
 
+    source: Path
+    kind: str  # vgaf | csv | folder
     clips: list[ClipRecord]
-    missing: dict[str, list[str]]
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    not_taken: dict[str, str] = field(default_factory=dict)  # path -> why it was not taken
 
     def splits(self) -> list[str]:
         return sorted({clip.split for clip in self.clips})
+
+    def source_record(self) -> dict:
+        """What identifies this dataset in a cache's source.json."""
+        return {"path": str(self.source), "kind": self.kind}
+
+
+def _is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+
+
+def _videos_in(folder: Path, not_taken: dict[str, str]) -> list[Path]:
+    """Video files directly in ``folder``; broken symlinks go to ``not_taken``."""
+    videos = []
+    for path in sorted(folder.iterdir()):
+        if not _is_video(path):
+            continue
+        if path.is_symlink() and not path.exists():
+            not_taken[str(path)] = "a symlink to a missing file"
+        elif path.is_file():
+            videos.append(path)
+    return videos
+
+
+def _check_unique(clips: list[ClipRecord], where: Path) -> None:
+    by_key: dict[str, list[Path]] = {}
+    for clip in clips:
+        by_key.setdefault(clip.key, []).append(clip.path)
+    clashes = {key: paths for key, paths in by_key.items() if len(paths) > 1}
+    if clashes:
+        listed = "; ".join(f"{key}: {', '.join(str(p) for p in paths)}" for key, paths in sorted(clashes.items()))
+        raise InputError(f"{where}: videos that would share one clip key (clips are named by path without the "
+                         f"extension): {listed}. Rename or remove one of each")
 
 
 def discover(source: str | Path) -> Dataset:
     """Find the clips of a dataset.
 
-    ``source`` may be a VGAF root (split folders ``Train``/``Val``/``Test`` with ``<Split>_labels.txt``
-    beside them), a CSV ``video,label`` (paths relative to the CSV; split ``all``), or a folder of videos
-    (split = folder name, unlabelled).
+    ``source`` may be a VGAF root (``<Split>_labels.txt`` files beside split folders ``Train``/``Val``/``Test``),
+    a CSV ``video,label`` (paths relative to the CSV; split ``all``), or a folder of videos (unlabelled: its own
+    videos form a split named after it, each sub-folder's videos a split named after the sub-folder).
     """
-    source = Path(source)
+    given = Path(source)
+    source = given.expanduser().resolve()
     if not source.exists():
-        raise FileNotFoundError(f"{source}: no such file or folder; pass a VGAF root, a CSV video,label or a video folder")
+        raise InputError(f"{given}: no such file or folder; pass a VGAF root, a CSV video,label or a video folder")
     if source.is_file():
         if source.suffix.lower() != ".csv":
-            raise LabelFileError(f"{source}: a file source must be a CSV with columns video,label")
-        return _discover_csv(source)
-    split_dirs = sorted(p for p in source.iterdir() if p.is_dir() and _videos_in(p))
-    label_files = sorted(source.glob("*_labels.txt"))
-    if split_dirs or label_files:
-        return _discover_vgaf(source, split_dirs, label_files)
-    videos = _videos_in(source)
-    if not videos:
-        raise FileNotFoundError(f"{source}: no videos ({', '.join(VIDEO_EXTENSIONS)}) and no split folders found")
-    return Dataset([ClipRecord(p.stem, source.name, p) for p in videos], {})
+            raise InputError(f"{given}: a file source must be a CSV with columns video,label "
+                             "(to predict on a single video, use `gvs predict`)")
+        dataset = _discover_csv(source)
+    else:
+        label_files = sorted(p for p in source.iterdir() if p.is_file() and p.name.lower().endswith(LABEL_FILE_SUFFIX))
+        dataset = _discover_vgaf(source, label_files) if label_files else _discover_folder(source)
+    _check_unique(dataset.clips, given)
+    return dataset
 
 
-def _discover_vgaf(root: Path, split_dirs: list[Path], label_files: list[Path]) -> Dataset:
-    clips: list[ClipRecord] = []
-    missing: dict[str, list[str]] = {}
-    labels_by_split = {f.name[: -len("_labels.txt")]: read_vgaf_labels(f) for f in label_files}
-    for split, labels in labels_by_split.items():
-        folder = root / split
-        on_disk = {p.stem: p for p in _videos_in(folder)} if folder.is_dir() else {}
+def _discover_vgaf(root: Path, label_files: list[Path]) -> Dataset:
+    dataset = Dataset(root, "vgaf", [])
+    folders = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    labelled = set()
+    for label_file in label_files:
+        split_name = label_file.name[: -len(LABEL_FILE_SUFFIX)]
+        folder = folders.get(split_name.lower())
+        split = folder.name if folder is not None else split_name
+        labelled.add(split.lower())
+        labels = read_vgaf_labels(label_file)
+        on_disk = {p.stem: p for p in _videos_in(folder, dataset.not_taken)} if folder is not None else {}
         for name, label in labels.items():
             if name in on_disk:
-                clips.append(ClipRecord(name, split, on_disk[name], label))
+                dataset.clips.append(ClipRecord(name, split, on_disk[name], label))
             else:
-                missing.setdefault(split, []).append(name)
-        for name in sorted(set(on_disk) - set(labels)):
-            clips.append(ClipRecord(name, split, on_disk[name], None))
-    for folder in split_dirs:
-        if folder.name not in labels_by_split:
-            clips.extend(ClipRecord(p.stem, folder.name, p) for p in _videos_in(folder))
-    return Dataset(clips, missing)
+                dataset.missing.setdefault(split, []).append(name)
+        dataset.clips.extend(ClipRecord(n, split, on_disk[n], None) for n in sorted(set(on_disk) - set(labels)))
+    for name, folder in sorted(folders.items()):
+        if name not in labelled:
+            dataset.clips.extend(ClipRecord(p.stem, folder.name, p) for p in _videos_in(folder, dataset.not_taken))
+    for video in _videos_in(root, dataset.not_taken):
+        dataset.not_taken[str(video)] = "a video at the root of a VGAF layout; put it in a split folder"
+    return dataset
+
+
+def _discover_folder(folder: Path) -> Dataset:
+    dataset = Dataset(folder, "folder", [])
+    split = folder.name or "videos"
+    dataset.clips.extend(ClipRecord(p.stem, split, p) for p in _videos_in(folder, dataset.not_taken))
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        dataset.clips.extend(ClipRecord(p.stem, sub.name, p) for p in _videos_in(sub, dataset.not_taken))
+        for deeper in sorted(p for p in sub.rglob("*") if _is_video(p) and p.parent != sub):
+            dataset.not_taken[str(deeper)] = "nested deeper than one folder; list it in a CSV video,label instead"
+    if not dataset.clips and not dataset.not_taken:
+        raise InputError(f"{folder}: no videos ({', '.join(VIDEO_EXTENSIONS)}) here or in its sub-folders, and no "
+                         "<Split>_labels.txt label files")
+    return dataset
 
 
 def _discover_csv(path: Path) -> Dataset:
-    clips: list[ClipRecord] = []
-    missing: list[str] = []
+    dataset = Dataset(path, "csv", [])
     for video, label in read_csv_labels(path).items():
         video_path = (path.parent / video).absolute()
         if video_path.is_file():
-            clips.append(ClipRecord(video_path.stem, "all", video_path, label))
+            try:
+                name = video_path.relative_to(path.parent).with_suffix("").as_posix()
+            except ValueError:  # a video outside the CSV's folder: named by its absolute path
+                name = video_path.with_suffix("").as_posix().lstrip("/")
+            dataset.clips.append(ClipRecord(name, "all", video_path, label))
+        elif video_path.is_symlink():
+            dataset.not_taken[str(video_path)] = "a symlink to a missing file"
         else:
-            missing.append(video)
-    return Dataset(clips, {"all": missing} if missing else {})
+            dataset.missing.setdefault("all", []).append(video)
+    return dataset

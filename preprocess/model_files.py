@@ -1,20 +1,16 @@
 """Model-file resolver: a cache folder, a sha256 per file, public download locations, clear errors."""
 from __future__ import annotations
 
-import hashlib
 import os
-import shutil
-import urllib.request
 from dataclasses import dataclass
 from importlib import util as importlib_util
 from pathlib import Path
 
+from gvs.core.errors import ModelFileError
+from gvs.core.io import sha256_of
+
 MODEL_DIR_ENV = "GVS_MODEL_DIR"
 DEFAULT_MODEL_DIR = Path.home() / ".cache" / "group-video-sentiment" / "models"
-
-
-class ModelFileError(RuntimeError):
-    """A model file is missing or corrupt and could not be fetched; the message says what to put where."""
 
 
 @dataclass(frozen=True)
@@ -51,14 +47,6 @@ def model_dir() -> Path:
     return Path(os.environ.get(MODEL_DIR_ENV) or DEFAULT_MODEL_DIR)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _package_copy(spec: ModelFile) -> Path | None:
     if spec.package_copy is None:
         return None
@@ -89,9 +77,12 @@ def resolve(name: str, download: bool = True) -> Path:
     if packaged is not None and sha256_of(packaged) == spec.sha256:
         return packaged
     if download:
-        try:
-            return _download(spec, target)
-        except OSError as error:
+        import keras
+
+        try:  # downloads into the model folder and checks the sha256
+            return Path(keras.utils.get_file(spec.filename, spec.url, file_hash=spec.sha256,
+                                             cache_subdir=str(target.parent.absolute())))
+        except Exception as error:  # get_file raises a bare Exception for network and checksum failures
             reason = f"download failed ({error})"
     else:
         reason = "downloads disabled"
@@ -100,17 +91,3 @@ def resolve(name: str, download: bool = True) -> Path:
         f"Download {spec.url} on a machine with internet and put it at {target} "
         f"(or set {MODEL_DIR_ENV} to a folder that holds it). Expected sha256 {spec.sha256}."
     )
-
-
-def _download(spec: ModelFile, target: Path) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + f".part{os.getpid()}")
-    try:
-        with urllib.request.urlopen(spec.url, timeout=30) as response, partial.open("wb") as out:
-            shutil.copyfileobj(response, out)
-        if sha256_of(partial) != spec.sha256:
-            raise OSError(f"downloaded file has the wrong sha256 (expected {spec.sha256})")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-    return target

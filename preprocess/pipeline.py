@@ -1,20 +1,35 @@
-"""Run preprocessing over a dataset: decode each clip once, extract every missing modality, write the cache."""
+"""Run preprocessing over a dataset: decode each clip once, extract every missing modality, write the cache.
+
+Safety rules: the cache belongs to one source (CACHE/source.json) and is locked while a run writes to it;
+a corrupt or foreign feature file counts as missing and is recomputed; a full or read-only disk stops the run
+with a message naming the folder; one Ctrl-C stops every worker and ends with what finished; workers exit
+when their parent dies.
+"""
+
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import resource
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from .cache import FeatureCache, atomic_write_text, set_current_fingerprints, write_clip_index
-from .config import MODALITIES, PreprocessConfig, fingerprint, modality_params
+from gvs.core.errors import DiskError, Interrupted
+from gvs.core.io import atomic_write_text
+from gvs.core.vocabulary import MODALITIES
+from gvs.core.workspace import CacheDir, ClipRecord, FeatureStore
+
+from .config import PreprocessConfig, fingerprint, modality_params
 from .decode import decode_clip
-from .labels import ClipRecord, discover
+from .labels import discover
 from .resolve import model_file_checksums, resolve_config
 
 log = logging.getLogger(__name__)
@@ -42,10 +57,17 @@ class RunSummary:
     failures: dict[str, dict[str, str]] = field(default_factory=dict)
     flags: dict[str, list[str]] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
+    not_taken: dict[str, str] = field(default_factory=dict)
     stage_seconds: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
     peak_memory_mb: float = 0.0
     fingerprints: dict[str, str] = field(default_factory=dict)
+    total: int = 0
+    interrupted: bool = False
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.skipped + self.failed
 
     def add(self, outcome: ClipOutcome) -> None:
         states = set(outcome.status.values())
@@ -78,9 +100,9 @@ def _make_extractor(modality: str, config: PreprocessConfig):
 class ClipProcessor:
     """Extracts the missing modalities of one clip at a time; each model is loaded once, on first need."""
 
-    def __init__(self, config: PreprocessConfig, caches: dict[str, FeatureCache]) -> None:
+    def __init__(self, config: PreprocessConfig, stores: dict[str, FeatureStore]) -> None:
         self.config = config
-        self.caches = caches
+        self.stores = stores
         self.extractors: dict = {}
 
     def extractor(self, modality: str):
@@ -90,8 +112,8 @@ class ClipProcessor:
 
     def __call__(self, clip: ClipRecord) -> ClipOutcome:
         outcome = ClipOutcome(clip.key)
-        todo = [m for m, cache in self.caches.items() if not cache.has(clip.key)]
-        outcome.status = {m: "skipped" for m in self.caches if m not in todo}
+        todo = [m for m, store in self.stores.items() if not store.has(clip.key)]
+        outcome.status = {m: "skipped" for m in self.stores if m not in todo}
         if not todo:
             return outcome
         audio = "audio" in todo
@@ -110,7 +132,9 @@ class ClipProcessor:
             started = time.perf_counter()
             try:
                 result = self.extractor(modality).extract(decoded)
-                self.caches[modality].write(clip.key, result.arrays, dict(meta, flags=result.flags))
+                self.stores[modality].write(clip.key, result.arrays, dict(meta, flags=result.flags))
+            except DiskError:
+                raise  # every later clip would fail the same way: stop the run
             except Exception as error:  # one modality failing leaves the others and the run going
                 log.debug("%s %s failed", clip.key, modality, exc_info=True)
                 self._fail(outcome, modality, clip, f"{type(error).__name__}: {error}")
@@ -124,7 +148,7 @@ class ClipProcessor:
     def _fail(self, outcome: ClipOutcome, modality: str, clip: ClipRecord, reason: str) -> None:
         outcome.status[modality] = "failed"
         outcome.reasons[modality] = f"{clip.path}: {reason}"
-        self.caches[modality].write_failure(clip.key, outcome.reasons[modality])
+        self.stores[modality].write_failure(clip.key, outcome.reasons[modality])
 
     def _fail_all(self, outcome: ClipOutcome, todo: list[str], clip: ClipRecord, reason: str) -> ClipOutcome:
         for modality in todo:
@@ -145,13 +169,30 @@ def _limit_threads(threads: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
-def _init_worker(config: PreprocessConfig, caches: dict[str, FeatureCache], threads: int) -> None:
+def _die_with_parent(parent: int) -> None:
+    """End this worker when its parent process ends, even by kill -9 (no orphans holding gigabytes)."""
+    try:  # Linux: the kernel sends SIGKILL when the parent dies
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+    def watch() -> None:  # elsewhere: poll the parent id
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _init_worker(config: PreprocessConfig, stores: dict[str, FeatureStore], threads: int, parent: int) -> None:
     global _WORKER
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
+    _die_with_parent(parent)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
     _limit_threads(threads)
-    _WORKER = ClipProcessor(config, caches)
+    _WORKER = ClipProcessor(config, stores)
 
 
 def _run_in_worker(clip: ClipRecord) -> ClipOutcome:
@@ -159,18 +200,19 @@ def _run_in_worker(clip: ClipRecord) -> ClipOutcome:
     return _WORKER(clip)
 
 
-def prepare_caches(cache_root: Path, config: PreprocessConfig,
-                   modalities: tuple[str, ...]) -> tuple[PreprocessConfig, dict[str, FeatureCache]]:
-    """Resolve 'auto' settings and model files, and open one fingerprinted cache folder per modality."""
+def prepare_stores(cache: CacheDir, config: PreprocessConfig, modalities: tuple[str, ...],
+                   writable: bool = True) -> tuple[PreprocessConfig, dict[str, FeatureStore]]:
+    """Resolve 'auto' settings and model files, and open one fingerprinted feature store per modality."""
     config = resolve_config(config, modalities)
-    caches = {}
+    stores = {}
     for modality in modalities:
         params = modality_params(config, modality, model_file_checksums(modality))
-        cache = FeatureCache(cache_root, modality, fingerprint(params))
-        cache.write_params(params)
-        cache.clean_temporary()
-        caches[modality] = cache
-    return config, caches
+        store = cache.store(modality, fingerprint(params))
+        if writable:
+            store.write_params(params)
+            store.clean_temporary()
+        stores[modality] = store
+    return config, stores
 
 
 def run_preprocess(source: str | Path, cache: str | Path, config: PreprocessConfig = PreprocessConfig(),
@@ -178,49 +220,86 @@ def run_preprocess(source: str | Path, cache: str | Path, config: PreprocessConf
                    splits: tuple[str, ...] | None = None) -> RunSummary:
     """Extract the features of every clip under ``source`` into ``cache``; cached clips are skipped.
 
-    Returns a RunSummary and writes it to CACHE/runs/<time>.json. Bad clips are recorded, never raised.
+    Returns a RunSummary and writes it to CACHE/logs/. Bad clips are recorded, never raised. Raises
+    Interrupted (with ``.summary``) on Ctrl-C, DiskError when the cache cannot be written, CacheError when the
+    cache belongs to another source or another run holds it.
     """
     from tqdm import tqdm
 
-    cache_root = Path(cache)
+    cache_dir = CacheDir(cache)
     dataset = discover(source)
     clips = [c for c in dataset.clips if splits is None or c.split in splits]
-    config, caches = prepare_caches(cache_root, config, modalities)
-    write_clip_index(cache_root, clips)
-    summary = RunSummary(missing=dataset.missing, fingerprints={m: c.fingerprint for m, c in caches.items()})
-    started = time.perf_counter()
-    bar = tqdm(total=len(clips), unit="clip", desc="preprocess", disable=not progress, dynamic_ncols=True)
-    try:
-        for outcome in _outcomes(clips, config, caches, workers):
-            summary.add(outcome)
-            bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
-            bar.update()
-    finally:
-        bar.close()
-        summary.seconds = time.perf_counter() - started
-        set_current_fingerprints(cache_root, summary.fingerprints)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        atomic_write_text(cache_root / "runs" / f"{stamp}.json", json.dumps(asdict(summary), indent=2))
+    with cache_dir.lock() as writable:
+        if writable:
+            cache_dir.claim_source(dataset.source_record())
+        config, stores = prepare_stores(cache_dir, config, modalities, writable)
+        cache_dir.write_clips(dataset.clips)
+        summary = RunSummary(missing=dataset.missing, not_taken=dataset.not_taken, total=len(clips),
+                             fingerprints={m: s.fingerprint for m, s in stores.items()})
+        started = time.perf_counter()
+        bar = tqdm(total=len(clips), unit="clip", desc="preprocess", disable=not progress, dynamic_ncols=True)
+        try:
+            for outcome in _outcomes(clips, config, stores, workers):
+                summary.add(outcome)
+                bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
+                bar.update()
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        finally:
+            bar.close()
+            summary.seconds = time.perf_counter() - started
+            _record(cache_dir, summary, writable)
+    if summary.interrupted:
+        error = Interrupted(f"interrupted; {summary.finished} of {summary.total} clips finished "
+                            f"({summary.done} done, {summary.skipped} cached, {summary.failed} failed), "
+                            "re-run to resume")
+        error.summary = summary
+        raise error
     return summary
 
 
-def _outcomes(clips: list[ClipRecord], config: PreprocessConfig, caches: dict[str, FeatureCache], workers: int):
+def _record(cache: CacheDir, summary: RunSummary, writable: bool) -> None:
+    """Set the current fingerprints and write the run log (a read-only cache that needed nothing is left as is)."""
+    try:
+        cache.set_current_fingerprints(summary.fingerprints)
+        if writable:
+            atomic_write_text(cache.log_path(), json.dumps(asdict(summary), indent=2))
+    except DiskError:
+        if summary.done or summary.failed:
+            raise
+        log.warning("%s is read-only: nothing needed computing, the run log was not written", cache.root)
+
+
+def _outcomes(clips: list[ClipRecord], config: PreprocessConfig, stores: dict[str, FeatureStore],
+              workers: int) -> Iterator[ClipOutcome]:
     """Yield one ClipOutcome per clip, in this process (workers=1) or in a pool of spawned worker processes."""
     if workers <= 1 or len(clips) <= 1:
-        processor = ClipProcessor(config, caches)
+        processor = ClipProcessor(config, stores)
         yield from (processor(clip) for clip in clips)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                               initargs=(config, caches, threads))
+                               initargs=(config, stores, threads, os.getpid()))
+    finished = False
     try:
         futures = {pool.submit(_run_in_worker, clip): clip for clip in clips}
         for future in as_completed(futures):
             try:
                 yield future.result()
+            except DiskError:
+                raise
             except Exception as error:  # a worker that died (e.g. a native crash) fails its clip, not the run
                 clip = futures[future]
                 reason = f"{clip.path}: worker failed: {type(error).__name__}: {error}"
-                yield ClipOutcome(clip.key, {m: "failed" for m in caches}, {m: reason for m in caches})
+                yield ClipOutcome(clip.key, {m: "failed" for m in stores}, {m: reason for m in stores})
+        finished = True
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        if finished:
+            pool.shutdown(wait=True)
+        else:  # Ctrl-C, an error or an abandoned generator: stop the workers now, not after their queues
+            processes = list((pool._processes or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.join(timeout=10)

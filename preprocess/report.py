@@ -17,6 +17,10 @@ def format_summary(summary: RunSummary, max_listed: int = 5) -> str:
             lines.append(f"  FAILED {key} [{modality}]: {reason}")
     for key, flags in summary.flags.items():
         lines.append(f"  note   {key}: {'; '.join(flags)}")
+    for path, why in list(summary.not_taken.items())[:max_listed]:
+        lines.append(f"  not taken {path}: {why}")
+    if len(summary.not_taken) > max_listed:
+        lines.append(f"  ... and {len(summary.not_taken) - max_listed} more videos not taken")
     for split, names in summary.missing.items():
         shown = ", ".join(names[:max_listed]) + (" ..." if len(names) > max_listed else "")
         lines.append(f"  {len(names)} clips listed in {split}'s label file are not on disk (e.g. {shown})")

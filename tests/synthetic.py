@@ -1,4 +1,4 @@
-"""A synthetic feature cache for tests: all four modalities, written through preprocess/cache.py.
+"""A synthetic feature cache for tests: all four modalities, written through the workspace's FeatureStore.
 
 Each clip has a class; each modality shows a class *pattern* in its features. ``signal[modality]`` is the
 fraction of clips whose pattern in that modality is their true class (the others show the pattern of a
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocess.cache import FeatureCache, set_current_fingerprints, write_clip_index
-from preprocess.config import MODALITIES, fingerprint
-from preprocess.labels import ClipRecord
+from gvs.core.vocabulary import MODALITIES
+from gvs.core.workspace import CacheDir, ClipRecord
+from preprocess.config import fingerprint
 
 UNLABELLED_SPLITS: tuple[str, ...] = ("Test",)
 FRAME_WIDTH, FRAME_HEIGHT = 480, 320
@@ -57,21 +57,22 @@ def make_synthetic_cache(root: Path, n_per_class: int, signal: dict[str, float] 
             known = None if split in UNLABELLED_SPLITS else int(label)
             records.append(ClipRecord(name, split, root / "videos" / split / f"{name}.mp4", known))
             labels_by_key[f"{split}/{name}"] = int(label)
-    write_clip_index(root, records)
+    cache_dir = CacheDir(root)
+    cache_dir.write_clips(records)
     fingerprints = {}
     for modality in MODALITIES:
         params = {"modality": modality, "synthetic": True, "seed": seed, "n_per_class": n_per_class,
                   "signal": strength[modality], "separates": separates.get(modality),
                   "scene_shape": list(scene_shape), "audio_dim": audio_dim, "splits": list(splits)}
         fingerprints[modality] = fingerprint(params)
-        cache = FeatureCache(root, modality, fingerprints[modality])
+        cache = cache_dir.store(modality, fingerprints[modality])
         cache.write_params(params)
         for key, label in labels_by_key.items():
             pattern = _pattern(rng, label, strength[modality], separates.get(modality))
             n_real = _real_steps(rng, scene_shape[0] if modality == "scene" else (11 if modality == "audio" else 12))
             arrays = _BUILDERS[modality](rng, pattern, n_real, scene_shape=scene_shape, directions=directions)
             cache.write(key, arrays, {"synthetic": True, "true_label": label, "pattern": pattern, "flags": []})
-    set_current_fingerprints(root, fingerprints)
+    cache_dir.set_current_fingerprints(fingerprints)
     return root
 
 

@@ -12,10 +12,11 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, r
 from modalities.architectures import PooledStepMask, build_model, compile_model
 from modalities.data import open_features
 from modalities.metrics import classification_metrics, save_confusion_png
-from modalities.partition import PartitionError, ensure_partition, make_partition
-from modalities.train import StaleModelError, load_modality_model, main, predict_proba, train_modality
-from preprocess.cache import CacheError, set_current_fingerprints
-from preprocess.labels import CLASS_NAMES
+from gvs.core.errors import CacheError, PartitionError, StaleModelError
+from gvs.core.vocabulary import CLASS_NAMES
+from gvs.core.workspace import CacheDir
+from modalities.partition import ensure_partition, make_partition
+from modalities.train import load_modality_model, main, predict_proba, train_modality
 from tests.synthetic import make_synthetic_cache
 
 MODALITIES = ("scene", "pose", "audio", "faces")
@@ -165,7 +166,7 @@ def test_clear_errors(cache, runs, tmp_path):
     with pytest.raises(PartitionError, match="seed"):
         train_modality("pose", cache, runs, seed=5)
     # Features re-made with other parameters: the old model refuses them.
-    set_current_fingerprints(tiny, {"faces": "0123456789ab"})
+    CacheDir(tiny).set_current_fingerprints({"faces": "0123456789ab"})
     with pytest.raises(StaleModelError, match="fingerprint 0123456789ab"):
         load_modality_model(runs, "faces", tiny)
 

@@ -11,10 +11,11 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from preprocess import cache as cache_module
+from gvs.core import workspace as workspace_module
+from gvs.core.vocabulary import MODALITIES
+from gvs.core.workspace import CacheDir
 from modalities.data import open_features
-from preprocess.cache import FeatureCache, current_fingerprints
-from preprocess.config import MODALITIES, PreprocessConfig
+from preprocess.config import PreprocessConfig
 from preprocess.demo import write_clip
 from preprocess.pipeline import run_preprocess
 
@@ -25,7 +26,7 @@ SMALL = PreprocessConfig(scene_width=96, scene_height=64, scene_weights="none")
 def cached(cache: Path, modality: str, fingerprint: str | None = None) -> dict[str, dict[str, np.ndarray]]:
     """Every clip's cached arrays of one modality (the last run's fingerprint unless given), by clip key."""
     features = open_features(cache, modality, fingerprint)
-    return {key: features.cache.read(key)[0] for key in features.keys}
+    return {key: features.store.read(key)[0] for key in features.keys}
 
 
 def ffmpeg(*arguments: str) -> None:
@@ -112,7 +113,7 @@ def test_rerun_skips_finished_clips_and_parameter_change_uses_a_new_folder(tmp_p
     assert (again.done, again.skipped) == (0, 2)
     changed = audio_only(source, tmp_path / "cache", PreprocessConfig(audio_hop=1.0))
     assert changed.done == 2 and changed.fingerprints["audio"] != first.fingerprints["audio"]
-    assert current_fingerprints(tmp_path / "cache")["audio"] == changed.fingerprints["audio"]
+    assert CacheDir(tmp_path / "cache").current_fingerprints()["audio"] == changed.fingerprints["audio"]
     assert {a["features"].shape[0] for a in cached(tmp_path / "cache", "audio").values()} == {6}  # 0..5 s, 1-s hops
     old = cached(tmp_path / "cache", "audio", fingerprint=first.fingerprints["audio"])
     assert {a["features"].shape[0] for a in old.values()} == {11}  # the earlier features are intact, in their own folder
@@ -130,13 +131,13 @@ def test_interrupted_write_leaves_nothing_that_reads_as_valid(tmp_path: Path, te
         handle.write(b"PK\x03\x04 half a zip file")
         raise KeyboardInterrupt  # Ctrl-C in the middle of writing
 
-    monkeypatch.setattr(cache_module.np, "savez_compressed", interrupted)
+    monkeypatch.setattr(workspace_module.np, "savez_compressed", interrupted)
     with pytest.raises(KeyboardInterrupt):
         audio_only(source, tmp_path / "cache")
     folder = next((tmp_path / "cache/features/audio").iterdir())
     assert not list(folder.rglob("*.npz")) and not list(folder.rglob("*.tmp"))
     (folder / "Test" / ".Test_1.npz.killed.tmp").write_bytes(b"left by a killed process")
-    monkeypatch.setattr(cache_module.np, "savez_compressed", real_savez)
+    monkeypatch.setattr(workspace_module.np, "savez_compressed", real_savez)
     resumed = audio_only(source, tmp_path / "cache")
     assert resumed.done == 1 and not list(folder.rglob("*.tmp"))
-    assert FeatureCache(tmp_path / "cache", "audio", folder.name).read("Test/Test_1")[0]["features"].shape == (11, 132)
+    assert CacheDir(tmp_path / "cache").store("audio", folder.name).read("Test/Test_1")[0]["features"].shape == (11, 132)

@@ -1,4 +1,6 @@
-"""The main job: preprocess -> train each modality -> fuse -> ablate, reusing whatever is done already.
+"""The whole chain: preprocess -> train each modality -> fuse -> ablate, reusing whatever is done already.
+
+It sits above the four stages (it imports all of them; none imports it).
 
 Every stage skips finished work (cached features, models trained from the same fingerprint and options,
 model outputs stamped with the model file's hash, fusions stamped with their inputs and options), so a
@@ -9,13 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from preprocess.config import MODALITIES
-
-from .ablation import run_ablation, run_comparison
-from .fusions import FUSIONS
-from .outputs import canonical_modality, load_fusion_data
-
-DEMO_ROOT = Path("data/demo")
+from gvs.core.errors import InputError
+from gvs.core.vocabulary import MODALITIES, check_modalities
 
 
 @dataclass
@@ -38,14 +35,10 @@ class ChainSettings:
 
 def kept_modalities(drop: list[str]) -> list[str]:
     """The modalities left after ``drop`` (names checked; "fer" means faces)."""
-    dropped = {canonical_modality(name) for name in drop}
-    unknown = dropped - set(MODALITIES)
-    if unknown:
-        raise ValueError(f"--drop: unknown modality {sorted(unknown)}; choose from {', '.join(MODALITIES)} "
-                         "('fer' also names faces)")
+    dropped = check_modalities(drop, "--drop")
     kept = [m for m in MODALITIES if m not in dropped]
     if not kept:
-        raise ValueError("--drop removes every modality; keep at least one")
+        raise InputError("--drop removes every modality; keep at least one")
     return kept
 
 
@@ -53,16 +46,53 @@ def _stage(number: int, text: str) -> None:
     print(f"\n[{number}/5] {text}", flush=True)
 
 
+def check_fusion(fusion: str) -> None:
+    """InputError unless ``fusion`` names a fusion or is "all"."""
+    from ensemble.fusions import FUSIONS
+
+    if fusion != "all" and fusion not in FUSIONS:
+        raise InputError(f"unknown fusion {fusion!r}; choose from {', '.join(FUSIONS)} or all")
+
+
+def run_fusions(cache: Path, runs: Path, modalities: list[str], fusion: str = "all", ablation: str = "loo",
+                options: dict | None = None, stage: int | None = None) -> str:
+    """Fit the fusions over the trained ``modalities``, compare them (and each modality alone), ablate one.
+
+    Returns the comparison (and ablation) tables as Markdown; they are also written under RUNS/.
+    """
+    from ensemble.ablation import run_ablation, run_comparison
+    from ensemble.fusions import FUSIONS
+    from ensemble.outputs import load_fusion_data
+
+    check_fusion(fusion)
+    kinds = list(FUSIONS) if fusion == "all" else [fusion]
+    if stage:
+        _stage(stage, f"fuse {', '.join(modalities)} with {', '.join(kinds)} (outputs of each model computed once)")
+    data = load_fusion_data(runs, cache, modalities)
+    _, comparison = run_comparison(data, kinds, runs, options)
+    tables = [comparison]
+    kind = "fc" if fusion == "all" else fusion
+    if ablation == "none":
+        if stage:
+            _stage(stage + 1, "ablation skipped (--ablation none)")
+    else:
+        if stage:
+            _stage(stage + 1, f"ablation of {kind} fusion ({ablation}) -> {runs}")
+        _, table = run_ablation(data, kind, runs, ablation, options)
+        tables.append(table)
+    return "\n".join(tables)
+
+
 def run_chain(settings: ChainSettings) -> str:
     """Run every stage and return the comparison (and ablation) tables as Markdown."""
     from modalities.train import train_modality
+    from preprocess.cli import DEMO_ROOT
     from preprocess.config import preset
     from preprocess.pipeline import run_preprocess
     from preprocess.report import format_summary
 
     kept = kept_modalities(settings.drop)
-    if settings.fusion != "all" and settings.fusion not in FUSIONS:
-        raise ValueError(f"unknown fusion {settings.fusion!r}; choose from {', '.join(FUSIONS)} or all")
+    check_fusion(settings.fusion)
     dataset = settings.dataset
     if dataset is None:
         from preprocess.demo import make_demo
@@ -83,18 +113,5 @@ def run_chain(settings: ChainSettings) -> str:
     for modality in kept:
         train_modality(modality, cache, runs, seed=settings.seed, verbose=2, **settings.train_options)
 
-    kinds = list(FUSIONS) if settings.fusion == "all" else [settings.fusion]
     options = {"seed": settings.seed, "weights": settings.weights, **settings.fusion_options}
-    _stage(4, f"fuse {', '.join(kept)} with {', '.join(kinds)} (outputs of each model computed once)")
-    data = load_fusion_data(runs, cache, kept)
-    _, comparison = run_comparison(data, kinds, runs, options)
-
-    tables = [comparison]
-    if settings.ablation != "none":
-        kind = "fc" if settings.fusion == "all" else settings.fusion
-        _stage(5, f"ablation of {kind} fusion ({settings.ablation}) -> {runs / 'ablation'}")
-        _, ablation = run_ablation(data, kind, runs, settings.ablation, options)
-        tables.append(ablation)
-    else:
-        _stage(5, "ablation skipped (--ablation none)")
-    return "\n".join(tables)
+    return run_fusions(cache, runs, kept, settings.fusion, settings.ablation, options, stage=4)

@@ -1,0 +1,203 @@
+"""The `gvs` command: one subcommand per job, each a thin shell over a library function.
+
+    gvs run        the whole chain (what `python run_ensemble.py` does)
+    gvs demo       write the demo dataset
+    gvs preprocess videos -> feature cache
+    gvs train      one modality's model
+    gvs fuse       fusions, comparison and ablation tables
+    gvs explain    saliency and explanation figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gvs import __version__
+from gvs.core.command import add_debug, guarded, positive_int
+from gvs.core.errors import InputError
+from gvs.core.vocabulary import canonical_modality
+
+RUN_EPILOG = """\
+stages (each skips finished work, so a re-run after an interruption resumes):
+  1 dataset      DATASET (VGAF root, CSV video,label, or video folder); without it the demo dataset is
+                 made in data/demo
+  2 preprocess   features of every clip -> --cache (default cache/<dataset folder name>)
+  3 train        one model per modality -> --runs (default runs/<dataset folder name>); all models share
+                 RUNS/partition.json: train part, select part (early stopping), report part (the numbers)
+  4 fuse         each model is run once over every clip, cut at its "hidden" and "probabilities" layers;
+                 fusions are fitted on the train part, selected on the select part and reported on the
+                 report part (Val for VGAF), which selection never saw. Tables: RUNS/fusion/comparison.*
+  5 ablate       the chosen fusion (fc with --fusion all) on the full set and on every leave-one-out subset
+                 (--ablation all: every subset): RUNS/ablation/<fusion>.md/.csv/.json and .png (one
+                 confusion matrix per row)
+""" + """
+fusions:
+  hard      majority vote of the modalities' predicted classes; ties go to the tied class with the
+            highest summed probability
+  soft      mean of the modalities' probabilities
+  weighted  weighted mean of the probabilities; --weights, or searched on the select part (highest
+            accuracy, then lowest log-loss, on a 0.1 grid)
+  fc        hidden vectors (standardised with train-part statistics) concatenated -> Dense + ReLU ->
+            softmax(3), modality models frozen; early stopping on the select part
+  vae       the same concatenation -> VAE with a 20-d latent (reconstruction + KL) -> classifier on the
+            latent means; RUNS/fusion/vae-*/latents.png shows the latents (t-SNE) coloured by class
+  all       every fusion, one comparison table (with each modality alone)
+
+clips lacking a modality's features (its extraction failed) are left out of fusions over that modality;
+the tables name them. One cache holds one dataset and one runs folder one cache: a second dataset with the
+same folder name is refused (pass --cache and --runs for it).
+
+examples:
+  gvs run                                    demo: preprocess, train, fuse, ablate, print tables
+  gvs run --fusion fc --drop fer             fc fusion without the faces (FER) modality
+  gvs run ../shared/data/vgaf --workers 2    the same on your data
+"""
+FUSE_EPILOG = """\
+examples:
+  gvs fuse --cache cache/demo --runs runs/demo                       every fusion compared, fc ablated
+  gvs fuse --cache cache/demo --runs runs/demo --fusion weighted --weights scene=0.4,pose=0.2,audio=0.2,faces=0.2
+"""
+DEMO_EPILOG = """\
+examples:
+  gvs demo                    write data/demo (30 clips: Train 18, Val 9, Test 3), once
+  gvs demo --out /tmp/demo --force
+"""
+
+
+def _weights(text: str) -> dict[str, float]:
+    weights = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            weights[canonical_modality(name)] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected MODALITY=NUMBER, got {item!r}") from None
+    return weights
+
+
+def _add_fusion_arguments(parser: argparse.ArgumentParser) -> None:
+    from ensemble.ablation import ABLATION_MODES
+    from ensemble.fusions import FUSIONS
+
+    parser.add_argument("--fusion", choices=[*FUSIONS, "all"], default="all",
+                        help="which fusion to fit and ablate (default all: every fusion compared, fc ablated)")
+    parser.add_argument("--drop", action="append", default=[], metavar="MODALITY",
+                        help="leave a modality out of every fusion (repeatable; scene, pose, audio, faces; "
+                        "'fer' = faces)")
+    parser.add_argument("--weights", type=_weights, metavar="M=W,...",
+                        help="weighted fusion weights, e.g. scene=0.4,pose=0.1,audio=0.3,faces=0.2 "
+                        "(default: searched on the select part)")
+    parser.add_argument("--ablation", choices=ABLATION_MODES, default="loo",
+                        help="loo: full set + every leave-one-modality-out subset (default); all: every "
+                        "non-empty subset; none: no ablation")
+    parser.add_argument("--seed", type=int, default=0, help="partition, training and fusion seed (default 0)")
+    parser.add_argument("--epochs", type=positive_int, default=200, help="most epochs of fc/vae training (default 200)")
+
+
+def _fusion_options(args: argparse.Namespace) -> dict:
+    return {"seed": args.seed, "weights": args.weights, "epochs": args.epochs, "vae_epochs": args.epochs}
+
+
+def _add_run(parser: argparse.ArgumentParser) -> None:
+    from preprocess.config import PRESETS
+
+    parser.add_argument("dataset", nargs="?", type=Path,
+                        help="VGAF root, CSV video,label or video folder (default: the demo dataset in data/demo)")
+    parser.add_argument("--cache", type=Path, help="feature cache (default cache/<dataset folder name>)")
+    parser.add_argument("--runs", type=Path, help="models, fusions and tables (default runs/<dataset folder name>)")
+    _add_fusion_arguments(parser)
+    parser.add_argument("--workers", type=positive_int, default=1, help="preprocessing processes (default 1)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
+                        help="preprocessing preset (see `gvs preprocess --help`; default paper)")
+    parser.add_argument("--train-epochs", type=positive_int,
+                        help="most epochs of each modality model (default: `gvs train`'s)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gvs.chain import ChainSettings, run_chain
+
+    settings = ChainSettings(dataset=args.dataset, cache=args.cache, runs=args.runs, fusion=args.fusion,
+                             drop=args.drop, weights=args.weights, ablation=args.ablation, workers=args.workers,
+                             preset=args.preset, seed=args.seed,
+                             train_options={"epochs": args.train_epochs} if args.train_epochs else {},
+                             fusion_options={"epochs": args.epochs, "vae_epochs": args.epochs})
+    print("\n" + run_chain(settings))
+    return 0
+
+
+def _add_fuse(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", type=Path, required=True, help="feature cache the models were trained from")
+    parser.add_argument("--runs", type=Path, required=True, help="runs folder with the trained modality models")
+    _add_fusion_arguments(parser)
+
+
+def _fuse(args: argparse.Namespace) -> int:
+    from gvs.chain import kept_modalities, run_fusions
+
+    kept = [m for m in kept_modalities(args.drop) if args.runs.joinpath(m).is_dir()]
+    if not kept:
+        raise InputError(f"{args.runs}: no trained modality models; run `gvs train MODALITY --cache {args.cache} "
+                         f"--runs {args.runs}` first")
+    print(run_fusions(args.cache, args.runs, kept, args.fusion, args.ablation, _fusion_options(args)))
+    return 0
+
+
+def _add_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("data/demo"), help="where to write it (default data/demo)")
+    parser.add_argument("--force", action="store_true", help="write it again even if it is complete")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from preprocess.demo import make_demo
+
+    print(f"demo dataset written to {make_demo(args.out, force=args.force)}")
+    return 0
+
+
+def _subcommands() -> dict[str, tuple]:
+    """name -> (one-line help, description, epilog, add_arguments, run)."""
+    import modalities.train as train
+    import preprocess.cli as preprocess
+    import saliency.cli as explain
+
+    return {
+        "run": ("the whole chain on a dataset (default: the demo): preprocess, train, fuse, ablate",
+                "Preprocess, train the four modality models, fuse and ablate them; print the tables.", RUN_EPILOG,
+                _add_run, _run),
+        "demo": ("write the small demo dataset", "Write the demo dataset in the VGAF layout.", DEMO_EPILOG,
+                 _add_demo, _demo),
+        "preprocess": ("videos -> feature cache", preprocess.DESCRIPTION, preprocess.EPILOG,
+                       preprocess.add_arguments, preprocess.run),
+        "train": ("train one modality's model", train.__doc__, train.EPILOG, train.add_arguments, train.run),
+        "fuse": ("fit and compare fusions of trained models, ablate one",
+                 "Fit fusions over the trained modality models; write comparison and ablation tables.", FUSE_EPILOG,
+                 _add_fuse, _fuse),
+        "explain": ("saliency and explanation figures", explain.DESCRIPTION, explain.EPILOG, explain.add_arguments,
+                    explain.run),
+    }
+
+
+def build_parser(prog: str = "gvs") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="`gvs COMMAND --help` shows each command's options and examples.")
+    parser.add_argument("--version", action="version", version=f"gvs {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (summary, description, epilog, add_arguments, run) in _subcommands().items():
+        sub = commands.add_parser(name, help=summary, description=description, epilog=epilog,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        add_arguments(sub)
+        add_debug(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "gvs") -> int:
+    """Parse ``argv`` and run the chosen subcommand under the error guard."""
+    args = build_parser(prog).parse_args(argv)
+    return guarded(lambda: args.run(args), args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

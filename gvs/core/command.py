@@ -1,0 +1,73 @@
+"""What every command shares: argument types that refuse bad values at parse time, and the error guard
+(a GVSError prints its message and exits 2, Ctrl-C prints one line and exits 130; ``--debug`` adds tracebacks)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
+from .errors import GVSError, Interrupted
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs (for bug reports)")
+
+
+def guarded(action: Callable[[], int], debug: bool = False) -> int:
+    """Run ``action``; turn GVSError and Ctrl-C into one line on stderr and an exit code (2, 130)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return action()
+    except Interrupted as error:
+        if debug:
+            traceback.print_exc()
+        print(str(error), file=sys.stderr)
+        return error.exit_code
+    except GVSError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print("interrupted; finished work is kept, re-run to resume", file=sys.stderr)
+        return 130
+
+
+def run_module(prog: str, description: str, epilog: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+               run: Callable[[argparse.Namespace], int], argv: list[str] | None = None) -> int:
+    """Parse ``argv`` with a stage's arguments and run it under the error guard (for ``python -m STAGE``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    add_debug(parser)
+    args = parser.parse_args(argv)
+    return guarded(lambda: run(args), args.debug)

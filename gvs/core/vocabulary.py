@@ -1,0 +1,27 @@
+"""The words every stage shares: classes, modalities, parts, video file extensions."""
+
+from __future__ import annotations
+
+CLASS_NAMES: tuple[str, ...] = ("Positive", "Neutral", "Negative")
+VGAF_CODES: dict[str, int] = {"1": 0, "2": 1, "3": 2}  # VGAF label code -> class index
+MODALITIES: tuple[str, ...] = ("scene", "pose", "audio", "faces")
+MODALITY_ALIASES: dict[str, str] = {"fer": "faces", "face": "faces"}  # "fer" as in the reference paper
+PARTS: tuple[str, ...] = ("train", "select", "report", "test")  # roles of clips in RUNS/partition.json
+VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+
+
+def canonical_modality(name: str) -> str:
+    """The modality a user-facing name means ("fer" and "face" are the faces modality)."""
+    return MODALITY_ALIASES.get(name.strip().lower(), name.strip().lower())
+
+
+def check_modalities(names: list[str] | tuple[str, ...], what: str = "modality") -> list[str]:
+    """Canonical names in MODALITIES order; raises InputError naming the unknown ones."""
+    from .errors import InputError
+
+    canonical = {canonical_modality(n) for n in names}
+    unknown = sorted(canonical - set(MODALITIES))
+    if unknown:
+        raise InputError(f"{what}: unknown modality {', '.join(unknown)}; choose from {', '.join(MODALITIES)} "
+                         "('fer' also names faces)")
+    return [m for m in MODALITIES if m in canonical]
