@@ -1,6 +1,14 @@
-"""Decode a clip once: the kept frames (every ``frame_step``-th, at most ``n_frames``) and the mono audio track."""
+"""Decode a clip once: the kept frames (one every ``frame_step`` nominal frames, at most ``n_frames``) and the audio.
+
+Frames are sampled by timestamp: frame k is the first decoded frame whose time reaches ``k * frame_step / fps``
+(half a frame of tolerance), ``fps`` being the stream's nominal rate. For a constant-frame-rate clip that is
+exactly every ``frame_step``-th frame; a variable-frame-rate clip gets frames evenly spaced in time instead of
+coming out short. Each frame is grabbed once and only kept frames are retrieved (converted to RGB).
+"""
 from __future__ import annotations
 
+import math
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,8 +16,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gvs.core.errors import InputError
 
-class ClipDecodeError(RuntimeError):
+MAX_NOMINAL_FPS = 240.0    # a larger "tbr" is a time base guessed by ffmpeg (1k, 90k), not a frame rate
+PROBE_TIMEOUT_S = 30.0
+VFR_TOLERANCE = 0.002     # a frame interval off 1 / fps by more than this (relative) means a variable frame rate
+
+
+class ClipDecodeError(InputError):
     """A clip that cannot be decoded; the message names the clip and what is wrong with it."""
 
 
@@ -19,12 +33,14 @@ class DecodedClip:
 
     path: Path
     frames: np.ndarray             # (n_kept, H, W, 3) uint8 RGB, only real frames (n_kept <= n_frames)
-    frame_indices: list[int]       # index of each kept frame in the video
-    fps: float
+    frame_indices: list[int]       # (n_kept,) index of each kept frame in the video (decode order)
+    fps: float                     # nominal frame rate the sampling used (0.0 when unknown: sampled by index)
     n_frames: int                  # requested length; features are padded to it
     audio: np.ndarray | None = None  # mono float32 in [-1, 1]; None when the clip has no audio track
     sample_rate: int = 0
     flags: list[str] = field(default_factory=list)
+    frame_times: list[float] = field(default_factory=list)  # (n_kept,) seconds of each kept frame from the first
+    duration: float | None = None  # seconds of video; None when neither the container nor OpenCV tells
 
     @property
     def mask(self) -> np.ndarray:
@@ -34,8 +50,92 @@ class DecodedClip:
         return mask
 
 
-def read_frames(path: str | Path, frame_step: int = 10, n_frames: int = 12) -> tuple[np.ndarray, list[int], float]:
-    """Read every ``frame_step``-th frame (first ``n_frames`` of them) as RGB; skipped frames are only grabbed."""
+@dataclass
+class StreamInfo:
+    """What ffmpeg's header says about the first video stream (None where it says nothing usable)."""
+
+    nominal_fps: float | None = None   # "tbr": ffmpeg's guess of the stream's real (nominal) frame rate
+    average_fps: float | None = None   # "fps": frames / duration
+    duration: float | None = None      # container duration, seconds
+
+
+@dataclass
+class FrameSample:
+    """The kept frames of one clip and how they were picked."""
+
+    frames: np.ndarray          # (n_kept, H, W, 3) uint8 RGB
+    indices: list[int]          # (n_kept,) decode index of each kept frame (repeated when a gap spans two targets)
+    times: list[float]          # (n_kept,) seconds from the first frame; NaN when neither timestamps nor fps exist
+    fps: float                  # nominal rate used for the targets (0.0: unknown, sampled every frame_step frames)
+    duration: float | None      # seconds of video, checked against what decoding saw
+    ran_out: bool               # the video ended before n_frames targets were reached
+    repeated: int               # kept positions that reuse the previous kept frame (gaps in VFR timestamps)
+
+
+def _rate(text: str) -> float:
+    """'29.97' -> 29.97, '1k' -> 1000.0 (ffmpeg's header notation)."""
+    return float(text[:-1]) * 1000 if text.endswith("k") else float(text)
+
+
+def parse_stream_header(text: str) -> StreamInfo:
+    """Nominal rate, average rate and duration from the stderr of ``ffmpeg -i FILE`` (first video stream)."""
+    info = StreamInfo()
+    duration = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
+    if duration:
+        hours, minutes, seconds = duration.groups()
+        info.duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    video = next((line for line in text.splitlines() if re.match(r"\s*Stream #", line) and " Video: " in line
+                  and "attached pic" not in line), None)
+    if video:
+        nominal = re.search(r"([\d.]+k?) tbr", video)
+        average = re.search(r"([\d.]+k?) fps", video)
+        info.nominal_fps = _rate(nominal.group(1)) if nominal else None
+        info.average_fps = _rate(average.group(1)) if average else None
+    return info
+
+
+def probe_stream(path: str | Path) -> StreamInfo:
+    """Read the container header with the ffmpeg binary of imageio-ffmpeg (about 10 ms); empty info on failure."""
+    try:
+        import imageio_ffmpeg
+
+        result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                                capture_output=True, check=False, timeout=PROBE_TIMEOUT_S)
+    except (OSError, RuntimeError, subprocess.SubprocessError):  # no ffmpeg binary or a hung probe: use OpenCV's
+        return StreamInfo()
+    return parse_stream_header(result.stderr.decode(errors="replace"))
+
+
+def _sane(rate: float | None) -> bool:
+    return rate is not None and math.isfinite(rate) and 0.0 < rate <= MAX_NOMINAL_FPS
+
+
+def nominal_rate(opencv_fps: float, probed: StreamInfo) -> float:
+    """The rate frames are sampled at: OpenCV's (average) rate unless ffmpeg's nominal rate ("tbr") is higher.
+
+    A variable-frame-rate clip averages below its nominal rate (a 30-fps phone clip that drops to 10 fps in the
+    dark); sampling at the average would stretch the sampled span past the clip's end. A "tbr" within the rounding
+    of ffmpeg's header (2 decimals) is the average itself; one of exactly twice the average is a field rate
+    (interlaced video), not the frame rate. 0.0 when no rate is usable (frames are then sampled by index).
+    """
+    nominal = probed.nominal_fps
+    if _sane(opencv_fps):
+        higher = _sane(nominal) and nominal - opencv_fps > max(0.001 * opencv_fps, 0.006)
+        if higher and abs(nominal / opencv_fps - 2.0) > 0.01:
+            return float(nominal)
+        return float(opencv_fps)
+    return float(nominal) if _sane(nominal) else 0.0
+
+
+def sample_frames(path: str | Path, frame_step: int = 10, n_frames: int = 12) -> FrameSample:
+    """Keep frame k at time ``k * frame_step / fps`` (k < n_frames); one pass, only kept frames retrieved.
+
+    A frame is kept for target k when its time, in nominal frames, reaches ``k * frame_step - 0.5``. Times come
+    from the decoder's timestamps (CAP_PROP_POS_MSEC after grab, relative to the first frame); a missing or
+    non-increasing timestamp is replaced by the previous time plus one nominal frame (count-based). ``fps`` starts
+    as OpenCV's (average) rate; the header is probed for the nominal rate only when the frames before the second
+    target are not spaced one average frame apart (variable frame rate), or when OpenCV gives no rate.
+    """
     path = Path(path)
     if not path.is_file():
         raise ClipDecodeError(f"{path}: file not found")
@@ -45,25 +145,92 @@ def read_frames(path: str | Path, frame_step: int = 10, n_frames: int = 12) -> t
     try:
         if not capture.isOpened():
             raise ClipDecodeError(f"{path}: not a readable video (OpenCV could not open it)")
-        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        frames, indices = [], []
-        index = 0
-        last_needed = frame_step * (n_frames - 1)
-        while index <= last_needed:
-            if index % frame_step == 0:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                indices.append(index)
-            elif not capture.grab():
-                break
+        opencv_fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        opencv_count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
+        probed = None if _sane(opencv_fps) else probe_stream(path)
+        fps = nominal_rate(opencv_fps, probed or StreamInfo())
+        frames: list[np.ndarray] = []
+        indices: list[int] = []
+        times: list[float] = []
+        repeated, index, first_ms, previous = 0, -1, 0.0, math.nan
+        while len(frames) < n_frames and capture.grab():
             index += 1
+            stamp = float(capture.get(cv2.CAP_PROP_POS_MSEC))
+            if index == 0:
+                first_ms, seconds = (stamp if math.isfinite(stamp) else 0.0), 0.0
+            elif math.isfinite(stamp) and (stamp - first_ms) / 1000.0 > previous:
+                seconds = (stamp - first_ms) / 1000.0
+            else:  # no usable timestamp: one nominal frame after the previous one
+                seconds = previous + 1.0 / fps if fps else math.nan
+            if probed is None and len(frames) == 1 and abs((seconds - previous) * fps - 1.0) > VFR_TOLERANCE:
+                probed = probe_stream(path)  # frames not one average frame apart: variable frame rate
+                fps = nominal_rate(opencv_fps, probed)
+            previous = seconds
+            position = seconds * fps if fps else float(index)  # time in nominal frames; the index if fps unknown
+            reached = 0  # targets this frame reaches (more than one when it follows a gap in the timestamps)
+            while len(frames) + reached < n_frames and position >= (len(frames) + reached) * frame_step - 0.5:
+                reached += 1
+            if not reached:
+                continue
+            ok, frame = capture.retrieve()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            frames += [rgb] * reached
+            indices += [index] * reached
+            times += [seconds if fps else math.nan] * reached
+            repeated += reached - 1
     finally:
         capture.release()
     if not frames:
         raise ClipDecodeError(f"{path}: no frame could be decoded (truncated or not a video)")
-    return np.stack(frames), indices, fps
+    ran_out = len(frames) < n_frames
+    return FrameSample(np.stack(frames), indices, times, fps,
+                       _duration(path, opencv_fps, opencv_count, probed, fps, previous, ran_out), ran_out, repeated)
+
+
+def _duration(path: Path, opencv_fps: float, opencv_count: float, probed: StreamInfo | None, fps: float,
+              last_time: float, ran_out: bool) -> float | None:
+    """Seconds of video: what decoding saw when it reached the end, else the shorter of OpenCV's frame count /
+    fps and the container's duration (probed only when needed), never less than the last decoded frame."""
+    seen_end = last_time + 1.0 / fps if fps and math.isfinite(last_time) else None  # the last frame lasts 1/fps
+    if ran_out and seen_end is not None:
+        return seen_end
+    estimates = [opencv_count / opencv_fps] if _sane(opencv_fps) and opencv_count > 0 else []
+    if probed is None and not estimates:
+        probed = probe_stream(path)
+    if probed is not None and probed.duration:
+        estimates.append(probed.duration)
+    estimates = [d for d in estimates if math.isfinite(d) and d > 0]
+    if not estimates:
+        return None
+    return max(min(estimates), seen_end or 0.0)
+
+
+def read_frames(path: str | Path, frame_step: int = 10, n_frames: int = 12) -> tuple[np.ndarray, list[int], float]:
+    """(n_kept, H, W, 3) RGB frames, their indices and the nominal fps; see ``sample_frames``."""
+    sample = sample_frames(path, frame_step, n_frames)
+    return sample.frames, sample.indices, sample.fps
+
+
+# VGAF clips run about 5 s and the paper's 12 frames every 10th cover 3.7-4.4 s of them: only a clip with more
+# than this many seconds unread is flagged as long, so the flag means "most of this video was not seen".
+LONG_TOLERANCE_S = 2.0
+
+
+def sampling_flags(sample: FrameSample, frame_step: int, n_frames: int) -> list[str]:
+    """Notes on the sampling: a short clip, frames repeated over timestamp gaps, a long clip read in part."""
+    flags = []
+    if len(sample.frames) < n_frames:
+        flags.append(f"short: {len(sample.frames)} of {n_frames} frames")
+    if sample.repeated:
+        flags.append(f"{sample.repeated} of {n_frames} frames repeated (gaps in the video's timestamps)")
+    if sample.fps and sample.duration is not None and not sample.ran_out:
+        step = frame_step / sample.fps
+        span = (n_frames - 1) * step
+        if sample.duration > span + LONG_TOLERANCE_S:
+            flags.append(f"read the first {span:.1f} s of {sample.duration:.1f} s")
+    return flags
 
 
 def read_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> np.ndarray | None:
@@ -87,10 +254,10 @@ def read_audio(path: str | Path, sample_rate: int, max_seconds: float | None = N
 def decode_clip(path: str | Path, frame_step: int = 10, n_frames: int = 12,
                 sample_rate: int | None = 16000, audio_seconds: float | None = None) -> DecodedClip:
     """Decode the kept frames and (if ``sample_rate``) the audio of one clip, each exactly once."""
-    frames, indices, fps = read_frames(path, frame_step, n_frames)
-    clip = DecodedClip(Path(path), frames, indices, fps, n_frames)
-    if len(frames) < n_frames:
-        clip.flags.append(f"short: {len(frames)} of {n_frames} frames")
+    sample = sample_frames(path, frame_step, n_frames)
+    clip = DecodedClip(Path(path), sample.frames, sample.indices, sample.fps, n_frames,
+                       frame_times=sample.times, duration=sample.duration)
+    clip.flags.extend(sampling_flags(sample, frame_step, n_frames))
     if sample_rate:
         clip.audio = read_audio(path, sample_rate, audio_seconds)
         clip.sample_rate = sample_rate

@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .cache import atomic_write_text
-from .labels import CLASS_NAMES
+from gvs.core.io import atomic_write_text
+from gvs.core.vocabulary import CLASS_NAMES
 
 WIDTH, HEIGHT, FPS, SECONDS, SAMPLE_RATE = 768, 432, 25, 5.0, 22050
 SPLIT_SIZES = {"Train": 6, "Val": 3}  # clips per class; Test gets TEST_CLIPS unlabelled clips

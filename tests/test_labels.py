@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from gvs.core.errors import InputError
 from preprocess.labels import LabelFileError, discover, read_csv_labels, read_vgaf_labels
 
 
@@ -53,7 +54,7 @@ def test_csv_dataset_resolves_paths_and_reports_missing(tmp_path: Path, val_clip
     listing = tmp_path / "mine.csv"
     listing.write_text("video,label\nclips/x.mp4,Negative\nclips/gone.mp4,Positive\n")
     dataset = discover(listing)
-    assert [(c.name, c.split, c.label) for c in dataset.clips] == [("x", "all", 2)]
+    assert [(c.name, c.split, c.label) for c in dataset.clips] == [("clips/x", "all", 2)]  # unique per source
     assert dataset.missing == {"all": ["clips/gone.mp4"]}
 
 
@@ -63,5 +64,5 @@ def test_plain_folder_is_an_unlabelled_split(test_clips: list[Path]) -> None:
 
 
 def test_missing_source_says_what_to_pass(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="VGAF root"):
+    with pytest.raises(InputError, match="VGAF root"):
         discover(tmp_path / "nowhere")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from gvs.core import workspace as workspace_module
+from gvs.core.errors import Interrupted
 from gvs.core.vocabulary import MODALITIES
 from gvs.core.workspace import CacheDir
 from modalities.data import open_features
@@ -132,7 +133,7 @@ def test_interrupted_write_leaves_nothing_that_reads_as_valid(tmp_path: Path, te
         raise KeyboardInterrupt  # Ctrl-C in the middle of writing
 
     monkeypatch.setattr(workspace_module.np, "savez_compressed", interrupted)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="interrupted; 0 of 1 clips finished"):
         audio_only(source, tmp_path / "cache")
     folder = next((tmp_path / "cache/features/audio").iterdir())
     assert not list(folder.rglob("*.npz")) and not list(folder.rglob("*.tmp"))

@@ -1,0 +1,55 @@
+"""A clip named `party, 2019 é.mp4` (a comma, a space, an accent) goes through preprocess, train, fuse and explain."""
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gvs.cli import main as gvs_main
+from gvs.core.workspace import CacheDir, RunsDir
+from preprocess.demo import make_demo
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+ODD_NAME = "party, 2019 é"
+
+
+@pytest.fixture(scope="module")
+def listing(tmp_path_factory, shared_dir: Path) -> Path:
+    """A CSV dataset of the demo's labelled clips, one of them renamed to ODD_NAME."""
+    demo = make_demo(tmp_path_factory.mktemp("demo") / "demo")
+    folder = tmp_path_factory.mktemp("odd")
+    rows = []
+    for split in ("Train", "Val"):
+        with (demo / f"{split}_labels.txt").open() as handle:
+            for name, code in (line.split() for line in list(handle)[1:]):
+                target = folder / "videos" / f"{split}-{name}.mp4"
+                target.parent.mkdir(exist_ok=True)
+                shutil.copy(demo / split / f"{name}.mp4", target)
+                rows.append([f"videos/{target.name}", code])
+    (folder / rows[0][0]).rename(folder / "videos" / f"{ODD_NAME}.mp4")
+    rows[0][0] = f"videos/{ODD_NAME}.mp4"
+    path = folder / "clips.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["video", "label"], *rows])
+    return path
+
+
+def test_clip_with_comma_and_accent_goes_through_every_stage(listing: Path, tmp_path: Path) -> None:
+    cache, runs, figures = tmp_path / "cache", tmp_path / "runs", tmp_path / "figures"
+    key = f"all/videos/{ODD_NAME}"
+    assert gvs_main(["preprocess", str(listing), "--cache", str(cache), "--only", "pose", "audio", "--preset",
+                     "fast", "--quiet"]) == 0
+    clip = next(c for c in CacheDir(cache).clips() if c.key == key)
+    assert clip.path == listing.parent / "videos" / f"{ODD_NAME}.mp4" and clip.label is not None
+    for modality in ("pose", "audio"):
+        assert gvs_main(["train", modality, "--cache", str(cache), "--runs", str(runs), "--epochs", "3",
+                         "--quiet"]) == 0
+        assert key in {row["key"] for row in RunsDir(runs).modality(modality).read_predictions()}
+    assert gvs_main(["fuse", "--cache", str(cache), "--runs", str(runs), "--fusion", "soft", "--ablation",
+                     "none"]) == 0
+    fused = RunsDir(runs).fusion(RunsDir(runs).fusion_names()[0]).read_predictions()
+    assert key in {row["key"] for row in fused}
+    assert gvs_main(["explain", "--cache", str(cache), "--runs", str(runs), "--clip", key, "--modality", "pose",
+                     "audio", "--out", str(figures)]) == 0
+    assert len(list(figures.rglob("*.png"))) == 2
