@@ -1,4 +1,4 @@
-"""`gvs explain` / `python -m saliency`: saliency and explanation figures for one clip or the picked clips of a split."""
+"""`gvs explain` / `python -m saliency`: saliency and explanation figures for one clip or a split's picked clips."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "clips of a split (Train, Val, Test) or part (train, select, report, test); "
                                        "also draws the audio projection")
     parser.add_argument("--top", type=positive_int, default=3, help="clips per pick with --split (default: 3)")
-    parser.add_argument("--modality", nargs="+", default=list(MODALITIES), choices=list(MODALITIES) + ["fusion"],
+    parser.add_argument("--modality", nargs="+", default=list(MODALITIES), choices=[*MODALITIES, "fer", "fusion"],
                         help="which models to explain (default: the four modalities; add fusion for the share of "
                              "attribution per modality of a fused model)")
     parser.add_argument("--fusion", help="fusion to explain with --modality fusion, by its folder name under "

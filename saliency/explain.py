@@ -2,35 +2,43 @@
 
 Figures land in ``OUT/<modality>/``: ``<split>_<clip>.png`` for one clip, ``<pick>-<rank>-<split>_<clip>.png``
 for the clips picked from a split (pick = confident or wrong), and ``audio/projection-<split>.png``.
-Fusion figures go to ``OUT/fusion/`` and explain the fused model of RUNS/fusion/<name>/.
+Fusion figures go to ``OUT/fusion/`` and explain the fused Keras model of a fusion in RUNS/fusion/.
+Features, clips, models, predictions and fusions are read through the workspace (gvs.core.workspace).
 """
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 
-from modalities.train import load_modality_model
-from preprocess.cache import CacheError, FeatureCache, current_fingerprints, read_clip_index
+from gvs.core.errors import InputError, RunError
+from gvs.core.io import read_json
+from gvs.core.vocabulary import CLASS_NAMES, MODALITIES, canonical_modality
+from gvs.core.workspace import CacheDir, ClipRecord, RunsDir
+from modalities import architectures  # noqa: F401  registers the custom layers the saved models hold
 from preprocess.decode import ClipDecodeError, read_audio, read_frames
 
 from . import figures, maps
 
-MODALITIES: tuple[str, ...] = ("scene", "pose", "audio", "faces")
+if TYPE_CHECKING:
+    from ensemble.fusions import Fusion
+
 SAMPLE_RATE = 16000
+METHODS: tuple[str, ...] = ("smoothgrad", "vanilla")
+FUSION = "fusion"  # the name that asks for the fused model among the modalities to explain
 
 
-class ExplainError(RuntimeError):
+class ExplainError(RunError):
     """Something an explanation needs is missing; the message names it and the command that makes it."""
 
 
 @dataclass
 class Clip:
-    """One clip's cached arrays of one modality, its label, the video path and the preprocessing parameters."""
+    """One clip's cached arrays of one modality, its label (-1 unknown), the video path and the preprocessing
+    parameters of the features."""
 
     key: str
     label: int
@@ -46,29 +54,21 @@ class Clip:
         return self.params.get("params", {}).get(name, default)
 
 
-def read_predictions(path: Path) -> list[dict]:
-    """Rows of a predictions.csv (key, split, part, label, p_Positive, p_Neutral, p_Negative, pred)."""
-    if not path.is_file():
-        raise ExplainError(f"{path}: no predictions; train the model first (`python -m modalities.train ...` or "
-                           f"`python run_ensemble.py ...` write it)")
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
+def _probabilities(row: dict[str, str]) -> np.ndarray:
+    """The p_<class> columns of one predictions row as a (classes,) array."""
+    return np.array([float(row[f"p_{name}"]) for name in CLASS_NAMES])
 
 
-def _probabilities(row: dict) -> np.ndarray:
-    """The p_<class> columns of one row as a (3,) array."""
-    return np.array([float(value) for name, value in row.items() if name.startswith("p_")])
-
-
-def pick_clips(rows: list[dict], split: str, top: int) -> list[tuple[str, str]]:
+def pick_clips(rows: list[dict[str, str]], split: str, top: int) -> list[tuple[str, str]]:
     """(key, pick) for the ``top`` most confident correct clips and the ``top`` most confidently wrong ones.
 
-    ``split`` matches a row's split (Train, Val, Test) or part (train, select, report, test). Unlabelled
-    clips have no wrong; their most confident predictions are picked instead.
+    ``rows`` are predictions rows (key, split, part, label, p_<class>...); ``split`` matches a row's split (Train,
+    Val, Test) or part (train, select, report, test). Unlabelled clips have no wrong; their most confident
+    predictions are picked instead.
     """
     chosen = [r for r in rows if split in (r["split"], r["part"])]
     if not chosen:
-        known = sorted({r["split"] for r in rows} | {r["part"] for r in rows})
+        known = sorted({r["split"] for r in rows} | {r["part"] for r in rows} - {""})
         raise ExplainError(f"no clips of split {split!r} in the predictions; choose from {', '.join(known)}")
     by_confidence = sorted(chosen, key=lambda r: -_probabilities(r).max())
     labelled = [r for r in by_confidence if int(r["label"]) >= 0]
@@ -79,25 +79,8 @@ def pick_clips(rows: list[dict], split: str, top: int) -> list[tuple[str, str]]:
     return [(r["key"], "confident") for r in correct[:top]] + [(r["key"], "wrong") for r in wrong[:top]]
 
 
-def read_clip(cache_root: Path, modality: str, key: str) -> Clip:
-    """One clip's arrays (features, mask and raw arrays) from the cache's current fingerprint."""
-    fingerprint = current_fingerprints(cache_root).get(modality)
-    if fingerprint is None:
-        raise CacheError(f"{cache_root}: no {modality} features; run `python -m preprocess DATASET --cache "
-                         f"{cache_root}` first")
-    cache = FeatureCache(cache_root, modality, fingerprint)
-    if not cache.has(key):
-        raise CacheError(f"{cache.path(key)}: clip {key!r} has no {modality} features (extraction failed or the "
-                         f"key is wrong; keys look like Val/1_1)")
-    arrays, _ = cache.read(key)
-    row = next((r for r in read_clip_index(cache_root) if r["key"] == key), None)
-    path = Path(row["path"]) if row and row["path"] else None
-    label = int(row["label"]) if row and row["label"] != "" else -1
-    return Clip(key, label, path if path and path.is_file() else None, arrays, cache.params())
-
-
 def read_clip_frames(clip: Clip) -> np.ndarray | None:
-    """The kept RGB frames of the clip, decoded as preprocessing did; None when the video is not available."""
+    """(T, height, width, 3) RGB frames kept as preprocessing kept them; None when the video is not available."""
     if clip.path is None:
         return None
     try:
@@ -107,39 +90,65 @@ def read_clip_frames(clip: Clip) -> np.ndarray | None:
     return frames
 
 
+def default_fusion(runs: RunsDir) -> str | None:
+    """The fusion to explain when none is named: among RUNS/fusion/'s fusions with a fused Keras model (fc, vae),
+    an fc one before others, then the one with the most modalities; None when there is none."""
+    fitted = [name for name in runs.fusion_names() if runs.fusion(name).model.is_file()]
+    if not fitted:
+        return None
+
+    def rank(name: str) -> tuple[bool, int]:
+        record = read_json(runs.fusion(name).fusion)
+        return record.get("kind") == "fc", len(record.get("modalities", []))
+
+    return max(fitted, key=rank)
+
+
 class Explainer:
     """Loads each model once and writes explanation figures for clips, splits and fusions."""
 
     def __init__(self, cache: str | Path, runs: str | Path, out: str | Path, smooth_samples: int = 16,
                  method: str = "smoothgrad") -> None:
-        if method not in ("vanilla", "smoothgrad"):
-            raise ValueError(f"unknown saliency method {method!r}; use vanilla or smoothgrad")
-        self.cache = Path(cache)
-        self.runs = Path(runs)
+        if method not in METHODS:
+            raise InputError(f"unknown saliency method {method!r}; use {' or '.join(METHODS)}")
+        self.cache = CacheDir(cache)
+        self.runs = RunsDir(runs)
         self.out = Path(out)
         self.smooth_samples = smooth_samples
         self.method = method
         self._models: dict[str, keras.Model] = {}
+        self._fusions: dict[str, Fusion] = {}
+        self._clips: dict[str, ClipRecord] | None = None
 
     def model(self, modality: str) -> keras.Model:
+        """The trained model RUNS/<modality>/, loaded once."""
         if modality not in self._models:
-            self._models[modality] = load_modality_model(self.runs, modality)
+            self._models[modality] = self.runs.load_model(modality)
         return self._models[modality]
 
-    def predictions(self, modality: str) -> list[dict]:
-        """Rows like predictions.csv (key, split, part, label, p_*) for every clip of this cache, predicted now.
+    def read_clip(self, modality: str, key: str) -> Clip:
+        """One clip's arrays (features, mask and raw arrays) of the cache's current ``modality`` features."""
+        store = self.cache.current(modality)
+        arrays, _ = store.read(key)
+        if self._clips is None:
+            self._clips = {record.key: record for record in self.cache.clips()}
+        record = self._clips.get(key)
+        label = record.label if record is not None and record.label is not None else -1
+        path = record.path if record is not None and record.path.is_file() else None
+        return Clip(key, label, path, arrays, store.params())
 
-        Picks come from the clips and features being explained, even when the models were trained on another
-        dataset whose clip keys may look the same.
-        """
+    def predictions(self, modality: str) -> list[dict[str, str]]:
+        """Rows like a run's predictions (key, split, part, label, p_<class>...) for every clip of this cache,
+        predicted now, so picks come from the clips being explained even when the models were trained on another
+        dataset whose clip keys may look the same."""
         from modalities.data import open_features
 
-        features = open_features(self.cache, modality)
-        parts = {}
-        if (self.runs / "partition.json").is_file():
+        features = open_features(self.cache.root, modality)
+        parts: dict[str, str] = {}
+        if self.runs.partition_path.is_file():
             from modalities.partition import load_partition
 
-            parts = load_partition(self.runs).part_by_key()
+            parts = load_partition(self.runs.root).part_by_key()
         model = self.model(modality)
         rows = []
         for start in range(0, len(features.keys), 32):
@@ -149,16 +158,24 @@ class Explainer:
                 key = features.keys[index]
                 rows.append({"key": key, "split": features.splits[index], "part": parts.get(key, ""),
                              "label": str(int(features.labels[index])),
-                             **{f"p_{name}": str(value) for name, value in zip(figures.CLASS_NAMES, p)}})
+                             **{f"p_{name}": str(value) for name, value in zip(CLASS_NAMES, p)}})
         return rows
 
     def require_training_cache(self) -> None:
-        """Fusion picks read the fusion's predictions.csv, which only describes the cache it was trained on."""
-        configs = [self.runs / m / "config.json" for m in MODALITIES if (self.runs / m / "config.json").is_file()]
-        trained_on = json.loads(configs[0].read_text()).get("cache") if configs else None
-        if trained_on and Path(trained_on).resolve() != self.cache.resolve():
+        """Fusion picks read the fusion's predictions, which only describe the cache it was trained on."""
+        folders = [self.runs.modality(m) for m in MODALITIES]
+        trained_on = next((f.read_config().get("cache") for f in folders if f.config.is_file()), None)
+        if trained_on and Path(trained_on).resolve() != self.cache.root.resolve():
             raise ExplainError(f"fusion picks for a split need the cache the fusion was trained on ({trained_on}); "
-                               f"got {self.cache}. Use --clip KEY for clips of another cache.")
+                               f"got {self.cache.root}. Use `gvs explain --clip KEY` for clips of another cache.")
+
+    def _method_name(self, modality: str) -> str:
+        """What a figure of ``modality`` shows, for its title."""
+        if modality == "scene":
+            return "vanilla saliency, SmoothGrad and Grad-CAM of log p(predicted), by tf-keras-vis"
+        if self.method == "vanilla":
+            return "vanilla saliency |d log p(predicted) / d input|, by tf-keras-vis"
+        return f"SmoothGrad of log p(predicted), {self.smooth_samples} noisy copies, by tf-keras-vis"
 
     def _saliency(self, model: keras.Model, x: np.ndarray, class_index: int) -> np.ndarray:
         if self.method == "vanilla":
@@ -167,26 +184,24 @@ class Explainer:
 
     def explain_clip(self, modality: str, key: str, name: str | None = None) -> Path:
         """Write the figure of one modality for one clip; returns its path."""
-        clip = read_clip(self.cache, modality, key)
+        clip = self.read_clip(modality, key)
         model = self.model(modality)
         x = clip.arrays["features"].astype(np.float32)
         probabilities = maps.predict_probabilities(model, x)
         predicted = int(np.argmax(probabilities))
-        title = figures.clip_title(modality, key, clip.label, probabilities)
+        title = f"{figures.clip_title(modality, key, clip.label, probabilities)}\n{self._method_name(modality)}"
         path = self.out / modality / f"{name or clip.file_stem}.png"
         draw = {"scene": self._scene, "pose": self._pose, "audio": self._audio, "faces": self._faces}[modality]
         return draw(model, clip, x, predicted, title, path)
 
     def _scene(self, model, clip, x, predicted, title, path) -> Path:
         real = int(maps.real_steps(x).sum()) or len(x)
-        frame_maps = {"vanilla": maps.scene_frame_maps(maps.vanilla_saliency(model, x, predicted))[:real],
+        frame_maps = {"vanilla": maps.vanilla_saliency(model, x, predicted, keepdims=False)[:real],
                       f"smoothgrad ({self.smooth_samples})":
-                          maps.scene_frame_maps(maps.smoothgrad(model, x, predicted, self.smooth_samples))[:real]}
-        heads = [layer.name for layer in model.layers if layer.name.startswith("scene_convlstm_")]
-        cams = [maps.gradcam(model, x, head, predicted) for head in heads]
-        if cams:
-            cam = np.sum(cams, axis=0)
-            frame_maps["Grad-CAM (clip)" if cam.ndim == 2 else "Grad-CAM"] = cam if cam.ndim == 2 else cam[:real]
+                          maps.smoothgrad(model, x, predicted, self.smooth_samples, keepdims=False)[:real]}
+        heads = [layer.name for layer in model.layers if isinstance(layer, keras.layers.ConvLSTM2D)]
+        if heads:  # one (h, w) map per clip: the heads return their last state
+            frame_maps["Grad-CAM (clip)"] = np.sum([maps.gradcam(model, x, head, predicted) for head in heads], axis=0)
         frames = read_clip_frames(clip)
         return figures.scene_figure(frames[:real] if frames is not None else None, frame_maps, title, path)
 
@@ -215,11 +230,9 @@ class Explainer:
         rows = [r for r in self.predictions("audio") if split in (r["split"], r["part"])]
         if not rows:
             raise ExplainError(f"no audio predictions for split {split!r}")
-        clips = [read_clip(self.cache, "audio", r["key"]) for r in rows]
-        x = np.stack([c.arrays["features"] for c in clips]).astype(np.float32)
-        model = self.model("audio")
-        cut = keras.Model(model.input, [model.get_layer("hidden").output, model.output])
-        hidden, probabilities = cut.predict(x, batch_size=64, verbose=0)
+        clips = [self.read_clip("audio", r["key"]) for r in rows]
+        x = np.stack([c.arrays["features"] for c in clips])
+        hidden, probabilities = maps.hidden_and_probabilities(self.model("audio"), x)
         labels = np.array([c.label for c in clips])
         points = figures.project_2d(hidden, method)
         known = labels >= 0
@@ -230,49 +243,64 @@ class Explainer:
         return figures.projection_figure(points, labels, probabilities, [c.key for c in clips], title,
                                          self.out / "audio" / f"projection-{split}.png")
 
-    def explain_fusion(self, fusion: str, key: str, name: str | None = None, steps: int = 32) -> Path:
-        """Share of integrated-gradients attribution per modality for the fused model RUNS/fusion/<fusion>/.
+    def fusion(self, name: str) -> Fusion:
+        """The fitted fusion RUNS/fusion/<name>/ with its fused Keras model (ensemble.fusions), loaded once."""
+        if name not in self._fusions:
+            from ensemble.fusions import load_fusion
 
-        The baseline is the training mean of each hidden vector (scaler.npz) when saved, else zeros.
+            folder = self.runs.fusion(name)
+            if not folder.fusion.is_file():
+                known = ", ".join(self.runs.fusion_names()) or "none"
+                raise ExplainError(f"{folder.folder}: no fitted fusion {name!r} (fitted: {known}); fit one with "
+                                   f"`gvs fuse --fusion fc --runs {self.runs.root}`")
+            fusion = load_fusion(folder)
+            if getattr(fusion, "model_", None) is None:
+                raise ExplainError(f"{folder.folder}: the {fusion.kind} fusion has no fused Keras model to explain; "
+                                   f"only fc and vae fusions have one (`gvs fuse --fusion fc --runs {self.runs.root}`)")
+            self._fusions[name] = fusion
+        return self._fusions[name]
+
+    def explain_fusion(self, fusion: str, key: str, name: str | None = None, steps: int = 32) -> Path:
+        """Share of integrated-gradients attribution per modality for the fused model of RUNS/fusion/<fusion>/.
+
+        The baseline is the training mean of each hidden vector (the fusion's scaler).
         """
-        folder = self.runs / "fusion" / fusion
-        record_path = folder / "fusion.json"
-        if not (folder / "model.keras").is_file() or not record_path.is_file():
-            raise ExplainError(f"{folder}: no fused Keras model (fusion.json + model.keras); only fc and vae "
-                               f"fusions have one; fit one with `python -m ensemble ...`")
-        modalities = json.loads(record_path.read_text())["modalities"]
-        fused = self._fused_model(folder)
-        inputs, baseline = {}, {}
-        scaler = dict(np.load(folder / "scaler.npz")) if (folder / "scaler.npz").is_file() else {}
-        label = -1
-        for modality in modalities:
-            clip = read_clip(self.cache, modality, key)
+        fitted = self.fusion(fusion)
+        hidden, means, label = {}, {}, -1
+        for modality in fitted.modalities_:
+            clip = self.read_clip(modality, key)
             label = clip.label
-            model = self.model(modality)
-            cut = keras.Model(model.input, model.get_layer("hidden").output)
-            x = clip.arrays["features"][None].astype(np.float32)
-            inputs[f"{modality}_hidden"] = np.asarray(cut(x, training=False))[0]
-            baseline[f"{modality}_hidden"] = scaler.get(f"{modality}_mean", np.zeros_like(inputs[f"{modality}_hidden"]))
-        probabilities = maps.predict_probabilities(fused, inputs)
+            hidden[modality] = maps.hidden_and_probabilities(self.model(modality), clip.arrays["features"][None])[0][0]
+            means[modality] = fitted.scaler_[f"{modality}_mean"]
+        inputs, baseline = _fused_inputs(fitted, hidden), _fused_inputs(fitted, means)
+        probabilities = maps.predict_probabilities(fitted.model_, inputs)
         predicted = int(np.argmax(probabilities))
-        attributions = maps.integrated_gradients(fused, inputs, predicted, steps=steps, baseline=baseline)
-        totals = {name.removesuffix("_hidden"): float(a.sum()) for name, a in attributions.items()}
+        attributions = maps.integrated_gradients(fitted.model_, inputs, predicted, steps=steps, baseline=baseline)
+        input_of = dict(zip(fitted.modalities_, inputs))  # modality -> its input of the fused model
+        totals = {modality: float(attributions[input_of[modality]].sum()) for modality in fitted.modalities_}
         title = figures.clip_title(f"fusion {fusion}", key, label, probabilities)
         return figures.fusion_figure(totals, title + "\nintegrated gradients from the training-mean hidden vectors",
                                      self.out / "fusion" / f"{name or key.replace('/', '_')}.png")
 
-    def _fused_model(self, folder: Path) -> keras.Model:
-        if str(folder) not in self._models:
-            self._models[str(folder)] = keras.models.load_model(folder / "model.keras", compile=False)
-        return self._models[str(folder)]
+
+def _fused_inputs(fusion: Fusion, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{input name of the fused model: (H,) vector}, in the fusion's modality order, named by ensemble.fusions."""
+    from ensemble.fusions import hidden_inputs
+    from ensemble.outputs import ModalityOutputs
+
+    outputs = {m: ModalityOutputs(m, [""], np.asarray(v)[None], np.zeros((1, len(CLASS_NAMES)), np.float32))
+               for m, v in vectors.items()}
+    return {name: batch[0] for name, batch in hidden_inputs(outputs, fusion.modalities_).items()}
 
 
-def default_fusion(runs: Path) -> str | None:
-    """The fc fusion with the most modalities under RUNS/fusion/, else any fused Keras model; None if none."""
-    folders = [f for f in sorted((Path(runs) / "fusion").glob("*")) if (f / "model.keras").is_file()]
-    if not folders:
-        return None
-    return max(folders, key=lambda f: (f.name.startswith("fc-"), f.name.count("+"))).name
+def _wanted(modalities: list[str]) -> list[str]:
+    """Canonical modality names (and "fusion"), in the order given; InputError naming unknown ones."""
+    names = [FUSION if m.strip().lower() == FUSION else canonical_modality(m) for m in modalities]
+    unknown = [m for m, name in zip(modalities, names) if name not in (*MODALITIES, FUSION)]
+    if unknown:
+        raise InputError(f"unknown modality {', '.join(unknown)}; choose from {', '.join((*MODALITIES, FUSION))} "
+                         "('fer' also names faces)")
+    return names
 
 
 def explain(cache: str | Path, runs: str | Path, out: str | Path, modalities: list[str],
@@ -280,33 +308,44 @@ def explain(cache: str | Path, runs: str | Path, out: str | Path, modalities: li
             method: str = "smoothgrad", smooth_samples: int = 16, projection: str = "pca") -> list[Path]:
     """Figures for one clip (``clip``) or for the ``top`` most confident and most wrong clips of ``split``.
 
-    ``modalities`` may include "fusion" (the fused model ``fusion``, default :func:`default_fusion`). With a
-    split, the audio projection of that split is drawn too.
+    Parameters
+    ----------
+    cache, runs, out
+        The feature cache, the runs folder with the trained models, the folder for the figures.
+    modalities
+        Models to explain: any of MODALITIES, and "fusion" for the fused model ``fusion`` (default
+        :func:`default_fusion`).
+    clip, split
+        Exactly one: a clip key (``Val/1_1``) or a split or part whose picks are explained; with a split, the
+        audio projection of that split is drawn too.
+
+    Returns
+    -------
+    list[Path]
+        The figures written, in the order of ``modalities``.
     """
     if (clip is None) == (split is None):
-        raise ValueError("pass exactly one of clip (a key such as Val/1_1) or split (such as Val)")
+        raise InputError("pass exactly one of clip (a key such as Val/1_1) or split (such as Val)")
+    wanted = _wanted(modalities)
     explainer = Explainer(cache, runs, out, smooth_samples, method)
     written: list[Path] = []
-    for modality in modalities:
-        if modality == "fusion":
-            fusion = fusion or default_fusion(Path(runs))
+    for modality in wanted:
+        if modality == FUSION:
+            fusion = fusion or default_fusion(explainer.runs)
             if fusion is None:
-                raise ExplainError(f"{runs}/fusion: no fused Keras model; fit one with `python run_ensemble.py --fusion fc`")
-            folder = Path(runs) / "fusion" / fusion
+                raise ExplainError(f"{explainer.runs.fusion_root}: no fused Keras model; fit one with "
+                                   f"`gvs fuse --fusion fc --runs {explainer.runs.root}`")
             if clip is not None:
                 written.append(explainer.explain_fusion(fusion, clip))
                 continue
             explainer.require_training_cache()
-            for rank, (key, pick) in _ranked(pick_clips(read_predictions(folder / "predictions.csv"), split, top)):
+            for rank, (key, pick) in _ranked(pick_clips(explainer.runs.fusion(fusion).read_predictions(), split, top)):
                 written.append(explainer.explain_fusion(fusion, key, f"{pick}-{rank}-{key.replace('/', '_')}"))
             continue
-        if modality not in MODALITIES:
-            raise ValueError(f"unknown modality {modality!r}; choose from {', '.join(MODALITIES + ('fusion',))}")
         if clip is not None:
             written.append(explainer.explain_clip(modality, clip))
             continue
-        rows = explainer.predictions(modality)
-        for rank, (key, pick) in _ranked(pick_clips(rows, split, top)):
+        for rank, (key, pick) in _ranked(pick_clips(explainer.predictions(modality), split, top)):
             written.append(explainer.explain_clip(modality, key, f"{pick}-{rank}-{key.replace('/', '_')}"))
         if modality == "audio":
             written.append(explainer.audio_projection(split, projection))

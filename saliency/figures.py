@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from preprocess.labels import CLASS_NAMES  # noqa: E402
+from gvs.core.vocabulary import CLASS_NAMES  # noqa: E402
 
 # OpenPose COCO-18 limbs (Nose, Neck, RShoulder, RElbow, RWrist, LShoulder, LElbow, LWrist, RHip, RKnee,
 # RAnkle, LHip, LKnee, LAnkle, REye, LEye, REar, LEar).
@@ -239,7 +239,8 @@ def faces_figure(frame_saliency: np.ndarray, statistic_saliency: np.ndarray, fac
     mean x 7 (FER expressions), face count. Both are shown as shares of the total.
     """
     frame_shares = frame_saliency / frame_saliency.sum() if frame_saliency.sum() > 0 else frame_saliency
-    column_shares = statistic_saliency / statistic_saliency.sum() if statistic_saliency.sum() > 0 else statistic_saliency
+    column_total = statistic_saliency.sum()
+    column_shares = statistic_saliency / column_total if column_total > 0 else statistic_saliency
     figure, (frames_axis, grid_axis) = plt.subplots(1, 2, figsize=(13, 4), constrained_layout=True,
                                                     gridspec_kw={"width_ratios": [1, 1.3]})
     positions = np.arange(1, len(frame_shares) + 1)

@@ -4,16 +4,23 @@ Every function explains one clip (inputs without a batch axis) for one class. ``
 model with one input, or ``{input name: array}`` for a model with several named inputs (a fusion model);
 results come back in the same form. The explained score is the log-probability of ``class_index`` (a softmax
 output saturates; its logarithm does not), so gradients stay informative for confident predictions.
+
+Gradients come from tf-keras-vis: vanilla saliency and SmoothGrad are its ``Saliency``, Grad-CAM its
+``Gradcam``; integrated gradients (which tf-keras-vis lacks) average its signed gradients along a path.
 """
 from __future__ import annotations
 
 import keras
 import numpy as np
 import tensorflow as tf
+from tf_keras_vis.gradcam import Gradcam
+from tf_keras_vis.saliency import Saliency
 
 Inputs = np.ndarray | dict[str, np.ndarray]
+HIDDEN_LAYER = "hidden"  # the layer every modality model has and fusions cut at (modalities.architectures)
+PROBABILITIES_LAYER = "probabilities"
 _EPSILON = 1e-7
-_CHUNK = 8  # noisy or interpolated copies per model call
+_CHUNK = 8  # interpolated copies per gradient call
 
 
 def input_names(model: keras.Model) -> list[str]:
@@ -36,126 +43,185 @@ def _as_inputs(model: keras.Model, arrays: list[np.ndarray], like: Inputs) -> In
     return dict(zip(input_names(model), arrays)) if isinstance(like, dict) else arrays[0]
 
 
-def _call(model: keras.Model, batch: list[tf.Tensor]) -> tf.Tensor:
-    if len(batch) == 1:
-        return model(batch[0], training=False)
-    return model(dict(zip(input_names(model), batch)), training=False)
+def _structured(model: keras.Model, tensors: list):
+    """``tensors`` (in the order of ``model.inputs``) in the structure the model was built with."""
+    if isinstance(model.input, dict):
+        return dict(zip(input_names(model), tensors))
+    return tensors if len(tensors) > 1 else tensors[0]
+
+
+def _log_probability(class_index: int):
+    """tf-keras-vis score: log p(class) of each sample of a batch of softmax outputs (batch, classes)."""
+    return lambda probabilities: tf.math.log(probabilities[:, class_index] + _EPSILON)
 
 
 def predict_probabilities(model: keras.Model, inputs: Inputs) -> np.ndarray:
-    """(classes,) softmax output of the model for one clip."""
+    """Softmax output of the model for one clip.
+
+    Returns
+    -------
+    np.ndarray
+        (classes,) probabilities.
+    """
     batch = [tf.constant(a[None]) for a in _as_list(model, inputs)]
-    return np.asarray(_call(model, batch))[0]
-
-
-def _log_probability_gradients(model: keras.Model, batch: list[np.ndarray], class_index: int) -> list[np.ndarray]:
-    """Gradient of log p(class) for every sample of a batch (samples are independent, so one call serves all)."""
-    tensors = [tf.constant(a) for a in batch]
-    with tf.GradientTape() as tape:
-        tape.watch(tensors)
-        probabilities = _call(model, tensors)
-        score = tf.reduce_sum(tf.math.log(probabilities[:, class_index] + _EPSILON))
-    gradients = tape.gradient(score, tensors, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-    return [np.asarray(g) for g in gradients]
-
-
-def _batched_gradients(model: keras.Model, copies: list[np.ndarray], class_index: int) -> list[np.ndarray]:
-    """Gradients for stacked copies (S, ...) of each input, computed ``_CHUNK`` copies per call."""
-    parts = [[] for _ in copies]
-    for start in range(0, len(copies[0]), _CHUNK):
-        chunk = _log_probability_gradients(model, [c[start:start + _CHUNK] for c in copies], class_index)
-        for part, gradient in zip(parts, chunk):
-            part.append(gradient)
-    return [np.concatenate(part) for part in parts]
-
-
-def vanilla_saliency(model: keras.Model, inputs: Inputs, class_index: int) -> Inputs:
-    """|d log p(class) / d input| for one clip (Simonyan et al. 2014)."""
-    arrays = _as_list(model, inputs)
-    gradients = _log_probability_gradients(model, [a[None] for a in arrays], class_index)
-    return _as_inputs(model, [np.abs(g[0]) for g in gradients], inputs)
+    return np.asarray(model(_structured(model, batch), training=False))[0]
 
 
 def real_steps(x: np.ndarray) -> np.ndarray:
-    """(T,) bool: time steps that are not all zero (all-zero steps are padding that the models mask)."""
+    """(T,) bool: time steps of a (T, ...) clip that are not all zero (all-zero steps are padding the models mask)."""
     return np.any(x.reshape(x.shape[0], -1) != 0, axis=1)
 
 
-def smoothgrad(model: keras.Model, inputs: Inputs, class_index: int, samples: int = 16, noise: float = 0.15,
-               seed: int = 0) -> Inputs:
-    """Mean |gradient| over noisy copies of the clip (Smilkov et al. 2017).
+def _explained(model: keras.Model, arrays: list[np.ndarray], gate: bool) -> keras.Model:
+    """``model`` taking a list of inputs, as tf-keras-vis passes them; with ``gate``, behind a gate that keeps
+    each sequence input's padded steps (all zero in ``arrays``) at zero.
 
-    The noise has standard deviation ``noise`` x (max - min) of each input and is added to real time steps
-    only (axis 0 of a sequence input), so padded steps stay zero and stay masked.
+    tf-keras-vis adds SmoothGrad noise to every value, padding included, so without the gate the models would
+    no longer mask the padded steps and saliency would leak onto them; behind it those steps stay zero (still
+    masked) and their gradient is zero.
     """
-    arrays = _as_list(model, inputs)
-    generator = np.random.default_rng(seed)
-    copies = []
-    for array in arrays:
-        sigma = noise * float(array.max() - array.min()) or noise
-        perturbation = generator.normal(0.0, sigma, (samples,) + array.shape).astype(np.float32)
-        if array.ndim >= 2:
-            perturbation *= real_steps(array).reshape((1, -1) + (1,) * (array.ndim - 1))
-        copies.append(array[None] + perturbation)
-    gradients = _batched_gradients(model, copies, class_index)
-    return _as_inputs(model, [np.abs(g).mean(axis=0) for g in gradients], inputs)
+    inputs, gated = [], []
+    for name, array in zip(input_names(model), arrays):
+        tensor = keras.Input(array.shape, name=name)
+        inputs.append(tensor)
+        if gate and array.ndim >= 2:
+            keep = real_steps(array).astype(np.float32).reshape((1, -1) + (1,) * (array.ndim - 1))
+            tensor = keras.layers.Lambda(lambda t, keep=keep: t * keep, name=f"{name}_gate")(tensor)
+        gated.append(tensor)
+    return keras.Model(inputs, model(_structured(model, gated)), name=f"{model.name}_explained")
 
 
-def gradient_x_input(model: keras.Model, inputs: Inputs, class_index: int) -> Inputs:
-    """Signed gradient x input attribution for one clip."""
+def _saliency(model: keras.Model, inputs: Inputs, class_index: int, samples: int, noise: float, seed: int,
+              keepdims: bool, signed: bool = False) -> Inputs:
+    """tf-keras-vis Saliency of log p(class) for one clip; ``samples`` > 0 makes it SmoothGrad."""
     arrays = _as_list(model, inputs)
-    gradients = _log_probability_gradients(model, [a[None] for a in arrays], class_index)
-    return _as_inputs(model, [g[0] * a for g, a in zip(gradients, arrays)], inputs)
+    modifier = None if signed else tf.math.abs
+    state = np.random.get_state()  # tf-keras-vis draws its noise from numpy's global generator
+    np.random.seed(seed)
+    try:
+        maps = Saliency(_explained(model, arrays, gate=True), clone=False)(
+            _log_probability(class_index), [a[None] for a in arrays], smooth_samples=samples, smooth_noise=noise,
+            keepdims=keepdims, gradient_modifier=modifier, normalize_map=False,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    finally:
+        np.random.set_state(state)
+    return _as_inputs(model, [np.asarray(m)[0] for m in maps], inputs)
+
+
+def vanilla_saliency(model: keras.Model, inputs: Inputs, class_index: int, keepdims: bool = True) -> Inputs:
+    """|d log p(class) / d input| for one clip (Simonyan et al. 2014), by tf-keras-vis.
+
+    Parameters
+    ----------
+    inputs
+        One clip: (T, ...) for a one-input model, or {input name: array} for a fusion model.
+    keepdims
+        False takes the largest value over the last (channel) axis: (T, h, w, C) scene maps -> (T, h, w).
+
+    Returns
+    -------
+    Inputs
+        Non-negative saliency of the inputs' shape (without the last axis when ``keepdims`` is False).
+    """
+    return _saliency(model, inputs, class_index, 0, 0.0, 0, keepdims)
+
+
+def smoothgrad(model: keras.Model, inputs: Inputs, class_index: int, samples: int = 16, noise: float = 0.15,
+               seed: int = 0, keepdims: bool = True) -> Inputs:
+    """Mean |gradient| of log p(class) over ``samples`` noisy copies of one clip (Smilkov et al. 2017).
+
+    tf-keras-vis's SmoothGrad: the noise has standard deviation ``noise`` x (max - min) of each input. Padded
+    time steps (axis 0 of a sequence input) stay zero and masked, and get zero saliency. Deterministic in
+    ``seed``.
+
+    Returns
+    -------
+    Inputs
+        Non-negative saliency of the inputs' shape (without the last axis when ``keepdims`` is False).
+    """
+    return _saliency(model, inputs, class_index, samples, noise, seed, keepdims)
 
 
 def integrated_gradients(model: keras.Model, inputs: Inputs, class_index: int, steps: int = 32,
                          baseline: Inputs | None = None) -> Inputs:
     """Signed integrated gradients (Sundararajan et al. 2017, midpoint rule) from ``baseline`` (default zeros).
 
-    The attributions of all inputs together sum to about log p(class | inputs) - log p(class | baseline).
+    tf-keras-vis has no integrated gradients; the signed gradients along the path are its Saliency's.
+
+    Returns
+    -------
+    Inputs
+        Attributions of the inputs' shape; all of them together sum to about
+        log p(class | inputs) - log p(class | baseline).
     """
     arrays = _as_list(model, inputs)
     starts = [np.zeros_like(a) for a in arrays] if baseline is None else _as_list(model, baseline)
     alphas = (np.arange(steps, dtype=np.float32) + 0.5) / steps
-    copies = [s[None] + alphas.reshape((-1,) + (1,) * a.ndim) * (a - s)[None] for a, s in zip(arrays, starts)]
-    gradients = _batched_gradients(model, copies, class_index)
-    return _as_inputs(model, [g.mean(axis=0) * (a - s) for g, a, s in zip(gradients, arrays, starts)], inputs)
-
-
-def modality_shares(attributions: dict[str, np.ndarray]) -> dict[str, float]:
-    """Share of the total |attribution| carried by each input (shares sum to 1)."""
-    magnitudes = {name: float(np.abs(a).sum()) for name, a in attributions.items()}
-    total = sum(magnitudes.values()) or 1.0
-    return {name: magnitude / total for name, magnitude in magnitudes.items()}
+    explained = Saliency(_explained(model, arrays, gate=False), clone=False)
+    totals = [np.zeros_like(a) for a in arrays]
+    for start in range(0, steps, _CHUNK):
+        chunk = alphas[start:start + _CHUNK]
+        copies = [s[None] + chunk.reshape((-1,) + (1,) * a.ndim) * (a - s)[None] for a, s in zip(arrays, starts)]
+        gradients = explained(
+            _log_probability(class_index), copies, keepdims=True, gradient_modifier=None, normalize_map=False,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        totals = [total + np.asarray(g).sum(axis=0) for total, g in zip(totals, gradients)]
+    return _as_inputs(model, [t / steps * (a - s) for t, a, s in zip(totals, arrays, starts)], inputs)
 
 
 def gradcam(model: keras.Model, x: np.ndarray, layer_name: str, class_index: int) -> np.ndarray:
-    """Grad-CAM on a spatial layer such as "scene_convlstm_0" -> (T, h, w) per frame, or (h, w) for the clip.
+    """Grad-CAM of log p(class) on a ConvLSTM2D head such as "scene_convlstm_0" (tf-keras-vis's Gradcam).
 
-    For a sequence of feature maps (T, h, w, C) the channel weights are the gradients averaged over each
-    frame's (h, w), so every frame gets its own map and frames the score does not depend on get none.
-    Raises ValueError when the layer is missing or its output is not a feature map.
+    The heads return their last state, (h, w, C) feature maps with no time axis, so there is one map for the
+    whole clip. tf-keras-vis is asked for the raw map (``expand_cam=False``): expanded, it zooms the (h, w) map
+    onto the input's first axes (T, h) instead of (h, w). A sequence of maps (T, h, w, C) is refused: there
+    tf-keras-vis averages the channel weights over the time axis too, so it gives no per-frame maps (frames the
+    score does not depend on get a map) -- tests/test_saliency_maps.py shows both.
+
+    Returns
+    -------
+    np.ndarray
+        (h, w) non-negative map.
+
+    Raises
+    ------
+    ValueError
+        When the layer is missing or its output is not an (h, w, C) feature map.
     """
     try:
         layer = model.get_layer(layer_name)
     except ValueError as error:
         raise ValueError(f"model {model.name!r} has no layer {layer_name!r}; Grad-CAM needs one") from error
-    if len(layer.output.shape) not in (4, 5):
-        raise ValueError(f"layer {layer_name!r} outputs {layer.output.shape}, not a (time,) height, width, "
-                         f"channels feature map; Grad-CAM needs one")
-    cut = keras.Model(model.input, [layer.output, model.output])
-    with tf.GradientTape() as tape:
-        activations, probabilities = cut(tf.constant(x[None].astype(np.float32)), training=False)
-        score = tf.math.log(probabilities[:, class_index] + _EPSILON)
-    gradients = np.asarray(tape.gradient(score, activations))[0]
-    activations = np.asarray(activations)[0]
-    weights = gradients.mean(axis=(-3, -2), keepdims=True)
-    return np.maximum((weights * activations).sum(axis=-1), 0.0)
+    if len(layer.output.shape) != 4:
+        raise ValueError(f"layer {layer_name!r} outputs {layer.output.shape}, not one height, width, channels "
+                         f"feature map per clip; Grad-CAM needs one")
+    cam = Gradcam(model, clone=False)(
+        _log_probability(class_index), np.asarray(x, np.float32)[None], penultimate_layer=layer_name,
+        seek_penultimate_conv_layer=False, expand_cam=False, normalize_cam=False,
+        unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return np.asarray(cam)[0]
 
 
-def scene_frame_maps(saliency: np.ndarray) -> np.ndarray:
-    """(T, h, w, C) saliency over feature maps -> (T, h, w): the largest value over channels (as tf-keras-vis)."""
-    return saliency.max(axis=-1)
+def hidden_and_probabilities(model: keras.Model, x: np.ndarray,
+                             batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A modality model's "hidden" vectors (the layer fusions cut at) and its probabilities for a batch of clips.
+
+    Parameters
+    ----------
+    x
+        (N, ...) features of N clips.
+
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
+        (N, H) hidden vectors and (N, classes) probabilities.
+    """
+    outputs = [model.get_layer(HIDDEN_LAYER).output, model.get_layer(PROBABILITIES_LAYER).output]
+    cut = keras.Model(model.input, outputs)
+    x = np.asarray(x, np.float32)
+    batches = [cut(x[start:start + batch_size], training=False) for start in range(0, len(x), batch_size)]
+    hidden = np.concatenate([np.asarray(h) for h, _ in batches])
+    return hidden.reshape(len(x), -1), np.concatenate([np.asarray(p) for _, p in batches])
 
 
 POSE_KEYPOINTS = 13  # body keypoints 1..13 of the 18 COCO keypoints: Neck .. LAnkle

@@ -1,8 +1,8 @@
 """End to end: figures for clips and splits of a synthetic cache, explained with models of the real architectures."""
 from __future__ import annotations
 
-import csv
-import json
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
@@ -10,61 +10,61 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+from ensemble.fusions import FCFusion, SoftVote
+from ensemble.outputs import ModalityOutputs
+from gvs.core.errors import InputError, RunError
+from gvs.core.io import atomic_write_csv
+from gvs.core.vocabulary import CLASS_NAMES, MODALITIES
+from gvs.core.workspace import CacheDir, ClipRecord, RunsDir
 from modalities.architectures import build_model
-from preprocess.cache import read_clip_index, write_clip_index
-from preprocess.labels import CLASS_NAMES, ClipRecord
-from saliency import explain as explain_module
-from saliency.__main__ import main
-from saliency.explain import Explainer, explain, pick_clips
+from saliency import maps
+from saliency.explain import Explainer, ExplainError, default_fusion, explain, pick_clips, read_clip_frames
 from tests.synthetic import make_synthetic_cache
 
-MODALITIES = ("scene", "pose", "audio", "faces")
 SMALL_SIZES = {"scene": {"heads": 2, "filters": 2, "reduce_channels": 4}, "pose": {"units": 4},
                "audio": {"conv_filters": (8, 8, 8), "lstm_units": (4, 4), "dense": 4},
                "faces": {"units": 4, "dense": 4}}
 PART_OF_SPLIT = {"Train": "train", "Val": "report", "Test": "test"}
+FUSION = "fc-test"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _write_predictions(path: Path, keys: list[str], labels: list[int], probabilities: np.ndarray) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["key", "split", "part", "label", *(f"p_{c}" for c in CLASS_NAMES), "pred"])
-        for key, label, p in zip(keys, labels, probabilities):
-            split = key.split("/")[0]
-            writer.writerow([key, split, PART_OF_SPLIT[split], label, *p, CLASS_NAMES[int(np.argmax(p))]])
+    rows = [[key, key.split("/")[0], PART_OF_SPLIT[key.split("/")[0]], label, *p, CLASS_NAMES[int(np.argmax(p))]]
+            for key, label, p in zip(keys, labels, probabilities)]
+    atomic_write_csv(path, ["key", "split", "part", "label", *(f"p_{c}" for c in CLASS_NAMES), "pred"], rows)
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> dict[str, Path]:
-    """A synthetic cache, one untrained model per modality saved as RUNS/<modality>/model.keras with its
-    predictions.csv, and an fc-like fused model on the hidden vectors in RUNS/fusion/fc-test/."""
+    """A synthetic cache, one untrained model per modality saved in RUNS/<modality>/ with its predictions, an fc
+    fusion (fitted for two epochs on the hidden vectors) and a soft-vote fusion (no fused model) in RUNS/fusion/."""
     root = tmp_path_factory.mktemp("saliency")
-    cache = make_synthetic_cache(root / "cache", n_per_class=2, splits=("Train", "Val", "Test"))
-    runs = root / "runs"
-    rows = read_clip_index(cache)
-    keys = [r["key"] for r in rows]
-    labels = [int(r["label"]) if r["label"] else -1 for r in rows]
-    hidden = {}
+    cache = CacheDir(make_synthetic_cache(root / "cache", n_per_class=2, splits=("Train", "Val", "Test")))
+    runs = RunsDir(root / "runs")
+    clips = cache.clips()
+    keys = [c.key for c in clips]
+    labels = [-1 if c.label is None else c.label for c in clips]
+    outputs = {}
     keras.utils.set_random_seed(0)
     for modality in MODALITIES:
-        clips = [explain_module.read_clip(cache, modality, key) for key in keys]
-        x = np.stack([c.arrays["features"] for c in clips]).astype(np.float32)
+        store = cache.current(modality)
+        x = np.stack([store.read(key)[0]["features"] for key in keys]).astype(np.float32)
         model = build_model(modality, x.shape[1:], **SMALL_SIZES[modality])
-        (runs / modality).mkdir(parents=True)
-        model.save(runs / modality / "model.keras")
-        _write_predictions(runs / modality / "predictions.csv", keys, labels, model.predict(x, verbose=0))
-        hidden[modality] = keras.Model(model.input, model.get_layer("hidden").output).predict(x, verbose=0)
-    inputs = {f"{m}_hidden": keras.Input((h.shape[1],), name=f"{m}_hidden") for m, h in hidden.items()}
-    joined = keras.layers.Concatenate()(list(inputs.values()))
-    fused = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="probabilities")(joined))
-    folder = runs / "fusion" / "fc-test"
-    folder.mkdir(parents=True)
-    fused.save(folder / "model.keras")
-    (folder / "fusion.json").write_text(json.dumps({"kind": "fc", "modalities": list(MODALITIES)}))
-    np.savez(folder / "scaler.npz", **{f"{m}_mean": h.mean(axis=0) for m, h in hidden.items()})
-    fused_inputs = {f"{m}_hidden": h for m, h in hidden.items()}
-    _write_predictions(folder / "predictions.csv", keys, labels, fused.predict(fused_inputs, verbose=0))
-    return {"cache": cache, "runs": runs, "root": root}
+        run = runs.modality(modality)
+        run.folder.mkdir(parents=True)
+        model.save(run.model)
+        hidden, probabilities = maps.hidden_and_probabilities(model, x)
+        _write_predictions(run.predictions, keys, labels, probabilities)
+        outputs[modality] = ModalityOutputs(modality, keys, hidden, probabilities)
+    labelled = np.flatnonzero(np.array(labels) >= 0)
+    train = {m: o.take(labelled) for m, o in outputs.items()}
+    y = np.array(labels)[labelled]
+    fc = FCFusion(units=16, epochs=2, patience=1).fit(train, y)
+    fc.save(runs.fusion(FUSION).folder)
+    _write_predictions(runs.fusion(FUSION).predictions, keys, labels, fc.predict_proba(outputs))
+    SoftVote().fit(train, y).save(runs.fusion("soft-test").folder)
+    return {"cache": cache.root, "runs": runs.root, "root": root}
 
 
 def _image(path: Path) -> np.ndarray:
@@ -84,18 +84,30 @@ def test_pick_clips_orders_confident_correct_and_confidently_wrong():
     assert pick_clips(rows, "select", 3) == [("Val/e", "confident")]
     unlabelled = [row("Test/x", -1, (0.2, 0.3, 0.5), "test"), row("Test/y", -1, (0.1, 0.8, 0.1), "test")]
     assert pick_clips(unlabelled, "Test", 1) == [("Test/y", "confident")]
-    with pytest.raises(explain_module.ExplainError, match="Train"):
+    with pytest.raises(ExplainError, match="Train"):
         pick_clips(rows, "Train", 1)
+
+
+def test_default_fusion_is_the_fitted_fc_one_and_votes_have_no_fused_model(workspace):
+    runs = RunsDir(workspace["runs"])
+    assert runs.fusion_names() == [FUSION, "soft-test"]
+    assert default_fusion(runs) == FUSION
+    explainer = Explainer(workspace["cache"], runs.root, workspace["root"] / "unused")
+    with pytest.raises(ExplainError, match="no fused Keras model"):
+        explainer.fusion("soft-test")
+    with pytest.raises(ExplainError, match=f"fitted: {FUSION}, soft-test"):
+        explainer.fusion("vae-missing")
+    assert isinstance(ExplainError("x"), RunError)
 
 
 def test_split_figures_exist_for_every_modality_and_the_fusion(workspace):
     out = workspace["root"] / "split"
-    written = explain(workspace["cache"], workspace["runs"], out, list(MODALITIES) + ["fusion"], split="Val", top=1,
+    runs = RunsDir(workspace["runs"])
+    written = explain(workspace["cache"], workspace["runs"], out, [*MODALITIES, "fusion"], split="Val", top=1,
                       smooth_samples=4)
-    for modality in MODALITIES:
-        folder = "fusion/fc-test" if modality == "fusion" else modality
-        rows = explain_module.read_predictions(workspace["runs"] / folder / "predictions.csv")
-        for key, pick in pick_clips(rows, "Val", 1):
+    for modality in (*MODALITIES, "fusion"):
+        run = runs.fusion(FUSION) if modality == "fusion" else runs.modality(modality)
+        for key, pick in pick_clips(run.read_predictions(), "Val", 1):
             assert out / modality / f"{pick}-1-{key.replace('/', '_')}.png" in written
     assert out / "audio" / "projection-Val.png" in written
     assert len(list((out / "fusion").glob("*.png"))) >= 1
@@ -109,32 +121,44 @@ def test_split_figures_exist_for_every_modality_and_the_fusion(workspace):
 
 def test_one_clip_on_real_frames_and_audio(workspace, val_clip):
     """A cache row pointing at the real clip: scene maps and skeletons are drawn over its decoded frames."""
-    cache = workspace["cache"]
-    write_clip_index(cache, [ClipRecord("1_1", "Val", val_clip, 2)])
-    clip = explain_module.read_clip(cache, "scene", "Val/1_1")
-    frames = explain_module.read_clip_frames(clip)
+    cache = CacheDir(workspace["cache"])
+    cache.write_clips([ClipRecord("1_1", "Val", val_clip, 2)])
+    explainer = Explainer(cache.root, workspace["runs"], workspace["root"] / "clip", smooth_samples=4)
+    clip = explainer.read_clip("scene", "Val/1_1")
+    assert clip.label == 2 and clip.path == val_clip
+    frames = read_clip_frames(clip)
     assert frames is not None and frames.shape[0] == 12 and frames.shape[-1] == 3
-    explainer = Explainer(cache, workspace["runs"], workspace["root"] / "clip", smooth_samples=4)
     for modality in MODALITIES:
         path = explainer.explain_clip(modality, "Val/1_1")
         assert path == workspace["root"] / "clip" / modality / "Val_1_1.png"
         assert _image(path)[..., :3].std() > 0.05
-    fusion = explainer.explain_fusion("fc-test", "Val/1_1")
+    fusion = explainer.explain_fusion(FUSION, "Val/1_1")
     assert fusion.is_file()
 
 
-def test_command_line_writes_figures_and_reports_missing_models(workspace, capsys):
-    out = workspace["root"] / "cli"
-    assert main(["--cache", str(workspace["cache"]), "--runs", str(workspace["runs"]), "--clip", "Test/Test_1",
-                 "--modality", "pose", "faces", "--method", "vanilla", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out.split()
-    assert printed == [str(out / "pose" / "Test_Test_1.png"), str(out / "faces" / "Test_Test_1.png")]
-    assert main(["--cache", str(workspace["cache"]), "--runs", str(workspace["root"] / "no-runs"), "--clip",
-                 "Val/1_1", "--modality", "audio", "--out", str(out)]) == 2
-    assert "no trained audio model" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["--help"])
-    assert "--smooth-samples" in capsys.readouterr().out
+def test_fer_names_faces_and_missing_models_say_what_to_run(workspace):
+    out = workspace["root"] / "aliases"
+    written = explain(workspace["cache"], workspace["runs"], out, ["pose", "fer"], clip="Test/Test_1",
+                      method="vanilla")
+    assert written == [out / "pose" / "Test_Test_1.png", out / "faces" / "Test_Test_1.png"]
+    with pytest.raises(RunError, match="no trained audio model.*gvs train audio"):
+        explain(workspace["cache"], workspace["root"] / "no-runs", out, ["audio"], clip="Val/1_1")
+    with pytest.raises(InputError, match="unknown modality video"):
+        explain(workspace["cache"], workspace["runs"], out, ["video"], clip="Val/1_1")
+    with pytest.raises(InputError, match="exactly one"):
+        explain(workspace["cache"], workspace["runs"], out, ["pose"])
+    with pytest.raises(InputError, match="smoothgrad or vanilla"):
+        Explainer(workspace["cache"], workspace["runs"], out, method="gradcam")
+
+
+def test_a_fresh_process_loads_models_with_custom_layers(workspace):
+    """The saved models hold custom layers (StepMasking, PooledStepMask); importing saliency registers them."""
+    code = ("import sys; from saliency.explain import Explainer; "
+            "print(Explainer(sys.argv[1], sys.argv[2], sys.argv[3]).model('audio').name)")
+    done = subprocess.run([sys.executable, "-c", code, str(workspace["cache"]), str(workspace["runs"]),
+                           str(workspace["root"] / "fresh")], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "audio_model"
 
 
 def test_split_picks_come_from_the_cache_being_explained(workspace):
@@ -142,8 +166,8 @@ def test_split_picks_come_from_the_cache_being_explained(workspace):
     other = make_synthetic_cache(workspace["root"] / "other", n_per_class=3, seed=1, splits=("Val",))
     out = workspace["root"] / "other-split"
     written = explain(other, workspace["runs"], out, ["pose"], split="Val", top=2, smooth_samples=2)
-    live = explain_module.Explainer(other, workspace["runs"], out).predictions("pose")
-    assert {r["key"] for r in live} == {r["key"] for r in read_clip_index(other)}
+    live = Explainer(other, workspace["runs"], out).predictions("pose")
+    assert {r["key"] for r in live} == {c.key for c in CacheDir(other).clips()}
     expected = pick_clips(live, "Val", 2)
     assert len(written) == len(expected) > 0
     for (key, pick), path in zip(expected, written):
