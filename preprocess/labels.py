@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,7 +180,9 @@ def _discover_vgaf(root: Path, label_files: list[Path]) -> Dataset:
         split = folder.name if folder is not None else split_name
         labelled.add(split.lower())
         labels = read_vgaf_labels(label_file)
-        on_disk = {p.stem: p for p in _videos_in(folder, dataset.not_taken)} if folder is not None else {}
+        videos = _videos_in(folder, dataset.not_taken) if folder is not None else []
+        _check_unique([ClipRecord(p.stem, split, p) for p in videos], folder)  # 1_1.mp4 + 1_1.mkv: an error
+        on_disk = {p.stem: p for p in videos}
         for name, label in labels.items():
             if name in on_disk:
                 dataset.clips.append(ClipRecord(name, split, on_disk[name], label))
@@ -211,7 +214,7 @@ def _discover_folder(folder: Path) -> Dataset:
 def _discover_csv(path: Path) -> Dataset:
     dataset = Dataset(path, "csv", [])
     for video, label in read_csv_labels(path).items():
-        video_path = (path.parent / video).absolute()
+        video_path = Path(os.path.normpath(path.parent / video))  # ../x.mp4 is outside the CSV's folder
         if video_path.is_file():
             try:
                 name = video_path.relative_to(path.parent).with_suffix("").as_posix()

@@ -8,6 +8,7 @@ when their parent dies.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import logging
@@ -230,7 +231,7 @@ def run_preprocess(source: str | Path, cache: str | Path, config: PreprocessConf
     dataset = discover(source)
     clips = [c for c in dataset.clips if splits is None or c.split in splits]
     with cache_dir.lock() as writable:
-        if writable:
+        if writable or cache_dir.source_path.is_file():  # read-only: still refuse another source's cache
             cache_dir.claim_source(dataset.source_record())
         config, stores = prepare_stores(cache_dir, config, modalities, writable)
         cache_dir.write_clips(dataset.clips)
@@ -239,10 +240,11 @@ def run_preprocess(source: str | Path, cache: str | Path, config: PreprocessConf
         started = time.perf_counter()
         bar = tqdm(total=len(clips), unit="clip", desc="preprocess", disable=not progress, dynamic_ncols=True)
         try:
-            for outcome in _outcomes(clips, config, stores, workers):
-                summary.add(outcome)
-                bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
-                bar.update()
+            with contextlib.closing(_outcomes(clips, config, stores, workers)) as outcomes:  # stops workers at once
+                for outcome in outcomes:
+                    summary.add(outcome)
+                    bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
+                    bar.update()
         except KeyboardInterrupt:
             summary.interrupted = True
         finally:

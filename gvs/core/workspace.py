@@ -30,6 +30,7 @@ import json
 import os
 import time
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,10 +134,10 @@ class FeatureStore:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files if name != "meta"}
                 meta = json.loads(str(data["meta"])) if "meta" in data.files else None
-        except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError, json.JSONDecodeError) as error:
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError) as error:  # bit rot: zlib
             raise CorruptFileError(f"corrupt feature file {path} ({type(error).__name__}); it is treated as "
                                    "missing: re-run preprocessing to recompute it") from error
-        if meta is None or "features" not in arrays or "mask" not in arrays:
+        if not isinstance(meta, dict) or "features" not in arrays or "mask" not in arrays:
             raise CorruptFileError(f"corrupt feature file {path}: lacks features, mask or meta; re-run "
                                    "preprocessing to recompute it")
         expected = self.layout()
@@ -249,10 +250,7 @@ class CacheDir:
             with disk_errors(self.root):
                 self.root.mkdir(parents=True, exist_ok=True)
             handle = self.lock_path.open("a+")
-        except OSError:
-            yield False
-            return
-        except CacheError:
+        except OSError:  # a read-only cache: readers may go on, writers will raise DiskError
             yield False
             return
         with handle:
