@@ -10,6 +10,9 @@ from keras import layers, ops, regularizers
 
 from gvs.core.vocabulary import CLASS_NAMES
 
+HIDDEN_LAYER = "hidden"  # the vector every fusion cuts at
+PROBABILITIES_LAYER = "probabilities"
+
 # Sizes of each architecture; build_model(..., **sizes) overrides any of them.
 DEFAULT_SIZES: dict[str, dict] = {
     # reduce_channels: a per-frame 1x1 convolution to this many channels before the ConvLSTM heads when the
@@ -76,9 +79,14 @@ def build_model(modality: str, input_shape: tuple[int, ...], **sizes) -> keras.M
     inputs = keras.Input(shape=tuple(input_shape), name=f"{modality}_input")
     hidden = _BUILDERS[modality](inputs, **(DEFAULT_SIZES[modality] | sizes))
     l2 = sizes.get("l2", DEFAULT_SIZES[modality].get("l2"))
-    outputs = layers.Dense(len(CLASS_NAMES), activation="softmax", name="probabilities",
+    outputs = layers.Dense(len(CLASS_NAMES), activation="softmax", name=PROBABILITIES_LAYER,
                            kernel_regularizer=regularizers.L2(l2) if l2 else None)(hidden)
     return keras.Model(inputs, outputs, name=f"{modality}_model")
+
+
+def cut_at_hidden(model: keras.Model) -> keras.Model:
+    """The same model with two outputs: its hidden vectors (batch, H...) and its probabilities (batch, 3)."""
+    return keras.Model(model.inputs, [model.get_layer(HIDDEN_LAYER).output, model.get_layer(PROBABILITIES_LAYER).output])
 
 
 def compile_model(model: keras.Model, modality: str, learning_rate: float | None = None) -> keras.Model:
@@ -100,15 +108,15 @@ def _scene(inputs, *, heads: int, filters: int, kernel: int, reduce_channels: in
         maps = layers.ConvLSTM2D(filters, kernel, padding="same", name=f"scene_convlstm_{head}")(x)
         pooled.append(layers.GlobalAveragePooling2D(name=f"scene_pool_{head}")(maps))
     if heads == 1:
-        return layers.Identity(name="hidden")(pooled[0])
-    return layers.Concatenate(name="hidden")(pooled)
+        return layers.Identity(name=HIDDEN_LAYER)(pooled[0])
+    return layers.Concatenate(name=HIDDEN_LAYER)(pooled)
 
 
 def _pose(inputs, *, units: int, l2: float):
     x = layers.Masking(name="pose_mask")(inputs)
     lstm = layers.LSTM(units, kernel_regularizer=regularizers.L2(l2), recurrent_regularizer=regularizers.L2(l2))
     x = layers.Bidirectional(lstm, name="pose_bilstm")(x)
-    return layers.Identity(name="hidden")(x)
+    return layers.Identity(name=HIDDEN_LAYER)(x)
 
 
 def _audio(inputs, *, conv_filters, kernel: int, pool: int, dropout: float, lstm_units, dense: int,
@@ -125,13 +133,13 @@ def _audio(inputs, *, conv_filters, kernel: int, pool: int, dropout: float, lstm
         last = index == len(lstm_units) - 1
         recurrent = layers.Bidirectional(layers.LSTM(units, return_sequences=not last), name=f"audio_bilstm_{index}")
         x = recurrent(x, mask=step_mask) if index == 0 else recurrent(x)
-    return layers.Dense(dense, activation="relu", name="hidden")(x)
+    return layers.Dense(dense, activation="relu", name=HIDDEN_LAYER)(x)
 
 
 def _faces(inputs, *, units: int, dense: int):
     x = layers.Masking(name="faces_mask")(inputs)
     x = layers.Bidirectional(layers.LSTM(units), name="faces_bilstm")(x)
-    return layers.Dense(dense, activation="relu", name="hidden")(x)
+    return layers.Dense(dense, activation="relu", name=HIDDEN_LAYER)(x)
 
 
 _BUILDERS = {"scene": _scene, "pose": _pose, "audio": _audio, "faces": _faces}

@@ -16,9 +16,9 @@ import tensorflow as tf
 from tf_keras_vis.gradcam import Gradcam
 from tf_keras_vis.saliency import Saliency
 
+from modalities.architectures import cut_at_hidden
+
 Inputs = np.ndarray | dict[str, np.ndarray]
-HIDDEN_LAYER = "hidden"  # the layer every modality model has and fusions cut at (modalities.architectures)
-PROBABILITIES_LAYER = "probabilities"
 _EPSILON = 1e-7
 _CHUNK = 8  # interpolated copies per gradient call
 
@@ -216,8 +216,7 @@ def hidden_and_probabilities(model: keras.Model, x: np.ndarray,
     tuple[np.ndarray, np.ndarray]
         (N, H) hidden vectors and (N, classes) probabilities.
     """
-    outputs = [model.get_layer(HIDDEN_LAYER).output, model.get_layer(PROBABILITIES_LAYER).output]
-    cut = keras.Model(model.input, outputs)
+    cut = cut_at_hidden(model)
     x = np.asarray(x, np.float32)
     batches = [cut(x[start:start + batch_size], training=False) for start in range(0, len(x), batch_size)]
     hidden = np.concatenate([np.asarray(h) for h, _ in batches])

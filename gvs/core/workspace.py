@@ -310,7 +310,10 @@ class RunFolder:
 
 
 def load_keras_model(path: Path):
-    """A saved Keras model (safe mode: no code from the file runs); a corrupt file raises CorruptFileError."""
+    """A saved Keras model (safe mode: no code from the file runs); a corrupt file raises CorruptFileError.
+
+    Models with the toolkit's own layers need them registered first: import ``modalities.architectures``
+    (``modalities.train.load_modality_model`` does; the core imports no stage)."""
     import keras
 
     path = Path(path)
