@@ -1,5 +1,6 @@
-"""Ensembles over the trained modality models: late fusions (hard, soft, weighted), early fusions (fc, vae),
-the ablation runner and the main job that chains preprocessing, training, fusion and ablation."""
+"""Ensembles over the trained modality models: late fusions (hard, soft, weighted) and early fusions (fc, vae)
+as scikit-learn classifiers, their result folders, the comparison and the ablation runner (the whole chain is
+gvs.chain)."""
 import os
 
 # TensorFlow's C++ logs (CUDA probing on CPU-only machines, oneDNN notices) are noise here; set 0 to see them.

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gvs.core.errors import InputError
+from gvs.core.workspace import RunsDir
+
 from .fuse import FusionResult, metrics_from_predictions, run_fusion
 from .outputs import FusionData
 from .report import METRIC_COLUMNS, save_confusion_grid, write_table
@@ -24,7 +27,7 @@ def subsets(modalities: list[str], mode: str = "loo") -> list[list[str]]:
     """The full set, then every leave-one-out subset ("loo") or every non-empty subset ("all")."""
     modalities = sorted(modalities)
     if mode not in ABLATION_MODES:
-        raise ValueError(f"unknown ablation {mode!r}; choose from {', '.join(ABLATION_MODES)}")
+        raise InputError(f"unknown ablation {mode!r}; choose from {', '.join(ABLATION_MODES)}")
     if mode == "none":
         return [modalities]
     if mode == "loo":
@@ -34,12 +37,12 @@ def subsets(modalities: list[str], mode: str = "loo") -> list[list[str]]:
 
 
 def _row_from(result: FusionResult, all_modalities: list[str]) -> dict:
-    metrics = metrics_from_predictions(result.folder / "predictions.csv", "report")
+    metrics = metrics_from_predictions(result.run, "report")
     dropped = sorted(set(all_modalities) - set(result.modalities))
     return {"fusion": result.kind, "modalities": "+".join(result.modalities),
             "dropped": "+".join(dropped) or "—", **{c: metrics[c] for c in METRIC_COLUMNS},
             "n": metrics["n"], "split": metrics["split"], "confusion": metrics["confusion"],
-            "predictions": str(result.folder / "predictions.csv")}
+            "predictions": str(result.run.predictions)}
 
 
 def _note(data: FusionData, rows: list[dict]) -> str:
@@ -57,8 +60,8 @@ def run_ablation(data: FusionData, kind: str, runs: Path, mode: str = "loo", opt
                  progress: bool = True) -> tuple[list[dict], str]:
     """Fit ``kind`` on each subset of ``data``'s modalities; write RUNS/ablation/<kind>.{md,csv,json,png}.
 
-    All subsets use the same clips (those every modality of ``data`` has), so rows are comparable.
-    Returns the rows and the Markdown table.
+    All subsets use the same clips (those every modality of ``data`` has), so rows are comparable. ``options``
+    go to :func:`~ensemble.fusions.make_fusion`. Returns the rows and the Markdown table.
     """
     from tqdm import tqdm
 
@@ -67,7 +70,7 @@ def run_ablation(data: FusionData, kind: str, runs: Path, mode: str = "loo", opt
     for subset in tqdm(chosen, desc=f"ablation {kind}", unit="subset", disable=not progress):
         result = run_fusion(data.without([m for m in data.modalities if m not in subset]), kind, runs, options)
         rows.append(_row_from(result, data.modalities))
-    stem = Path(runs) / "ablation" / kind
+    stem = RunsDir(runs).ablation_stem(kind)
     markdown = write_table(rows, ABLATION_COLUMNS, stem, f"Ablation: {kind} fusion ({mode})", _note(data, rows))
     save_confusion_grid([np.array(r["confusion"]) for r in rows],
                         [f"{r['fusion']}: {r['modalities']}\nacc {r['accuracy']:.3f}  F1 {r['macro_f1']:.3f}"
@@ -77,7 +80,9 @@ def run_ablation(data: FusionData, kind: str, runs: Path, mode: str = "loo", opt
 
 def run_comparison(data: FusionData, kinds: list[str], runs: Path, options: dict | None = None,
                    progress: bool = True) -> tuple[list[dict], str]:
-    """Each modality alone, then each fusion over all of ``data``'s modalities; RUNS/fusion/comparison.*."""
+    """Each modality alone, then each fusion over all of ``data``'s modalities; RUNS/fusion/comparison.*.
+
+    One ``options`` dict serves every fusion: each takes the keys among its hyperparameters."""
     from tqdm import tqdm
 
     rows = []
@@ -87,7 +92,7 @@ def run_comparison(data: FusionData, kinds: list[str], runs: Path, options: dict
         result = run_fusion(data.without([m for m in data.modalities if m not in subset]), kind, runs, options)
         row = _row_from(result, data.modalities)
         rows.append({**row, "model": f"{subset[0]} alone" if label == "alone" else f"{label} fusion"})
-    stem = Path(runs) / "fusion" / "comparison"
+    stem = RunsDir(runs).comparison_stem()
     markdown = write_table(rows, COMPARISON_COLUMNS, stem, "Comparison: single modalities and fusions",
                            _note(data, rows))
     return rows, markdown

@@ -1,26 +1,37 @@
-"""Five fusions with one contract: ``fit(outputs, y, validation=None)`` / ``predict_proba(outputs)``.
+"""Five fusions of the frozen modality models, each a scikit-learn classifier (hard, soft, weighted, fc, vae).
 
-``outputs`` maps a modality name to its :class:`~ensemble.outputs.ModalityOutputs` (hidden vectors and
-probabilities of the frozen modality model, one row per clip, rows aligned across modalities).
-``validation`` is ``(outputs, y)`` of the selection part: fc and vae stop early on it (best epoch kept),
-weighted fits its weights on it; hard and soft learn nothing.
+``X`` maps a modality name to its :class:`~ensemble.outputs.ModalityOutputs` (hidden vectors and probabilities
+of the frozen modality model, one row per clip, rows aligned across modalities); ``y`` holds class indices
+(``classes_`` is ``[0, 1, 2]``, the indices of CLASS_NAMES). ``fit(X, y, validation=None)`` takes
+``validation = (X, y)`` of the select part: fc and vae stop early on it (best epoch kept), weighted searches its
+weights on it; hard and soft learn nothing.
+
+Hyperparameters are ``__init__`` arguments (``get_params``, ``set_params``, ``clone`` work as in scikit-learn),
+learned state ends in ``_``. ``save(folder)`` writes a fusion's RunFolder; ``Class.from_run(folder)``, or
+:func:`load_fusion` for any kind, reads it back.
 
 fc and vae are Keras functional models with one input per modality named ``<modality>_hidden``; their
 standardisation (mean and variance fitted on the training rows only) is a ``Normalization`` layer inside the
-model named ``<modality>_scale``, so the saved ``model.keras`` takes the raw hidden vectors.
+model named ``<modality>_scale``, so the saved model takes the raw hidden vectors.
 """
 from __future__ import annotations
 
-import inspect
+import difflib
+import functools
 import itertools
-import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from typing import Self
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import log_loss
+from sklearn.utils.validation import check_is_fitted
 
-from preprocess.config import MODALITIES
-from preprocess.labels import CLASS_NAMES
+from gvs.core.errors import InputError, RunError
+from gvs.core.io import atomic_write_bytes, atomic_write_json, read_json
+from gvs.core.vocabulary import CLASS_NAMES, MODALITIES
+from gvs.core.workspace import RunFolder, load_keras_model
 
 from .outputs import ModalityOutputs
 
@@ -29,38 +40,72 @@ Outputs = Mapping[str, ModalityOutputs]
 Validation = tuple[Outputs, np.ndarray] | None
 
 
-class Fusion:
-    """Base class: subclasses set ``kind`` and implement ``fit`` and ``predict_proba``."""
+def as_run_folder(folder: RunFolder | str | Path) -> RunFolder:
+    return folder if isinstance(folder, RunFolder) else RunFolder(folder)
+
+
+class Fusion(ClassifierMixin, BaseEstimator):
+    """Base class: subclasses set ``kind`` and implement ``predict_proba``; those that learn extend ``fit`` and
+    ``_fitted_state`` (their JSON-able learned attributes, written to and read back from the fusion record)."""
 
     kind = ""
 
-    def fit(self, outputs: Outputs, y: np.ndarray, validation: Validation = None) -> "Fusion":
-        self.modalities_ = sorted(outputs)
+    def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+        """Learn from the train rows.
+
+        Parameters
+        ----------
+        X : mapping modality -> ModalityOutputs of n_clips rows
+        y : ndarray of shape (n_clips,), class indices
+        validation : (X, y) of the select part, or None
+        """
+        self.modalities_ = sorted(X)
+        self.classes_ = np.arange(N_CLASSES)
         return self
 
-    def predict_proba(self, outputs: Outputs) -> np.ndarray:
+    def predict_proba(self, X: Outputs) -> np.ndarray:
+        """probabilities : ndarray of shape (n_clips, 3)"""
         raise NotImplementedError
 
-    def predict(self, outputs: Outputs) -> np.ndarray:
-        return self.predict_proba(outputs).argmax(axis=1)
+    def predict(self, X: Outputs) -> np.ndarray:
+        """classes : ndarray of shape (n_clips,), indices into CLASS_NAMES"""
+        return self.predict_proba(X).argmax(axis=1)
 
-    def state(self) -> dict:
-        """Hyperparameters and learned values written to fusion.json."""
+    def _fitted_state(self) -> dict:
         return {}
 
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        record = {"kind": self.kind, "modalities": self.modalities_, **self.state()}
-        (folder / "fusion.json").write_text(json.dumps(record, indent=2))
+    def _check(self, X: Outputs) -> None:
+        check_is_fitted(self)
+        if sorted(X) != self.modalities_:
+            raise InputError(f"{self.kind} fusion was fitted on {'+'.join(self.modalities_)}, got outputs of "
+                             f"{'+'.join(sorted(X))}; pass the outputs of the same modalities")
 
-    def _check(self, outputs: Outputs) -> None:
-        if sorted(outputs) != self.modalities_:
-            raise ValueError(f"{self.kind} fusion was fitted on {self.modalities_}, got outputs of {sorted(outputs)}")
+    def _stacked(self, X: Outputs) -> np.ndarray:
+        """probabilities : ndarray of shape (n_modalities, n_clips, 3)"""
+        self._check(X)
+        return np.stack([X[m].probabilities for m in self.modalities_])
 
+    def save(self, folder: RunFolder | str | Path) -> RunFolder:
+        """Write the fusion record (kind, modalities, hyperparameters, learned state) into ``folder``."""
+        check_is_fitted(self)
+        run = as_run_folder(folder)
+        atomic_write_json(run.fusion, {"kind": self.kind, "modalities": self.modalities_,
+                                       "params": self.get_params(), "fitted": self._fitted_state()})
+        return run
 
-def _stacked_probabilities(fusion: Fusion, outputs: Outputs) -> np.ndarray:
-    fusion._check(outputs)
-    return np.stack([outputs[m].probabilities for m in fusion.modalities_])  # (M, N, C)
+    @classmethod
+    def from_run(cls, folder: RunFolder | str | Path) -> Self:
+        """The fusion saved in ``folder`` by ``save``, ready to predict."""
+        run = as_run_folder(folder)
+        record = _read_record(run)
+        if record["kind"] != cls.kind:
+            raise RunError(f"{run.fusion} holds a {record['kind']} fusion, not {cls.kind}; read it with "
+                           "ensemble.fusions.load_fusion")
+        fusion = cls(**record["params"])
+        fusion.modalities_, fusion.classes_ = record["modalities"], np.arange(N_CLASSES)
+        for name, value in record["fitted"].items():
+            setattr(fusion, f"{name}_", value)
+        return fusion
 
 
 class HardVote(Fusion):
@@ -72,19 +117,17 @@ class HardVote(Fusion):
 
     kind = "hard"
 
-    def predict_proba(self, outputs: Outputs) -> np.ndarray:
-        probabilities = _stacked_probabilities(self, outputs)
+    def predict_proba(self, X: Outputs) -> np.ndarray:
+        """vote shares : ndarray of shape (n_clips, 3)"""
+        probabilities = self._stacked(X)
         votes = np.eye(N_CLASSES)[probabilities.argmax(axis=2)].sum(axis=0)
         return votes / len(self.modalities_)
 
-    def predict(self, outputs: Outputs) -> np.ndarray:
-        shares = self.predict_proba(outputs)
-        summed = _stacked_probabilities(self, outputs).sum(axis=0)
+    def predict(self, X: Outputs) -> np.ndarray:
+        shares = self.predict_proba(X)
+        summed = self._stacked(X).sum(axis=0)
         tied = shares == shares.max(axis=1, keepdims=True)
         return np.where(tied, summed, -np.inf).argmax(axis=1)
-
-    def state(self) -> dict:
-        return {"tie_rule": "highest summed probability among the tied classes"}
 
 
 class SoftVote(Fusion):
@@ -92,48 +135,51 @@ class SoftVote(Fusion):
 
     kind = "soft"
 
-    def predict_proba(self, outputs: Outputs) -> np.ndarray:
-        return _stacked_probabilities(self, outputs).mean(axis=0)
-
-
-def log_loss(probabilities: np.ndarray, y: np.ndarray) -> float:
-    """Mean negative log-likelihood of the true classes."""
-    return float(-np.log(np.clip(probabilities[np.arange(len(y)), y], 1e-7, 1.0)).mean())
+    def predict_proba(self, X: Outputs) -> np.ndarray:
+        return self._stacked(X).mean(axis=0)
 
 
 class WeightedVote(Fusion):
     """Weighted mean of the modalities' probabilities.
 
-    ``weights`` (modality -> weight) are used as given; without them the weights are searched on a grid
-    over the simplex (step ``grid_step``) for the highest accuracy on the validation rows (the training rows
-    when no validation is given), ties broken by the lower log-loss. Weights are normalised to sum to 1.
+    ``weights`` (modality -> weight) are used as given; without them the weights are searched on a grid over
+    the simplex (step ``grid_step``) for the highest accuracy on the validation rows (the training rows when no
+    validation is given), ties broken by the lower log-loss. ``weights_`` are normalised to sum to 1;
+    ``weights_from_`` says where they come from (given, select or train).
     """
 
     kind = "weighted"
 
     def __init__(self, weights: Mapping[str, float] | None = None, grid_step: float = 0.1) -> None:
-        self.weights = dict(weights) if weights else None
+        self.weights = weights
         self.grid_step = grid_step
 
-    def fit(self, outputs: Outputs, y: np.ndarray, validation: Validation = None) -> "WeightedVote":
-        super().fit(outputs, y)
-        if self.weights is not None:
-            unknown, lacking = set(self.weights) - set(MODALITIES), set(self.modalities_) - set(self.weights)
-            if unknown or lacking:
-                raise ValueError(f"weights {self.weights}: unknown modalities {sorted(unknown)}, no weight for "
-                                 f"{sorted(lacking)}; give one weight per fused modality")
-            raw = np.array([float(self.weights[m]) for m in self.modalities_])  # weights of others ignored
-            if raw.sum() <= 0 or (raw < 0).any():
-                raise ValueError(f"weights must be non-negative with a positive sum, got {self.weights}")
-            self.fitted_on_ = "given"
+    def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+        super().fit(X, y)
+        if self.weights:
+            raw = self._given_weights()
+            self.weights_from_ = "given"
         else:
-            fit_outputs, fit_y = validation if validation is not None and len(validation[1]) else (outputs, y)
-            raw = self._search(_stacked_probabilities(self, fit_outputs), fit_y)
-            self.fitted_on_ = "select" if fit_outputs is not outputs else "train"
+            on_select = validation is not None and len(validation[1]) > 0
+            fit_X, fit_y = validation if on_select else (X, y)
+            raw = self._search(self._stacked(fit_X), np.asarray(fit_y, dtype=int))
+            self.weights_from_ = "select" if on_select else "train"
         self.weights_ = dict(zip(self.modalities_, (raw / raw.sum()).tolist()))
         return self
 
+    def _given_weights(self) -> np.ndarray:
+        unknown, lacking = set(self.weights) - set(MODALITIES), set(self.modalities_) - set(self.weights)
+        if unknown or lacking:
+            raise InputError(f"weights {dict(self.weights)}: unknown modalities {sorted(unknown)}, no weight for "
+                             f"{sorted(lacking)}; give one weight per fused modality")
+        raw = np.array([float(self.weights[m]) for m in self.modalities_])  # weights of others ignored
+        if raw.sum() <= 0 or (raw < 0).any():
+            raise InputError(f"weights must be non-negative with a positive sum, got {dict(self.weights)}")
+        return raw
+
     def _search(self, probabilities: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """weights : ndarray of shape (n_modalities,), the best grid point for ``probabilities`` (M, N, 3)."""
+        probabilities = probabilities / probabilities.sum(axis=2, keepdims=True, dtype=np.float64)
         steps = int(round(1 / self.grid_step))
         best, best_score = np.ones(len(probabilities)), (np.inf, np.inf)
         for combo in itertools.product(range(steps + 1), repeat=len(probabilities)):
@@ -141,31 +187,38 @@ class WeightedVote(Fusion):
                 continue
             weights = np.array(combo, dtype=float) / steps
             fused = np.tensordot(weights, probabilities, axes=1)
-            score = (-float((fused.argmax(axis=1) == y).mean()), log_loss(fused, y))
+            score = (-float((fused.argmax(axis=1) == y).mean()), log_loss(y, fused, labels=self.classes_))
             if score < best_score:
                 best, best_score = weights, score
         return best
 
-    def predict_proba(self, outputs: Outputs) -> np.ndarray:
-        weights = np.array([self.weights_[m] for m in self.modalities_])
-        return np.tensordot(weights, _stacked_probabilities(self, outputs), axes=1)
+    def predict_proba(self, X: Outputs) -> np.ndarray:
+        probabilities = self._stacked(X)
+        return np.tensordot(np.array([self.weights_[m] for m in self.modalities_]), probabilities, axes=1)
 
-    def state(self) -> dict:
-        return {"weights": self.weights_, "weights_from": self.fitted_on_, "grid_step": self.grid_step}
-
-
-def hidden_inputs(outputs: Outputs, modalities: list[str]) -> dict[str, np.ndarray]:
-    """The Keras input dict of a fused model: ``{"<modality>_hidden": hidden vectors}``."""
-    return {f"{m}_hidden": outputs[m].hidden.astype(np.float32) for m in modalities}
+    def _fitted_state(self) -> dict:
+        return {"weights": self.weights_, "weights_from": self.weights_from_}
 
 
-def _scaled_inputs(outputs: Outputs, modalities: list[str]):
+def hidden_inputs(X: Outputs, modalities: list[str]) -> dict[str, np.ndarray]:
+    """The Keras input dict of a fused model: ``{"<modality>_hidden": ndarray of shape (n_clips, hidden)}``."""
+    return {f"{m}_hidden": X[m].hidden.astype(np.float32) for m in modalities}
+
+
+def _select_inputs(validation: Validation, modalities: list[str]) -> tuple[dict, np.ndarray] | None:
+    """Keras inputs and labels of the select part; None when there is none."""
+    if validation is None or len(validation[1]) == 0:
+        return None
+    return hidden_inputs(validation[0], modalities), np.asarray(validation[1], dtype=int)
+
+
+def _scaled_inputs(X: Outputs, modalities: list[str]):
     """One Keras input per modality plus a Normalization layer fitted on these (training) rows."""
     import keras
 
     inputs, scaled, scaler = [], [], {}
     for modality in modalities:
-        hidden = outputs[modality].hidden.astype(np.float64)
+        hidden = X[modality].hidden.astype(np.float64)
         mean, variance = hidden.mean(axis=0), hidden.var(axis=0)
         variance = np.where(variance < 1e-12, 1.0, variance)  # constant units pass through centred
         scaler[f"{modality}_mean"], scaler[f"{modality}_variance"] = mean, variance
@@ -182,10 +235,14 @@ def _concatenate(scaled: list):
 
 
 class _KerasFusion(Fusion):
-    """Shared fit/predict/save for the fused Keras models."""
+    """Shared training, prediction, saving and loading of the fused Keras models.
 
-    def __init__(self, epochs: int = 200, patience: int = 20, batch_size: int = 32, learning_rate: float = 1e-3,
-                 seed: int = 0, verbose: int = 0) -> None:
+    Learned: ``model_`` (hidden vectors -> probabilities), ``scaler_`` (``<modality>_mean`` and
+    ``<modality>_variance`` of the training rows), ``epochs_trained_``.
+    """
+
+    def __init__(self, epochs: int, patience: int, batch_size: int, learning_rate: float, seed: int,
+                 verbose: int) -> None:
         self.epochs = epochs
         self.patience = patience
         self.batch_size = batch_size
@@ -193,36 +250,44 @@ class _KerasFusion(Fusion):
         self.seed = seed
         self.verbose = verbose
 
-    def _fit_classifier(self, model, outputs: Outputs, y: np.ndarray, validation: Validation) -> None:
+    def _fit_classifier(self, model, X: Outputs, y: np.ndarray, validation: Validation) -> None:
         """Train ``model`` on one-hot labels, stopping early on the validation loss (best weights kept)."""
         import keras
 
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="categorical_crossentropy",
                       metrics=["accuracy"])
         callbacks, validation_data = [], None
-        if validation is not None and len(validation[1]):
-            validation_data = (hidden_inputs(validation[0], self.modalities_), np.eye(N_CLASSES)[validation[1]])
+        select = _select_inputs(validation, self.modalities_)
+        if select is not None:
+            validation_data = (select[0], np.eye(N_CLASSES)[select[1]])
             callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
                                                            restore_best_weights=True))
-        history = model.fit(hidden_inputs(outputs, self.modalities_), np.eye(N_CLASSES)[y], epochs=self.epochs,
-                            batch_size=self.batch_size, validation_data=validation_data, callbacks=callbacks,
-                            shuffle=True, verbose=self.verbose)
+        history = model.fit(hidden_inputs(X, self.modalities_), np.eye(N_CLASSES)[np.asarray(y, dtype=int)],
+                            epochs=self.epochs, batch_size=self.batch_size, validation_data=validation_data,
+                            callbacks=callbacks, shuffle=True, verbose=self.verbose)
         self.epochs_trained_ = len(history.history["loss"])
 
-    def predict_proba(self, outputs: Outputs) -> np.ndarray:
-        self._check(outputs)
-        return self.model_.predict(hidden_inputs(outputs, self.modalities_), batch_size=256, verbose=0)
+    def predict_proba(self, X: Outputs) -> np.ndarray:
+        self._check(X)
+        return self.model_.predict(hidden_inputs(X, self.modalities_), batch_size=256, verbose=0)
 
-    def save(self, folder: Path) -> None:
-        super().save(folder)
-        self.model_.save(folder / "model.keras")
-        np.savez(folder / "scaler.npz", **self.scaler_)
+    def _fitted_state(self) -> dict:
+        return {"epochs_trained": self.epochs_trained_}
 
-    def state(self) -> dict:
-        return {"epochs": self.epochs, "patience": self.patience, "batch_size": self.batch_size,
-                "learning_rate": self.learning_rate, "seed": self.seed,
-                "epochs_trained": getattr(self, "epochs_trained_", None),
-                "scaler": "mean/variance of the training rows, in scaler.npz and the <modality>_scale layers"}
+    def save(self, folder: RunFolder | str | Path) -> RunFolder:
+        run = super().save(folder)
+        self.model_.save(run.model)
+        atomic_write_bytes(run.scaler, lambda handle: np.savez(handle, **self.scaler_))
+        return run
+
+    @classmethod
+    def from_run(cls, folder: RunFolder | str | Path) -> Self:
+        fusion = super().from_run(folder)
+        run = as_run_folder(folder)
+        fusion.model_ = load_keras_model(run.model)
+        with np.load(run.scaler) as scaler:
+            fusion.scaler_ = {name: scaler[name] for name in scaler.files}
+        return fusion
 
 
 class FCFusion(_KerasFusion):
@@ -230,171 +295,207 @@ class FCFusion(_KerasFusion):
 
     kind = "fc"
 
-    def __init__(self, units: int = 32, dropout: float = 0.2, l2: float = 1e-3, **training) -> None:
-        super().__init__(**training)
+    def __init__(self, units: int = 32, dropout: float = 0.2, l2: float = 1e-3, epochs: int = 200,
+                 patience: int = 20, batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 0,
+                 verbose: int = 0) -> None:
+        super().__init__(epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=learning_rate,
+                         seed=seed, verbose=verbose)
         self.units = units
         self.dropout = dropout
         self.l2 = l2
 
-    def fit(self, outputs: Outputs, y: np.ndarray, validation: Validation = None) -> "FCFusion":
+    def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
         import keras
 
-        super().fit(outputs, y)
+        super().fit(X, y)
         keras.utils.set_random_seed(self.seed)
-        inputs, scaled, self.scaler_ = _scaled_inputs(outputs, self.modalities_)
-        x = _concatenate(scaled)
+        inputs, scaled, self.scaler_ = _scaled_inputs(X, self.modalities_)
         x = keras.layers.Dense(self.units, activation="relu", kernel_regularizer=keras.regularizers.L2(self.l2),
-                               name="fusion_dense")(x)
+                               name="fusion_dense")(_concatenate(scaled))
         x = keras.layers.Dropout(self.dropout, name="fusion_dropout")(x)
         probabilities = keras.layers.Dense(N_CLASSES, activation="softmax", name="probabilities")(x)
         self.model_ = keras.Model(inputs, probabilities, name="fc_fusion")
-        self._fit_classifier(self.model_, outputs, y, validation)
+        self._fit_classifier(self.model_, X, y, validation)
         return self
 
-    def state(self) -> dict:
-        return {"units": self.units, "dropout": self.dropout, "l2": self.l2, **super().state()}
+
+@functools.cache
+def _vae_class() -> type:
+    """The VAE training model, a keras.Model subclass (defined on first use: importing this module does not
+    import Keras)."""
+    import keras
+    import tensorflow as tf
+    from keras import ops
+
+    class VariationalAutoencoder(keras.Model):
+        """``encoder`` (inputs -> z_mean, z_log_var, target) and ``decoder`` (z -> reconstructed target) trained
+        by ``fit`` on reconstruction + beta * KL, z drawn from a seeded generator; ``evaluate`` decodes z_mean,
+        so validation losses do not depend on the draw. Metrics (per-clip means): loss, reconstruction, kl."""
+
+        def __init__(self, encoder, decoder, beta: float, seed: int, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.encoder, self.decoder, self.beta = encoder, decoder, beta
+            self.noise = keras.random.SeedGenerator(seed)
+            self.loss_trackers = [keras.metrics.Mean(name=name) for name in ("loss", "reconstruction", "kl")]
+
+        @property
+        def metrics(self) -> list:
+            return self.loss_trackers
+
+        def _loss_terms(self, data, sample: bool) -> tuple:
+            """loss, reconstruction, kl : tensors of shape (batch,)"""
+            x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+            z_mean, z_log_var, target = self.encoder(x, training=sample)
+            z = z_mean
+            if sample:
+                z = z + ops.exp(0.5 * z_log_var) * keras.random.normal(ops.shape(z_mean), seed=self.noise)
+            reconstruction = ops.sum(ops.square(target - self.decoder(z, training=sample)), axis=1)
+            kl = -0.5 * ops.sum(1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
+            return reconstruction + self.beta * kl, reconstruction, kl
+
+        def _track(self, losses: tuple) -> dict:
+            for tracker, values in zip(self.loss_trackers, losses):
+                tracker.update_state(values)
+            return {tracker.name: tracker.result() for tracker in self.loss_trackers}
+
+        def train_step(self, data) -> dict:
+            with tf.GradientTape() as tape:
+                losses = self._loss_terms(data, sample=True)
+                loss = ops.mean(losses[0])
+            gradients = tape.gradient(loss, self.trainable_variables)
+            self.optimizer.apply(gradients, self.trainable_variables)
+            return self._track(losses)
+
+        def test_step(self, data) -> dict:
+            return self._track(self._loss_terms(data, sample=False))
+
+    return VariationalAutoencoder
 
 
 class VAEFusion(_KerasFusion):
-    """Concatenated hidden vectors -> VAE (``latent_dim`` latent; reconstruction + KL loss) -> classifier.
+    """Concatenated hidden vectors -> VAE (``latent_dim`` latent; reconstruction + beta * KL loss) -> classifier.
 
-    The VAE is trained first, unsupervised, on the training rows (the epoch with the lowest validation VAE
-    loss is kept); then the encoder is frozen and a Dense(units, ReLU) -> softmax(3) classifier is trained on
-    the latent means. ``model_`` maps the hidden vectors to probabilities; ``encoder_`` to the latent means
-    (layer ``z_mean``); ``decoder_`` maps latents back to the standardised concatenation.
+    The VAE is trained first, unsupervised, on the training rows by ``keras.Model.fit``, stopping early on the
+    select part's VAE loss (the training loss without one) and keeping the best epoch; then the encoder is
+    frozen and a Dense(units, ReLU) -> softmax(3) classifier is trained on the latent means.
+
+    Learned, besides ``model_`` (hidden vectors -> probabilities): ``encoder_`` (-> latent means, layer
+    ``z_mean``), ``decoder_`` (latents -> standardised concatenation), ``vae_history_`` (Keras history of the
+    VAE) and ``vae_loss_`` (losses of the kept VAE, its epoch and the part they were measured on).
     """
 
     kind = "vae"
 
     def __init__(self, latent_dim: int = 20, encoder_units: int = 64, units: int = 16, beta: float = 1.0,
-                 vae_epochs: int = 200, **training) -> None:
-        super().__init__(**training)
+                 vae_epochs: int = 200, epochs: int = 200, patience: int = 20, batch_size: int = 32,
+                 learning_rate: float = 1e-3, seed: int = 0, verbose: int = 0) -> None:
+        super().__init__(epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=learning_rate,
+                         seed=seed, verbose=verbose)
         self.latent_dim = latent_dim
         self.encoder_units = encoder_units
         self.units = units
         self.beta = beta
         self.vae_epochs = vae_epochs
 
-    def fit(self, outputs: Outputs, y: np.ndarray, validation: Validation = None) -> "VAEFusion":
+    def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
         import keras
 
-        super().fit(outputs, y)
+        super().fit(X, y)
         keras.utils.set_random_seed(self.seed)
-        inputs, scaled, self.scaler_ = _scaled_inputs(outputs, self.modalities_)
+        inputs, scaled, self.scaler_ = _scaled_inputs(X, self.modalities_)
         target = _concatenate(scaled)
         hidden = keras.layers.Dense(self.encoder_units, activation="relu", name="vae_encoder_dense")(target)
         z_mean = keras.layers.Dense(self.latent_dim, name="z_mean")(hidden)
         z_log_var = keras.layers.Dense(self.latent_dim, name="z_log_var")(hidden)
-        self.encoder_ = keras.Model(inputs, z_mean, name="vae_encoder")
-        vae_encoder = keras.Model(inputs, [z_mean, z_log_var, target], name="vae_training_encoder")
         latent = keras.Input(shape=(self.latent_dim,), name="latent")
         decoded = keras.layers.Dense(self.encoder_units, activation="relu", name="vae_decoder_dense")(latent)
         decoded = keras.layers.Dense(int(target.shape[-1]), name="reconstruction")(decoded)
         self.decoder_ = keras.Model(latent, decoded, name="vae_decoder")
-        self.vae_loss_ = self._train_vae(vae_encoder, outputs, validation)
+        encoder = keras.Model(inputs, [z_mean, z_log_var, target], name="vae_encoder")
+        self._train_vae(_vae_class()(encoder, self.decoder_, self.beta, self.seed), X, validation)
 
-        for layer in self.encoder_.layers:
-            layer.trainable = False
+        self.encoder_ = keras.Model(inputs, z_mean, name="vae_latent_means")
+        self.encoder_.trainable = False
         x = keras.layers.Dense(self.units, activation="relu", name="latent_dense")(z_mean)
         probabilities = keras.layers.Dense(N_CLASSES, activation="softmax", name="probabilities")(x)
         self.model_ = keras.Model(inputs, probabilities, name="vae_fusion")
-        self._fit_classifier(self.model_, outputs, y, validation)
+        self._fit_classifier(self.model_, X, y, validation)
         return self
 
-    def _train_vae(self, vae_encoder, outputs: Outputs, validation: Validation) -> dict:
+    def _train_vae(self, vae, X: Outputs, validation: Validation) -> None:
         import keras
-        import tensorflow as tf
 
-        optimizer = keras.optimizers.Adam(self.learning_rate)
-        weights = vae_encoder.trainable_weights + self.decoder_.trainable_weights
-        train_inputs = hidden_inputs(outputs, self.modalities_)
-        select_inputs = hidden_inputs(validation[0], self.modalities_) if validation is not None else None
-        generator = tf.random.Generator.from_seed(self.seed)
+        train = hidden_inputs(X, self.modalities_)
+        select = _select_inputs(validation, self.modalities_)
+        monitor = "loss" if select is None else "val_loss"
+        vae.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        history = vae.fit(train, epochs=self.vae_epochs, batch_size=self.batch_size, shuffle=True,
+                          validation_data=None if select is None else (select[0],), verbose=self.verbose,
+                          callbacks=[keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
+                                                                   restore_best_weights=True)])
+        self.vae_history_ = {name: [float(v) for v in values] for name, values in history.history.items()}
+        kept = vae.evaluate(train if select is None else select[0], batch_size=self.batch_size, verbose=0,
+                            return_dict=True)
+        self.vae_loss_ = {**{name: float(value) for name, value in kept.items()},
+                          "epoch": int(np.argmin(self.vae_history_[monitor])) + 1,
+                          "measured_on": "train" if select is None else "select"}
 
-        def losses(batch: dict, training: bool):
-            z_mean, z_log_var, target = vae_encoder(batch, training=training)
-            z = z_mean + tf.exp(0.5 * z_log_var) * generator.normal(tf.shape(z_mean))
-            reconstruction = tf.reduce_mean(tf.reduce_sum(tf.square(target - self.decoder_(z)), axis=1))
-            kl = tf.reduce_mean(-0.5 * tf.reduce_sum(1 + z_log_var - tf.square(z_mean) - tf.exp(z_log_var), axis=1))
-            return reconstruction, kl
+    def latents(self, X: Outputs) -> np.ndarray:
+        """latent means : ndarray of shape (n_clips, latent_dim)"""
+        self._check(X)
+        return self.encoder_.predict(hidden_inputs(X, self.modalities_), batch_size=256, verbose=0)
 
-        @tf.function(reduce_retracing=True)
-        def train_step(batch: dict) -> None:
-            with tf.GradientTape() as tape:
-                reconstruction, kl = losses(batch, training=True)
-                loss = reconstruction + self.beta * kl
-            optimizer.apply_gradients(zip(tape.gradient(loss, weights), weights))
+    def _fitted_state(self) -> dict:
+        return {**super()._fitted_state(), "vae_loss": self.vae_loss_, "vae_history": self.vae_history_}
 
-        n = len(next(iter(train_inputs.values())))
-        order_rng = np.random.default_rng(self.seed)
-        best = {"loss": np.inf, "epoch": 0}
-        best_weights = [w.numpy() for w in weights]
-        for epoch in range(self.vae_epochs):
-            order = order_rng.permutation(n)
-            for start in range(0, n, self.batch_size):
-                rows = order[start:start + self.batch_size]
-                train_step({name: values[rows] for name, values in train_inputs.items()})
-            reconstruction, kl = losses(select_inputs or train_inputs, training=False)
-            epoch_loss = float(reconstruction + self.beta * kl)
-            if epoch_loss < best["loss"]:
-                best = {"loss": epoch_loss, "reconstruction": float(reconstruction), "kl": float(kl), "epoch": epoch + 1}
-                best_weights = [w.numpy() for w in weights]
-            elif epoch + 1 - best["epoch"] >= self.patience:
-                break
-        for variable, value in zip(weights, best_weights):
-            variable.assign(value)
-        best["measured_on"] = "select" if select_inputs else "train"
-        return best
+    def save(self, folder: RunFolder | str | Path) -> RunFolder:
+        run = super().save(folder)
+        self.decoder_.save(run.decoder)
+        return run
 
-    def latents(self, outputs: Outputs) -> np.ndarray:
-        """Latent means (N, latent_dim) of the given rows."""
-        self._check(outputs)
-        return self.encoder_.predict(hidden_inputs(outputs, self.modalities_), batch_size=256, verbose=0)
+    @classmethod
+    def from_run(cls, folder: RunFolder | str | Path) -> Self:
+        import keras
 
-    def save(self, folder: Path) -> None:
-        super().save(folder)
-        self.decoder_.save(folder / "decoder.keras")
-
-    def state(self) -> dict:
-        return {"latent_dim": self.latent_dim, "encoder_units": self.encoder_units, "units": self.units,
-                "beta": self.beta, "vae_epochs": self.vae_epochs, "vae_loss": getattr(self, "vae_loss_", None),
-                **super().state()}
+        fusion = super().from_run(folder)
+        fusion.encoder_ = keras.Model(fusion.model_.inputs, fusion.model_.get_layer("z_mean").output)
+        fusion.decoder_ = load_keras_model(as_run_folder(folder).decoder)
+        return fusion
 
 
 FUSIONS: dict[str, type[Fusion]] = {"hard": HardVote, "soft": SoftVote, "weighted": WeightedVote,
                                     "fc": FCFusion, "vae": VAEFusion}
 
 
-def accepted_options(kind: str, options: dict) -> dict:
-    """The entries of ``options`` that fusion ``kind`` takes (so one options dict serves every fusion)."""
-    if kind not in FUSIONS:
-        raise ValueError(f"unknown fusion {kind!r}; choose from {', '.join(FUSIONS)}")
-    accepted = set()
-    for klass in FUSIONS[kind].__mro__:
-        if "__init__" in vars(klass):
-            accepted |= set(inspect.signature(klass.__init__).parameters)
-    return {k: v for k, v in options.items() if k in accepted}
-
-
 def make_fusion(kind: str, **options) -> Fusion:
-    """A fusion by name; ``options`` it does not take are ignored."""
-    return FUSIONS[kind](**accepted_options(kind, options))
+    """A fusion by name, given the ``options`` among its ``get_params()``.
+
+    One options dict serves every fusion (``seed``, ``weights``, ``epochs``...): each takes its own keys, and a
+    key that no fusion takes (a typo) raises InputError naming it.
+    """
+    if kind not in FUSIONS:
+        raise InputError(f"unknown fusion {kind!r}; choose from {', '.join(FUSIONS)}")
+    taken = {name: set(klass().get_params()) for name, klass in FUSIONS.items()}
+    known = set().union(*taken.values())
+    unknown = sorted(set(options) - known)
+    if unknown:
+        guesses = [f"{name!r}" + "".join(f" (did you mean {close!r}?)"
+                                         for close in difflib.get_close_matches(name, known, 1)) for name in unknown]
+        raise InputError(f"unknown fusion option {', '.join(guesses)}; fusions take {', '.join(sorted(known))}")
+    return FUSIONS[kind](**{name: value for name, value in options.items() if name in taken[kind]})
 
 
-def load_fusion(folder: Path) -> Fusion:
-    """A fusion saved by ``Fusion.save`` (fc and vae with their Keras models), ready to ``predict_proba``."""
-    record = json.loads((Path(folder) / "fusion.json").read_text())
-    fusion = FUSIONS[record["kind"]]()
-    fusion.modalities_ = record["modalities"]
-    if isinstance(fusion, WeightedVote):
-        fusion.weights_, fusion.fitted_on_ = record["weights"], record["weights_from"]
-    if isinstance(fusion, _KerasFusion):
-        import keras
+def _read_record(run: RunFolder) -> dict:
+    if not run.fusion.is_file():
+        raise RunError(f"{run.fusion}: no fitted fusion in {run.folder}; fit it with `gvs fuse`")
+    record = read_json(run.fusion)
+    if record.get("kind") not in FUSIONS or not {"modalities", "params", "fitted"} <= set(record):
+        raise RunError(f"{run.fusion}: not a fusion record this version reads (kind {record.get('kind')!r}); "
+                       "fit it again with `gvs fuse`")
+    return record
 
-        fusion.model_ = keras.models.load_model(Path(folder) / "model.keras")
-        with np.load(Path(folder) / "scaler.npz") as scaler:
-            fusion.scaler_ = {name: scaler[name] for name in scaler.files}
-    if isinstance(fusion, VAEFusion):
-        fusion.encoder_ = keras.Model(fusion.model_.inputs, fusion.model_.get_layer("z_mean").output)
-        fusion.decoder_ = keras.models.load_model(Path(folder) / "decoder.keras")
-    return fusion
+
+def load_fusion(folder: RunFolder | str | Path) -> Fusion:
+    """The fusion saved in ``folder`` (any kind, fc and vae with their Keras models), ready to predict."""
+    run = as_run_folder(folder)
+    return FUSIONS[_read_record(run)["kind"]].from_run(run)

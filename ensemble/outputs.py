@@ -11,25 +11,25 @@ clips that every fused modality has, and records the left-out clip keys per moda
 """
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from preprocess.cache import CacheError, atomic_write_bytes, current_fingerprints, read_clip_index
-from preprocess.model_files import sha256_of
-
-MODALITY_ALIASES: dict[str, str] = {"fer": "faces", "face": "faces"}
-
-
-def canonical_modality(name: str) -> str:
-    """The modality a user-facing name means ("fer" is the faces modality, as in the reference work)."""
-    return MODALITY_ALIASES.get(name.lower(), name.lower())
+from gvs.core.errors import InputError, RunError
+from gvs.core.io import atomic_write_bytes, sha256_of
+from gvs.core.workspace import CacheDir, RunsDir
 
 
 @dataclass
 class ModalityOutputs:
-    """One frozen modality model's outputs: ``hidden`` (N, H) and ``probabilities`` (N, 3), row i = keys[i]."""
+    """One frozen modality model's outputs, row i = clip ``keys[i]``.
+
+    hidden : ndarray of shape (n_clips, hidden_size)
+    probabilities : ndarray of shape (n_clips, 3)
+    stamp : the model file's hash and the features' fingerprint they come from
+    """
 
     modality: str
     keys: list[str]
@@ -37,42 +37,54 @@ class ModalityOutputs:
     probabilities: np.ndarray
     stamp: str = ""
 
-    def take(self, rows: np.ndarray) -> "ModalityOutputs":
+    def take(self, rows: np.ndarray) -> ModalityOutputs:
+        """The outputs of the clips at ``rows``, in that order."""
         return ModalityOutputs(self.modality, [self.keys[i] for i in rows], self.hidden[rows],
                                self.probabilities[rows], self.stamp)
 
 
+def _stored_outputs(path: Path, modality: str, stamp: str) -> ModalityOutputs | None:
+    """The outputs cached at ``path`` if they carry ``stamp``; None when absent, stale or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["stamp"]) != stamp:
+                return None
+            return ModalityOutputs(modality, data["keys"].tolist(), data["hidden"], data["probabilities"], stamp)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError):
+        return None  # a corrupt cache file is computed again
+
+
 def compute_outputs(runs: Path, cache: Path, modality: str, batch_size: int = 16,
                     progress: bool = True) -> ModalityOutputs:
-    """Run RUNS/<modality>/model.keras, cut at "hidden" and "probabilities", over every cached clip.
+    """Run the trained model of ``modality``, cut at "hidden" and "probabilities", over every cached clip.
 
     ``batch_size`` clips are read and predicted at a time, so big scene maps never all sit in memory.
-    Reuses RUNS/fusion/outputs/<modality>.npz when the model file and the cache fingerprint are unchanged.
+    Reuses the outputs cached under RUNS/fusion/outputs/ when the model file and the cache fingerprint are
+    unchanged.
     """
-    runs, cache = Path(runs), Path(cache)
-    fingerprint = current_fingerprints(cache).get(modality)
-    if fingerprint is None:
-        raise CacheError(f"{cache}: no {modality} features; run `python -m preprocess DATASET --cache {cache}` first")
-    model_path = runs / modality / "model.keras"
+    workspace = RunsDir(runs)
+    store = CacheDir(cache).current(modality)  # CacheError when the cache holds no such features
+    model_path = workspace.modality(modality).model
     if not model_path.is_file():
-        raise FileNotFoundError(f"{model_path}: no trained {modality} model; train it with "
-                                f"`python -m modalities.train {modality} --cache {cache} --runs {runs}`")
-    stamp = f"{sha256_of(model_path)[:16]}-{fingerprint}"
-    stored = runs / "fusion" / "outputs" / f"{modality}.npz"
-    if stored.is_file():
-        with np.load(stored) as data:
-            if str(data["stamp"]) == stamp:
-                return ModalityOutputs(modality, data["keys"].tolist(), data["hidden"], data["probabilities"], stamp)
+        raise RunError(f"{model_path}: no trained {modality} model; train it with "
+                       f"`gvs train {modality} --cache {cache} --runs {runs}`")
+    stamp = f"{sha256_of(model_path)[:16]}-{store.fingerprint}"
+    stored = workspace.outputs_path(modality)
+    outputs = _stored_outputs(stored, modality, stamp)
+    if outputs is not None:
+        return outputs
 
-    import keras
     from tqdm import tqdm
 
+    from modalities.architectures import cut_at_hidden
     from modalities.data import open_features
     from modalities.train import load_modality_model
 
     model = load_modality_model(runs, modality, cache)  # raises when the cache holds other features
-    cut = keras.Model(model.inputs, [model.get_layer("hidden").output, model.get_layer("probabilities").output])
-    features = open_features(cache, modality, fingerprint)
+    cut = cut_at_hidden(model)
+    features = open_features(cache, modality, store.fingerprint)
     keys = features.keys
     hidden, probabilities = [], []
     batches = range(0, len(keys), batch_size)
@@ -96,18 +108,13 @@ def read_partition(runs: Path) -> dict[str, str]:
     return load_partition(runs).part_by_key()
 
 
-def read_labels(cache: Path) -> dict[str, int]:
-    """Clip key -> class index (-1 when unlabelled) from CACHE/clips.csv."""
-    return {row["key"]: int(row["label"]) if row["label"] != "" else -1 for row in read_clip_index(cache)}
-
-
 @dataclass
 class FusionData:
     """Aligned outputs of several modalities over the same clips, with their labels and parts."""
 
     keys: list[str]
-    y: np.ndarray                       # (N,) class index, -1 unlabelled
-    parts: np.ndarray                   # (N,) train / select / report / test
+    y: np.ndarray                       # (n_clips,) class index, -1 unlabelled
+    parts: np.ndarray                   # (n_clips,) train / select / report / test
     outputs: dict[str, ModalityOutputs]
     left_out: dict[str, list[str]]      # modality -> clip keys dropped because it lacks them
 
@@ -115,11 +122,11 @@ class FusionData:
     def modalities(self) -> list[str]:
         return sorted(self.outputs)
 
-    def without(self, drop: list[str]) -> "FusionData":
+    def without(self, drop: list[str]) -> FusionData:
         """The same clips with the named modalities removed."""
         kept = {m: o for m, o in self.outputs.items() if m not in drop}
         if not kept:
-            raise ValueError(f"dropping {sorted(drop)} leaves no modality to fuse")
+            raise InputError(f"dropping {sorted(drop)} leaves no modality to fuse; keep at least one")
         return FusionData(self.keys, self.y, self.parts, kept, self.left_out)
 
     def rows(self, part: str, labelled: bool = True) -> np.ndarray:
@@ -149,4 +156,4 @@ def align(outputs: dict[str, ModalityOutputs], partition: dict[str, str], labels
 def load_fusion_data(runs: Path, cache: Path, modalities: list[str], progress: bool = True) -> FusionData:
     """Compute (or reuse) every modality's outputs and align them on the shared partition."""
     outputs = {m: compute_outputs(runs, cache, m, progress=progress) for m in modalities}
-    return align(outputs, read_partition(runs), read_labels(cache))
+    return align(outputs, read_partition(runs), CacheDir(cache).labels())

@@ -1,19 +1,21 @@
 """Metrics, tables (Markdown, CSV, JSON) and figures for fusion results."""
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import numpy as np
 
-from preprocess.labels import CLASS_NAMES
+from gvs.core.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+from gvs.core.vocabulary import CLASS_NAMES
 
 METRIC_COLUMNS: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 
 
 def metrics_of(y: np.ndarray, predicted: np.ndarray, split: str = "", part: str = "") -> dict:
-    """Accuracy, macro precision/recall/F1, per-class recall and confusion, plus where they come from."""
+    """Accuracy, macro precision/recall/F1, per-class recall and confusion, plus where they come from.
+
+    ``y`` and ``predicted`` : ndarray of shape (n_clips,), class indices.
+    """
     from modalities.metrics import classification_metrics
 
     return {**classification_metrics(np.asarray(y, dtype=int), np.asarray(predicted, dtype=int), split), "part": part}
@@ -31,16 +33,11 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 
 
 def write_table(rows: list[dict], columns: list[str], stem: Path, title: str, note: str) -> str:
-    """Write ``stem``.md / .csv / .json; returns the Markdown (title, table, note)."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``stem``.md / .csv / .json (each atomically); returns the Markdown (title, table, note)."""
     markdown = f"### {title}\n\n{markdown_table(rows, columns)}\n\n{note}\n"
-    stem.with_suffix(".md").write_text(markdown)
-    with stem.with_suffix(".csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    stem.with_suffix(".json").write_text(json.dumps({"title": title, "note": note, "rows": rows}, indent=2,
-                                                     default=str))
+    atomic_write_text(stem.with_suffix(".md"), markdown)
+    atomic_write_csv(stem.with_suffix(".csv"), columns, ([row.get(c, "") for c in columns] for row in rows))
+    atomic_write_json(stem.with_suffix(".json"), {"title": title, "note": note, "rows": rows})
     return markdown
 
 
@@ -71,12 +68,13 @@ def save_confusion_grid(confusions: list[np.ndarray], titles: list[str], path: P
     for axis, confusion, title in zip(axes.flat, confusions, titles):
         _draw_confusion(axis, np.asarray(confusion), title)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
     plt.close(figure)
 
 
 def save_latent_picture(latents: np.ndarray, y: np.ndarray, path: Path, title: str) -> str:
-    """2-D t-SNE (PCA below 10 clips) of latent vectors coloured by class; returns the method used."""
+    """2-D t-SNE (PCA below 10 clips) of ``latents`` (n_clips, latent_dim) coloured by class ``y`` (n_clips,);
+    returns the method used."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,9 +87,10 @@ def save_latent_picture(latents: np.ndarray, y: np.ndarray, path: Path, title: s
                       init="pca").fit_transform(latents)
         method = "t-SNE"
     else:
-        centred = latents - latents.mean(axis=0)
-        _, _, components = np.linalg.svd(centred, full_matrices=False)
-        points = centred @ components[:2].T if len(components) >= 2 else np.c_[centred[:, :1], np.zeros(len(y))]
+        from sklearn.decomposition import PCA
+
+        dimensions = min(2, *latents.shape)
+        points = np.pad(PCA(dimensions).fit_transform(latents), ((0, 0), (0, 2 - dimensions)))
         method = "PCA"
     figure, axis = plt.subplots(figsize=(5, 4.5))
     for index, name in enumerate(CLASS_NAMES):
@@ -100,6 +99,6 @@ def save_latent_picture(latents: np.ndarray, y: np.ndarray, path: Path, title: s
     axis.legend()
     axis.set_title(f"{title} ({method})", fontsize=9)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
     plt.close(figure)
     return method

@@ -5,36 +5,34 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, recall_score
 
-from preprocess.labels import CLASS_NAMES
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int = len(CLASS_NAMES)) -> np.ndarray:
-    """Counts[true, predicted]."""
-    counts = np.zeros((n_classes, n_classes), dtype=int)
-    np.add.at(counts, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
-    return counts
+from gvs.core.io import atomic_write_bytes
+from gvs.core.vocabulary import CLASS_NAMES
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, split: str = "") -> dict:
-    """Accuracy, macro precision/recall/F1 (a class never predicted has precision 0, as scikit-learn's
-    zero_division=0), per-class recall, the confusion matrix, n and the split the numbers come from."""
-    counts = confusion_matrix(y_true, y_pred)
-    hits = np.diag(counts).astype(float)
-    predicted, actual = counts.sum(axis=0), counts.sum(axis=1)
-    precision = np.divide(hits, predicted, out=np.zeros_like(hits), where=predicted > 0)
-    recall = np.divide(hits, actual, out=np.zeros_like(hits), where=actual > 0)
-    both = precision + recall
-    f1 = np.divide(2 * precision * recall, both, out=np.zeros_like(hits), where=both > 0)
-    present = (actual > 0) | (predicted > 0)  # macro averages over these classes, as scikit-learn does
-    n = int(counts.sum())
+    """Accuracy, macro precision/recall/F1 (averaged over the classes present in either array, a class never
+    predicted has precision 0), per-class recall, the confusion matrix (rows: truth), n and the split the numbers
+    come from, by scikit-learn. ``y_true`` and ``y_pred`` : ndarray of shape (n_clips,), class indices."""
+    y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+    labels = np.arange(len(CLASS_NAMES))
+    if len(y_true):
+        counts = confusion_matrix(y_true, y_pred, labels=labels)
+        accuracy = accuracy_score(y_true, y_pred)
+        macro = precision_recall_fscore_support(y_true, y_pred, labels=np.union1d(y_true, y_pred),
+                                                average="macro", zero_division=0)[:3]
+        recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+    else:
+        counts, recall = np.zeros((len(labels), len(labels)), dtype=int), np.zeros(len(labels))
+        accuracy, macro = 0.0, (0.0, 0.0, 0.0)
     return {
         "split": split,
-        "n": n,
-        "accuracy": float(hits.sum() / n) if n else 0.0,
-        "macro_precision": float(precision[present].mean()) if n else 0.0,
-        "macro_recall": float(recall[present].mean()) if n else 0.0,
-        "macro_f1": float(f1[present].mean()) if n else 0.0,
+        "n": len(y_true),
+        "accuracy": float(accuracy),
+        "macro_precision": float(macro[0]),
+        "macro_recall": float(macro[1]),
+        "macro_f1": float(macro[2]),
         "per_class_recall": {name: float(value) for name, value in zip(CLASS_NAMES, recall)},
         "confusion": counts.tolist(),
     }
@@ -59,7 +57,6 @@ def save_confusion_png(counts: np.ndarray | list, path: Path, title: str) -> Pat
     axes.set_ylabel("true")
     axes.set_title(textwrap.fill(title, 48), fontsize=9)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
     plt.close(figure)
     return path

@@ -12,9 +12,11 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from ensemble.ablation import run_ablation, run_comparison, subsets
-from ensemble.fuse import read_predictions, run_fusion
+from ensemble.fuse import run_fusion
 from ensemble.fusions import FUSIONS, HardVote, WeightedVote, load_fusion
 from ensemble.outputs import ModalityOutputs, align, compute_outputs, load_fusion_data
+from gvs.core.errors import InputError
+from gvs.core.workspace import RunFolder, RunsDir
 from modalities.train import train_modality
 from preprocess.pipeline import RunSummary
 from tests.synthetic import make_synthetic_cache
@@ -47,7 +49,7 @@ def synthetic(tmp_path_factory) -> dict:
 def test_every_fusion_runs_end_to_end_and_reloads(synthetic, kind):
     data, runs = synthetic["data"], synthetic["runs"]
     result = run_fusion(data, kind, runs, FUSION_OPTIONS)
-    rows = read_predictions(result.folder / "predictions.csv")
+    rows = result.run.read_predictions()
     assert [r["key"] for r in rows] == data.keys
     probabilities = np.array([[float(r[f"p_{c}"]) for c in ("Positive", "Neutral", "Negative")] for r in rows])
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
@@ -74,7 +76,7 @@ def test_scalers_are_fitted_on_the_train_part_only(synthetic):
     result = run_fusion(data, "fc", synthetic["runs"], FUSION_OPTIONS)
     model = load_fusion(result.folder).model_
     train_rows, all_rows = data.rows("train"), np.arange(len(data.keys))
-    with np.load(result.folder / "scaler.npz") as scaler:
+    with np.load(result.run.scaler) as scaler:
         for modality in MODALITIES:
             hidden = data.outputs[modality].hidden.astype(np.float64)
             layer_mean = np.asarray(model.get_layer(f"{modality}_scale").mean).ravel()
@@ -88,13 +90,35 @@ def test_vae_has_a_20_dimensional_latent_and_a_picture(synthetic):
     result = run_fusion(synthetic["data"], "vae", synthetic["runs"], FUSION_OPTIONS)
     fusion = load_fusion(result.folder)
     assert fusion.latents(synthetic["data"].outputs).shape == (len(synthetic["data"].keys), 20)
-    assert (result.folder / "latents.png").stat().st_size > 10_000
-    loss = json.loads((result.folder / "fusion.json").read_text())["vae_loss"]
+    assert result.run.latents.stat().st_size > 10_000
+    loss = fusion.vae_loss_
     assert loss["measured_on"] == "select" and loss["reconstruction"] > 0 and loss["kl"] >= 0
+    assert "val_loss" in fusion.vae_history_ and loss["epoch"] <= len(fusion.vae_history_["val_loss"])
+
+
+def test_a_fusion_folder_appears_only_once_complete(synthetic, tmp_path, monkeypatch):
+    import modalities.metrics
+
+    data = synthetic["data"].without(["faces", "audio"])
+    first = run_fusion(data, "hard", tmp_path)
+    written = first.run.result.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("crashed while drawing")
+
+    monkeypatch.setattr(modalities.metrics, "save_confusion_png", crash)
+    with pytest.raises(OSError, match="crashed"):
+        run_fusion(data, "hard", tmp_path, force=True)
+    assert first.run.result.read_bytes() == written and load_fusion(first.folder).modalities_ == ["pose", "scene"]
+    assert [p.name for p in RunsDir(tmp_path).fusion_root.iterdir()] == [first.name]  # no staging left behind
+    with pytest.raises(OSError, match="crashed"):
+        run_fusion(data, "soft", tmp_path)
+    assert not RunsDir(tmp_path).fusion("soft-pose+scene").folder.exists()
 
 
 def _recompute(predictions: Path) -> dict:
-    rows = [r for r in read_predictions(predictions) if r["part"] == "report" and int(r["label"]) >= 0]
+    rows = [r for r in RunFolder(predictions.parent).read_predictions()
+            if r["part"] == "report" and int(r["label"]) >= 0]
     y = [int(r["label"]) for r in rows]
     pred = [int(r["pred"]) for r in rows]
     precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
@@ -106,9 +130,10 @@ def test_every_ablation_number_recomputes_from_the_saved_predictions(synthetic):
     runs = synthetic["runs"]
     rows, markdown = run_ablation(synthetic["data"], "hard", runs, "all")
     assert len(rows) == 15 and rows[0]["dropped"] == "—"
-    with (runs / "ablation" / "hard.csv").open() as handle:
+    stem = RunsDir(runs).ablation_stem("hard")
+    with stem.with_suffix(".csv").open() as handle:
         table = list(csv.DictReader(handle))
-    saved = json.loads((runs / "ablation" / "hard.json").read_text())["rows"]
+    saved = json.loads(stem.with_suffix(".json").read_text())["rows"]
     assert len(table) == len(saved) == 15
     for csv_row, json_row in zip(table, saved):
         expected = _recompute(Path(json_row["predictions"]))
@@ -117,8 +142,8 @@ def test_every_ablation_number_recomputes_from_the_saved_predictions(synthetic):
             assert json_row[column] == pytest.approx(expected[column], abs=1e-9)
         assert int(csv_row["n"]) == expected["n"] == 90
         assert json_row["confusion"] == expected["confusion"]
-    assert (runs / "ablation" / "hard.png").stat().st_size > 20_000
-    assert "Val" in markdown and (runs / "ablation" / "hard.md").read_text().count("\n| hard |") == 15
+    assert stem.with_suffix(".png").stat().st_size > 20_000
+    assert "Val" in markdown and stem.with_suffix(".md").read_text().count("\n| hard |") == 15
 
 
 def test_subsets():
@@ -147,11 +172,11 @@ def test_weighted_vote_uses_given_weights_or_fits_them_on_select():
     outputs = _outputs([[[0.9, 0.05, 0.05], [0.2, 0.7, 0.1]], [[0.1, 0.8, 0.1], [0.1, 0.1, 0.8]]])
     given = WeightedVote({"audio": 3, "pose": 1}).fit(outputs, np.array([0, 1]))
     np.testing.assert_allclose(given.predict_proba(outputs)[0], [0.7, 0.2375, 0.0625], atol=1e-6)
-    with pytest.raises(ValueError, match="no weight for"):
+    with pytest.raises(InputError, match="no weight for"):
         WeightedVote({"audio": 1}).fit(outputs, np.array([0, 1]))
     select = _outputs([[[0.1, 0.8, 0.1]], [[0.9, 0.05, 0.05]]])  # only pose is right on the select clip
     fitted = WeightedVote().fit(outputs, np.array([0, 1]), validation=(select, np.array([0])))
-    assert fitted.weights_["pose"] > fitted.weights_["audio"] and fitted.fitted_on_ == "select"
+    assert fitted.weights_["pose"] > fitted.weights_["audio"] and fitted.weights_from_ == "select"
     assert sum(fitted.weights_.values()) == pytest.approx(1.0)
 
 
@@ -167,7 +192,7 @@ def test_align_leaves_out_clips_lacking_a_modality():
 
 def test_outputs_are_cached_until_the_model_changes(synthetic):
     cache, runs = synthetic["cache"], synthetic["runs"]
-    stored = runs / "fusion" / "outputs" / "pose.npz"
+    stored = RunsDir(runs).outputs_path("pose")
     before = stored.stat().st_mtime_ns
     again = compute_outputs(runs, cache, "pose", progress=False)
     assert stored.stat().st_mtime_ns == before
@@ -201,10 +226,10 @@ def test_run_ensemble_fc_drop_fer_removes_exactly_the_faces_input(synthetic, mon
     printed, errors = capsys.readouterr()
     assert code == 0, errors
     assert trained == ["scene", "pose", "audio"]
-    model = load_fusion(runs / "fusion" / "fc-audio+pose+scene").model_
+    model = load_fusion(RunsDir(runs).fusion("fc-audio+pose+scene")).model_
     assert sorted(t.name for t in model.inputs) == ["audio_hidden", "pose_hidden", "scene_hidden"]
     assert "Comparison" in printed and "Ablation: fc fusion (loo)" in printed
-    ablation = json.loads((runs / "ablation" / "fc.json").read_text())["rows"]
+    ablation = json.loads(RunsDir(runs).ablation_stem("fc").with_suffix(".json").read_text())["rows"]
     assert [r["dropped"] for r in ablation] == ["—", "audio", "pose", "scene"]
     assert all("faces" not in r["modalities"] for r in ablation)
 
@@ -217,7 +242,9 @@ def test_command_line_explains_itself_and_names_bad_modalities(capsys):
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
     assert all(word in help_text for word in ("--drop", "'fer' = faces", "--weights", "--ablation", "select part"))
-    args = run_ensemble.build_parser().parse_args(["--fusion", "weighted", "--weights", "scene=2,fer=1"])
+    from gvs.cli import build_parser
+
+    args = build_parser().parse_args(["run", "--fusion", "weighted", "--weights", "scene=2,fer=1"])
     assert args.weights == {"scene": 2.0, "faces": 1.0}
     assert run_ensemble.main(["--drop", "ears"]) == 2
-    assert "unknown modality ['ears']" in capsys.readouterr().err
+    assert "unknown modality ears" in capsys.readouterr().err

@@ -352,7 +352,8 @@ class RunsDir:
         """Names of the fitted fusions (folders under RUNS/fusion/ with a fusion.json), sorted."""
         if not self.fusion_root.is_dir():
             return []
-        return sorted(p.name for p in self.fusion_root.iterdir() if RunFolder(p).fusion.is_file())
+        return sorted(p.name for p in self.fusion_root.iterdir()
+                      if not p.name.startswith(".") and RunFolder(p).fusion.is_file())  # not staging folders
 
     def outputs_path(self, modality: str) -> Path:
         return self.outputs_root / f"{modality}.npz"

@@ -1,0 +1,96 @@
+"""The fusions as scikit-learn estimators: parameters, cloning, fitted checks, option typos, save/load round
+trips and the VAE's Keras training, on small random modality outputs (no trained modality models needed)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone, is_classifier
+from sklearn.exceptions import NotFittedError
+
+from ensemble.fusions import FUSIONS, VAEFusion, load_fusion, make_fusion
+from ensemble.outputs import ModalityOutputs
+from gvs.core.errors import InputError
+
+QUICK = {"epochs": 5, "vae_epochs": 5, "patience": 2, "latent_dim": 4, "encoder_units": 8}
+
+
+def _outputs(n: int, seed: int) -> tuple[dict[str, ModalityOutputs], np.ndarray]:
+    """Two modalities whose hidden vectors and probabilities carry the class of each clip, with noise."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    outputs = {}
+    for modality, size in (("audio", 6), ("pose", 4)):
+        hidden = rng.normal(size=(n, size)) + np.eye(3, size)[y] * 2
+        logits = np.eye(3)[y] * 1.5 + rng.normal(size=(n, 3))
+        probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        outputs[modality] = ModalityOutputs(modality, [f"Train/{i}" for i in range(n)], hidden.astype(np.float32),
+                                            probabilities.astype(np.float32))
+    return outputs, y
+
+
+@pytest.mark.parametrize("kind", list(FUSIONS))
+def test_every_fusion_follows_the_estimator_contract(kind):
+    fusion = make_fusion(kind)
+    assert is_classifier(fusion)
+    params = fusion.get_params()
+    assert fusion.set_params(**params) is fusion and fusion.get_params() == params
+    twin = clone(fusion)
+    assert twin is not fusion and twin.get_params() == params
+    with pytest.raises(ValueError):
+        fusion.set_params(unknown=1)
+    outputs, _ = _outputs(6, 0)
+    with pytest.raises(NotFittedError):
+        fusion.predict(outputs)
+    with pytest.raises(NotFittedError):
+        fusion.predict_proba(outputs)
+
+
+def test_an_option_no_fusion_takes_is_named():
+    with pytest.raises(InputError, match="'epocs'.*did you mean 'epochs'"):
+        make_fusion("fc", epocs=3)
+    with pytest.raises(InputError, match="unknown fusion 'mlp'"):
+        make_fusion("mlp")
+    # one options dict serves every fusion: each takes its own keys
+    assert make_fusion("soft", **QUICK, weights=None).get_params() == {}
+    assert make_fusion("fc", **QUICK).get_params()["epochs"] == 5
+
+
+@pytest.mark.parametrize("kind", list(FUSIONS))
+def test_saved_fusions_load_and_predict_the_same(kind, tmp_path):
+    outputs, y = _outputs(30, 1)
+    select = _outputs(9, 2)
+    fusion = make_fusion(kind, **QUICK).fit(outputs, y, validation=select)
+    np.testing.assert_array_equal(fusion.classes_, [0, 1, 2])
+    assert fusion.modalities_ == ["audio", "pose"]
+    fusion.save(tmp_path / kind)
+    loaded = load_fusion(tmp_path / kind)
+    assert type(loaded) is type(fusion) and loaded.get_params() == fusion.get_params()
+    np.testing.assert_allclose(loaded.predict_proba(outputs), fusion.predict_proba(outputs), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(loaded.predict(outputs), fusion.predict(outputs))
+    assert loaded.score(outputs, y) == pytest.approx(fusion.score(outputs, y))
+    with pytest.raises(InputError, match="fitted on audio\\+pose"):
+        loaded.predict({"audio": outputs["audio"]})
+
+
+def test_vae_trains_through_keras_fit_and_keeps_its_best_epoch():
+    outputs, y = _outputs(24, 3)
+    select = _outputs(12, 4)
+    # a high learning rate makes the select loss jump about, so early stopping ends training after a worse epoch
+    fusion = VAEFusion(latent_dim=4, encoder_units=8, vae_epochs=60, epochs=3, patience=3, learning_rate=0.05,
+                       batch_size=8).fit(outputs, y, validation=select)
+    history = fusion.vae_history_
+    assert {"loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl"} <= set(history)
+    best = int(np.argmin(history["val_loss"]))
+    assert len(history["val_loss"]) == best + 1 + 3 < 60  # stopped `patience` epochs after the best one
+    assert fusion.vae_loss_["epoch"] == best + 1 and fusion.vae_loss_["measured_on"] == "select"
+    # the kept VAE is the best epoch's: its select loss is that epoch's, not the last one's
+    assert fusion.vae_loss_["loss"] == pytest.approx(history["val_loss"][best], rel=1e-5)
+    assert fusion.vae_loss_["loss"] < history["val_loss"][-1]
+    assert fusion.latents(outputs).shape == (24, 4)
+    assert len(fusion.model_.trainable_weights) == 4  # encoder frozen: latent_dense and probabilities only
+
+
+def test_vae_without_a_select_part_stops_on_the_training_loss():
+    outputs, y = _outputs(24, 5)
+    fusion = VAEFusion(latent_dim=4, encoder_units=8, vae_epochs=4, epochs=2).fit(outputs, y)
+    assert "val_loss" not in fusion.vae_history_ and fusion.vae_loss_["measured_on"] == "train"
