@@ -7,6 +7,7 @@ preset's 240x160 frames, with and without the 1x1 channel reduction; audio: Open
 default sizes of modalities/architectures.py. One warm-up epoch (graph tracing) is not timed; data are
 in memory, so reading the cache is not included.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -5,6 +5,7 @@
 Each configuration runs on a fresh cache. Stage figures are medians over clips (the first clip of each worker
 also pays model loading and graph tracing, which the wall-clock clips/s includes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,23 +35,32 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("GVS_MODEL_DIR", str(REPO.parent / "shared" / "models"))
     print(f"source {args.source}, {os.cpu_count()} cores")
-    header = f"{'preset':7} {'workers':>7} " + " ".join(f"{s:>7}" for s in ("decode", *args.only)) + \
-        f" {'sum':>6} {'steady/s':>8} {'clips/s':>8} {'wall s':>7} {'peak MB':>8} {'failed':>6}"
+    header = (
+        f"{'preset':7} {'workers':>7} "
+        + " ".join(f"{s:>7}" for s in ("decode", *args.only))
+        + f" {'sum':>6} {'steady/s':>8} {'clips/s':>8} {'wall s':>7} {'peak MB':>8} {'failed':>6}"
+    )
     print(header)
     for preset_name in args.preset:
         for workers in args.workers:
             with tempfile.TemporaryDirectory() as cache:
                 started = time.perf_counter()
-                summary = run_preprocess(args.source, cache, preset(preset_name), tuple(args.only), workers,
-                                         progress=False)
+                summary = run_preprocess(
+                    args.source, cache, preset(preset_name), tuple(args.only), workers, progress=False
+                )
                 wall = time.perf_counter() - started
                 clips = summary.done + summary.failed
                 stages = [float(np.median(summary.stage_seconds.get(s, [np.nan]))) for s in ("decode", *args.only)]
-                print(f"{preset_name:7} {workers:7d} " + " ".join(f"{v:7.2f}" for v in stages) +
-                      f" {np.nansum(stages):6.2f} {workers / np.nansum(stages):8.3f} {clips / wall:8.3f} {wall:7.1f} {summary.peak_memory_mb:8.0f}"
-                      f" {summary.failed:6d}")
-    print("stage columns: median seconds per clip; steady/s = workers / sum, the throughput once models are "
-          "loaded; clips/s and wall include process start and model loading")
+                print(
+                    f"{preset_name:7} {workers:7d} "
+                    + " ".join(f"{v:7.2f}" for v in stages)
+                    + f" {np.nansum(stages):6.2f} {workers / np.nansum(stages):8.3f} {clips / wall:8.3f} {wall:7.1f} {summary.peak_memory_mb:8.0f}"
+                    f" {summary.failed:6d}"
+                )
+    print(
+        "stage columns: median seconds per clip; steady/s = workers / sum, the throughput once models are "
+        "loaded; clips/s and wall include process start and model loading"
+    )
 
 
 if __name__ == "__main__":

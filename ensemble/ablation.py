@@ -4,6 +4,7 @@ Every row's numbers are recomputed from the row's saved predictions.csv (report 
 the per-clip predictions can never disagree. Selection (early stopping, weight search) used only the
 select part; the tables report the report part and name its split.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -39,25 +40,34 @@ def subsets(modalities: list[str], mode: str = "loo") -> list[list[str]]:
 def _row_from(result: FusionResult, all_modalities: list[str]) -> dict:
     metrics = metrics_from_predictions(result.run, "report")
     dropped = sorted(set(all_modalities) - set(result.modalities))
-    return {"fusion": result.kind, "modalities": "+".join(result.modalities),
-            "dropped": "+".join(dropped) or "—", **{c: metrics[c] for c in METRIC_COLUMNS},
-            "n": metrics["n"], "split": metrics["split"], "confusion": metrics["confusion"],
-            "predictions": str(result.run.predictions)}
+    return {
+        "fusion": result.kind,
+        "modalities": "+".join(result.modalities),
+        "dropped": "+".join(dropped) or "—",
+        **{c: metrics[c] for c in METRIC_COLUMNS},
+        "n": metrics["n"],
+        "split": metrics["split"],
+        "confusion": metrics["confusion"],
+        "predictions": str(result.run.predictions),
+    }
 
 
 def _note(data: FusionData, rows: list[dict]) -> str:
     split = rows[0]["split"] if rows else "?"
-    lines = [f"Reported on the report part ({split}, n={rows[0]['n'] if rows else 0} labelled clips), which "
-             "model selection never saw; selection (early stopping, weight search) used the select part "
-             f"({len(data.rows('select'))} clips); training used the train part ({len(data.rows('train'))} clips)."]
+    lines = [
+        f"Reported on the report part ({split}, n={rows[0]['n'] if rows else 0} labelled clips), which "
+        "model selection never saw; selection (early stopping, weight search) used the select part "
+        f"({len(data.rows('select'))} clips); training used the train part ({len(data.rows('train'))} clips)."
+    ]
     for modality, keys in sorted(data.left_out.items()):
         shown = ", ".join(keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
         lines.append(f"Left out (no {modality} features): {len(keys)} clips: {shown}.")
     return "\n".join(lines)
 
 
-def run_ablation(data: FusionData, kind: str, runs: Path, mode: str = "loo", options: dict | None = None,
-                 progress: bool = True) -> tuple[list[dict], str]:
+def run_ablation(
+    data: FusionData, kind: str, runs: Path, mode: str = "loo", options: dict | None = None, progress: bool = True
+) -> tuple[list[dict], str]:
     """Fit ``kind`` on each subset of ``data``'s modalities; write RUNS/ablation/<kind>.{md,csv,json,png}.
 
     All subsets use the same clips (those every modality of ``data`` has), so rows are comparable. ``options``
@@ -72,14 +82,17 @@ def run_ablation(data: FusionData, kind: str, runs: Path, mode: str = "loo", opt
         rows.append(_row_from(result, data.modalities))
     stem = RunsDir(runs).ablation_stem(kind)
     markdown = write_table(rows, ABLATION_COLUMNS, stem, f"Ablation: {kind} fusion ({mode})", _note(data, rows))
-    save_confusion_grid([np.array(r["confusion"]) for r in rows],
-                        [f"{r['fusion']}: {r['modalities']}\nacc {r['accuracy']:.3f}  F1 {r['macro_f1']:.3f}"
-                         for r in rows], stem.with_suffix(".png"))
+    save_confusion_grid(
+        [np.array(r["confusion"]) for r in rows],
+        [f"{r['fusion']}: {r['modalities']}\nacc {r['accuracy']:.3f}  F1 {r['macro_f1']:.3f}" for r in rows],
+        stem.with_suffix(".png"),
+    )
     return rows, markdown
 
 
-def run_comparison(data: FusionData, kinds: list[str], runs: Path, options: dict | None = None,
-                   progress: bool = True) -> tuple[list[dict], str]:
+def run_comparison(
+    data: FusionData, kinds: list[str], runs: Path, options: dict | None = None, progress: bool = True
+) -> tuple[list[dict], str]:
     """Each modality alone, then each fusion over all of ``data``'s modalities; RUNS/fusion/comparison.*.
 
     One ``options`` dict serves every fusion: each takes the keys among its hyperparameters."""
@@ -93,6 +106,7 @@ def run_comparison(data: FusionData, kinds: list[str], runs: Path, options: dict
         row = _row_from(result, data.modalities)
         rows.append({**row, "model": f"{subset[0]} alone" if label == "alone" else f"{label} fusion"})
     stem = RunsDir(runs).comparison_stem()
-    markdown = write_table(rows, COMPARISON_COLUMNS, stem, "Comparison: single modalities and fusions",
-                           _note(data, rows))
+    markdown = write_table(
+        rows, COMPARISON_COLUMNS, stem, "Comparison: single modalities and fusions", _note(data, rows)
+    )
     return rows, markdown

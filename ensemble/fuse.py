@@ -6,6 +6,7 @@ clip, every part), metrics (train / select / report parts), the report part's co
 the latent picture. The folder appears only once complete; one whose result carries the same stamp (same
 outputs, clips, parts and hyperparameters) is reused.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,15 +46,26 @@ def fusion_name(kind: str, modalities: list[str]) -> str:
 
 
 def _stamp(kind: str, data: FusionData, params: dict) -> str:
-    return digest_of({"version": STAMP_VERSION, "kind": kind, "params": params, "keys": data.keys,
-                      "parts": data.parts.tolist(), "labels": data.y.tolist(),
-                      "outputs": {m: o.stamp for m, o in sorted(data.outputs.items())}}, 16)
+    return digest_of(
+        {
+            "version": STAMP_VERSION,
+            "kind": kind,
+            "params": params,
+            "keys": data.keys,
+            "parts": data.parts.tolist(),
+            "labels": data.y.tolist(),
+            "outputs": {m: o.stamp for m, o in sorted(data.outputs.items())},
+        },
+        16,
+    )
 
 
 def prediction_rows(data: FusionData, probabilities: np.ndarray, predicted: np.ndarray) -> list[list]:
     """One predictions row per aligned clip from ``probabilities`` (n_clips, 3) and ``predicted`` (n_clips,)."""
-    return [[key, key.split("/")[0], part, int(label), *(f"{p:.6f}" for p in row), int(pred)]
-            for key, part, label, row, pred in zip(data.keys, data.parts, data.y, probabilities, predicted)]
+    return [
+        [key, key.split("/")[0], part, int(label), *(f"{p:.6f}" for p in row), int(pred)]
+        for key, part, label, row, pred in zip(data.keys, data.parts, data.y, probabilities, predicted)
+    ]
 
 
 def metrics_from_predictions(run: RunFolder, part: str = "report") -> dict:
@@ -64,8 +76,9 @@ def metrics_from_predictions(run: RunFolder, part: str = "report") -> dict:
     return metrics_of(y, pred, split="+".join(sorted({r["split"] for r in rows})), part=part)
 
 
-def run_fusion(data: FusionData, kind: str, runs: Path, options: dict | None = None,
-               force: bool = False) -> FusionResult:
+def run_fusion(
+    data: FusionData, kind: str, runs: Path, options: dict | None = None, force: bool = False
+) -> FusionResult:
     """Fit ``kind`` on ``data`` (its modalities), evaluate every part, save everything; reuse when unchanged.
 
     ``options`` may hold keys of other fusions too (see :func:`~ensemble.fusions.make_fusion`).
@@ -82,9 +95,11 @@ def run_fusion(data: FusionData, kind: str, runs: Path, options: dict | None = N
 
     train, y_train = data.part("train")
     if len(y_train) == 0:
-        raise PartitionError(f"{name}: no labelled clips with {'+'.join(data.modalities)} outputs in the train part "
-                             f"of {RunsDir(runs).partition_path}; label training clips or re-run preprocessing "
-                             "for the modalities that failed on them (`gvs preprocess`)")
+        raise PartitionError(
+            f"{name}: no labelled clips with {'+'.join(data.modalities)} outputs in the train part "
+            f"of {RunsDir(runs).partition_path}; label training clips or re-run preprocessing "
+            "for the modalities that failed on them (`gvs preprocess`)"
+        )
     select = data.part("select")
     fusion.fit(train, y_train, validation=select if len(select[1]) else None)
     probabilities, predicted = fusion.predict_proba(data.outputs), fusion.predict(data.outputs)
@@ -102,16 +117,28 @@ def run_fusion(data: FusionData, kind: str, runs: Path, options: dict | None = N
         if "report" in metrics:
             from modalities.metrics import save_confusion_png
 
-            save_confusion_png(metrics["report"]["confusion"], staged.confusion,
-                               f"{name} — {metrics['report']['split']} (report part)")
+            save_confusion_png(
+                metrics["report"]["confusion"], staged.confusion, f"{name} — {metrics['report']['split']} (report part)"
+            )
         if isinstance(fusion, VAEFusion):
             from .report import save_latent_picture
 
             labelled = np.flatnonzero(data.y >= 0)
             latents = fusion.latents({m: o.take(labelled) for m, o in data.outputs.items()})
             save_latent_picture(latents, data.y[labelled], staged.latents, f"{name}: latent means")
-        atomic_write_json(staged.result, {
-            "stamp": stamp, "name": name, "kind": kind, "modalities": data.modalities, "params": params,
-            "left_out": data.left_out, "n_clips": len(data.keys), "metrics": metrics,
-            "selected_on": "select part (early stopping / weight search)", "reported_on": "report part"})
+        atomic_write_json(
+            staged.result,
+            {
+                "stamp": stamp,
+                "name": name,
+                "kind": kind,
+                "modalities": data.modalities,
+                "params": params,
+                "left_out": data.left_out,
+                "n_clips": len(data.keys),
+                "metrics": metrics,
+                "selected_on": "select part (early stopping / weight search)",
+                "reported_on": "report part",
+            },
+        )
     return FusionResult(name, kind, data.modalities, run.folder, metrics)

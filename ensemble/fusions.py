@@ -14,6 +14,7 @@ fc and vae are Keras functional models with one input per modality named ``<moda
 standardisation (mean and variance fitted on the training rows only) is a ``Normalization`` layer inside the
 model named ``<modality>_scale``, so the saved model takes the raw hidden vectors.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -77,8 +78,10 @@ class Fusion(ClassifierMixin, BaseEstimator):
     def _check(self, X: Outputs) -> None:
         check_is_fitted(self)
         if sorted(X) != self.modalities_:
-            raise InputError(f"{self.kind} fusion was fitted on {'+'.join(self.modalities_)}, got outputs of "
-                             f"{'+'.join(sorted(X))}; pass the outputs of the same modalities")
+            raise InputError(
+                f"{self.kind} fusion was fitted on {'+'.join(self.modalities_)}, got outputs of "
+                f"{'+'.join(sorted(X))}; pass the outputs of the same modalities"
+            )
 
     def _stacked(self, X: Outputs) -> np.ndarray:
         """probabilities : ndarray of shape (n_modalities, n_clips, 3)"""
@@ -89,8 +92,15 @@ class Fusion(ClassifierMixin, BaseEstimator):
         """Write the fusion record (kind, modalities, hyperparameters, learned state) into ``folder``."""
         check_is_fitted(self)
         run = as_run_folder(folder)
-        atomic_write_json(run.fusion, {"kind": self.kind, "modalities": self.modalities_,
-                                       "params": self.get_params(), "fitted": self._fitted_state()})
+        atomic_write_json(
+            run.fusion,
+            {
+                "kind": self.kind,
+                "modalities": self.modalities_,
+                "params": self.get_params(),
+                "fitted": self._fitted_state(),
+            },
+        )
         return run
 
     @classmethod
@@ -99,8 +109,10 @@ class Fusion(ClassifierMixin, BaseEstimator):
         run = as_run_folder(folder)
         record = _read_record(run)
         if record["kind"] != cls.kind:
-            raise RunError(f"{run.fusion} holds a {record['kind']} fusion, not {cls.kind}; read it with "
-                           "ensemble.fusions.load_fusion")
+            raise RunError(
+                f"{run.fusion} holds a {record['kind']} fusion, not {cls.kind}; read it with "
+                "ensemble.fusions.load_fusion"
+            )
         fusion = cls(**record["params"])
         fusion.modalities_, fusion.classes_ = record["modalities"], np.arange(N_CLASSES)
         for name, value in record["fitted"].items():
@@ -170,8 +182,10 @@ class WeightedVote(Fusion):
     def _given_weights(self) -> np.ndarray:
         unknown, lacking = set(self.weights) - set(MODALITIES), set(self.modalities_) - set(self.weights)
         if unknown or lacking:
-            raise InputError(f"weights {dict(self.weights)}: unknown modalities {sorted(unknown)}, no weight for "
-                             f"{sorted(lacking)}; give one weight per fused modality")
+            raise InputError(
+                f"weights {dict(self.weights)}: unknown modalities {sorted(unknown)}, no weight for "
+                f"{sorted(lacking)}; give one weight per fused modality"
+            )
         raw = np.array([float(self.weights[m]) for m in self.modalities_])  # weights of others ignored
         if raw.sum() <= 0 or (raw < 0).any():
             raise InputError(f"weights must be non-negative with a positive sum, got {dict(self.weights)}")
@@ -241,8 +255,9 @@ class _KerasFusion(Fusion):
     ``<modality>_variance`` of the training rows), ``epochs_trained_``.
     """
 
-    def __init__(self, epochs: int, patience: int, batch_size: int, learning_rate: float, seed: int,
-                 verbose: int) -> None:
+    def __init__(
+        self, epochs: int, patience: int, batch_size: int, learning_rate: float, seed: int, verbose: int
+    ) -> None:
         self.epochs = epochs
         self.patience = patience
         self.batch_size = batch_size
@@ -254,17 +269,26 @@ class _KerasFusion(Fusion):
         """Train ``model`` on one-hot labels, stopping early on the validation loss (best weights kept)."""
         import keras
 
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
+        )
         callbacks, validation_data = [], None
         select = _select_inputs(validation, self.modalities_)
         if select is not None:
             validation_data = (select[0], np.eye(N_CLASSES)[select[1]])
-            callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience,
-                                                           restore_best_weights=True))
-        history = model.fit(hidden_inputs(X, self.modalities_), np.eye(N_CLASSES)[np.asarray(y, dtype=int)],
-                            epochs=self.epochs, batch_size=self.batch_size, validation_data=validation_data,
-                            callbacks=callbacks, shuffle=True, verbose=self.verbose)
+            callbacks.append(
+                keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
+            )
+        history = model.fit(
+            hidden_inputs(X, self.modalities_),
+            np.eye(N_CLASSES)[np.asarray(y, dtype=int)],
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            validation_data=validation_data,
+            callbacks=callbacks,
+            shuffle=True,
+            verbose=self.verbose,
+        )
         self.epochs_trained_ = len(history.history["loss"])
 
     def predict_proba(self, X: Outputs) -> np.ndarray:
@@ -295,11 +319,26 @@ class FCFusion(_KerasFusion):
 
     kind = "fc"
 
-    def __init__(self, units: int = 32, dropout: float = 0.2, l2: float = 1e-3, epochs: int = 200,
-                 patience: int = 20, batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 0,
-                 verbose: int = 0) -> None:
-        super().__init__(epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=learning_rate,
-                         seed=seed, verbose=verbose)
+    def __init__(
+        self,
+        units: int = 32,
+        dropout: float = 0.2,
+        l2: float = 1e-3,
+        epochs: int = 200,
+        patience: int = 20,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        seed: int = 0,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(
+            epochs=epochs,
+            patience=patience,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            verbose=verbose,
+        )
         self.units = units
         self.dropout = dropout
         self.l2 = l2
@@ -310,8 +349,9 @@ class FCFusion(_KerasFusion):
         super().fit(X, y)
         keras.utils.set_random_seed(self.seed)
         inputs, scaled, self.scaler_ = _scaled_inputs(X, self.modalities_)
-        x = keras.layers.Dense(self.units, activation="relu", kernel_regularizer=keras.regularizers.L2(self.l2),
-                               name="fusion_dense")(_concatenate(scaled))
+        x = keras.layers.Dense(
+            self.units, activation="relu", kernel_regularizer=keras.regularizers.L2(self.l2), name="fusion_dense"
+        )(_concatenate(scaled))
         x = keras.layers.Dropout(self.dropout, name="fusion_dropout")(x)
         probabilities = keras.layers.Dense(N_CLASSES, activation="softmax", name="probabilities")(x)
         self.model_ = keras.Model(inputs, probabilities, name="fc_fusion")
@@ -386,11 +426,28 @@ class VAEFusion(_KerasFusion):
 
     kind = "vae"
 
-    def __init__(self, latent_dim: int = 20, encoder_units: int = 64, units: int = 16, beta: float = 1.0,
-                 vae_epochs: int = 200, epochs: int = 200, patience: int = 20, batch_size: int = 32,
-                 learning_rate: float = 1e-3, seed: int = 0, verbose: int = 0) -> None:
-        super().__init__(epochs=epochs, patience=patience, batch_size=batch_size, learning_rate=learning_rate,
-                         seed=seed, verbose=verbose)
+    def __init__(
+        self,
+        latent_dim: int = 20,
+        encoder_units: int = 64,
+        units: int = 16,
+        beta: float = 1.0,
+        vae_epochs: int = 200,
+        epochs: int = 200,
+        patience: int = 20,
+        batch_size: int = 32,
+        learning_rate: float = 1e-3,
+        seed: int = 0,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(
+            epochs=epochs,
+            patience=patience,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            verbose=verbose,
+        )
         self.latent_dim = latent_dim
         self.encoder_units = encoder_units
         self.units = units
@@ -429,16 +486,26 @@ class VAEFusion(_KerasFusion):
         select = _select_inputs(validation, self.modalities_)
         monitor = "loss" if select is None else "val_loss"
         vae.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
-        history = vae.fit(train, epochs=self.vae_epochs, batch_size=self.batch_size, shuffle=True,
-                          validation_data=None if select is None else (select[0],), verbose=self.verbose,
-                          callbacks=[keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
-                                                                   restore_best_weights=True)])
+        history = vae.fit(
+            train,
+            epochs=self.vae_epochs,
+            batch_size=self.batch_size,
+            shuffle=True,
+            validation_data=None if select is None else (select[0],),
+            verbose=self.verbose,
+            callbacks=[
+                keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience, restore_best_weights=True)
+            ],
+        )
         self.vae_history_ = {name: [float(v) for v in values] for name, values in history.history.items()}
-        kept = vae.evaluate(train if select is None else select[0], batch_size=self.batch_size, verbose=0,
-                            return_dict=True)
-        self.vae_loss_ = {**{name: float(value) for name, value in kept.items()},
-                          "epoch": int(np.argmin(self.vae_history_[monitor])) + 1,
-                          "measured_on": "train" if select is None else "select"}
+        kept = vae.evaluate(
+            train if select is None else select[0], batch_size=self.batch_size, verbose=0, return_dict=True
+        )
+        self.vae_loss_ = {
+            **{name: float(value) for name, value in kept.items()},
+            "epoch": int(np.argmin(self.vae_history_[monitor])) + 1,
+            "measured_on": "train" if select is None else "select",
+        }
 
     def latents(self, X: Outputs) -> np.ndarray:
         """latent means : ndarray of shape (n_clips, latent_dim)"""
@@ -463,8 +530,13 @@ class VAEFusion(_KerasFusion):
         return fusion
 
 
-FUSIONS: dict[str, type[Fusion]] = {"hard": HardVote, "soft": SoftVote, "weighted": WeightedVote,
-                                    "fc": FCFusion, "vae": VAEFusion}
+FUSIONS: dict[str, type[Fusion]] = {
+    "hard": HardVote,
+    "soft": SoftVote,
+    "weighted": WeightedVote,
+    "fc": FCFusion,
+    "vae": VAEFusion,
+}
 
 
 def make_fusion(kind: str, **options) -> Fusion:
@@ -479,8 +551,10 @@ def make_fusion(kind: str, **options) -> Fusion:
     known = set().union(*taken.values())
     unknown = sorted(set(options) - known)
     if unknown:
-        guesses = [f"{name!r}" + "".join(f" (did you mean {close!r}?)"
-                                         for close in difflib.get_close_matches(name, known, 1)) for name in unknown]
+        guesses = [
+            f"{name!r}" + "".join(f" (did you mean {close!r}?)" for close in difflib.get_close_matches(name, known, 1))
+            for name in unknown
+        ]
         raise InputError(f"unknown fusion option {', '.join(guesses)}; fusions take {', '.join(sorted(known))}")
     return FUSIONS[kind](**{name: value for name, value in options.items() if name in taken[kind]})
 
@@ -490,8 +564,10 @@ def _read_record(run: RunFolder) -> dict:
         raise RunError(f"{run.fusion}: no fitted fusion in {run.folder}; fit it with `gvs fuse`")
     record = read_json(run.fusion)
     if record.get("kind") not in FUSIONS or not {"modalities", "params", "fitted"} <= set(record):
-        raise RunError(f"{run.fusion}: not a fusion record this version reads (kind {record.get('kind')!r}); "
-                       "fit it again with `gvs fuse`")
+        raise RunError(
+            f"{run.fusion}: not a fusion record this version reads (kind {record.get('kind')!r}); "
+            "fit it again with `gvs fuse`"
+        )
     return record
 
 

@@ -9,6 +9,7 @@ a retrained model or re-extracted features make it compute again.
 Clips lacking a modality's features (extraction failed) cannot be fused with it: :func:`align` keeps the
 clips that every fused modality has, and records the left-out clip keys per modality.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -39,8 +40,9 @@ class ModalityOutputs:
 
     def take(self, rows: np.ndarray) -> ModalityOutputs:
         """The outputs of the clips at ``rows``, in that order."""
-        return ModalityOutputs(self.modality, [self.keys[i] for i in rows], self.hidden[rows],
-                               self.probabilities[rows], self.stamp)
+        return ModalityOutputs(
+            self.modality, [self.keys[i] for i in rows], self.hidden[rows], self.probabilities[rows], self.stamp
+        )
 
 
 def _stored_outputs(path: Path, modality: str, stamp: str) -> ModalityOutputs | None:
@@ -56,8 +58,9 @@ def _stored_outputs(path: Path, modality: str, stamp: str) -> ModalityOutputs | 
         return None  # a corrupt cache file is computed again
 
 
-def compute_outputs(runs: Path, cache: Path, modality: str, batch_size: int = 16,
-                    progress: bool = True) -> ModalityOutputs:
+def compute_outputs(
+    runs: Path, cache: Path, modality: str, batch_size: int = 16, progress: bool = True
+) -> ModalityOutputs:
     """Run the trained model of ``modality``, cut at "hidden" and "probabilities", over every cached clip.
 
     ``batch_size`` clips are read and predicted at a time, so big scene maps never all sit in memory.
@@ -68,8 +71,10 @@ def compute_outputs(runs: Path, cache: Path, modality: str, batch_size: int = 16
     store = CacheDir(cache).current(modality)  # CacheError when the cache holds no such features
     model_path = workspace.modality(modality).model
     if not model_path.is_file():
-        raise RunError(f"{model_path}: no trained {modality} model; train it with "
-                       f"`gvs train {modality} --cache {cache} --runs {runs}`")
+        raise RunError(
+            f"{model_path}: no trained {modality} model; train it with "
+            f"`gvs train {modality} --cache {cache} --runs {runs}`"
+        )
     stamp = f"{sha256_of(model_path)[:16]}-{store.fingerprint}"
     stored = workspace.outputs_path(modality)
     outputs = _stored_outputs(stored, modality, stamp)
@@ -93,11 +98,23 @@ def compute_outputs(runs: Path, cache: Path, modality: str, batch_size: int = 16
         batch_hidden, batch_probabilities = cut.predict_on_batch(x)
         hidden.append(np.asarray(batch_hidden).reshape(len(x), -1))
         probabilities.append(np.asarray(batch_probabilities))
-    outputs = ModalityOutputs(modality, keys, np.concatenate(hidden).astype(np.float32),
-                              np.concatenate(probabilities).astype(np.float32), stamp)
-    atomic_write_bytes(stored, lambda handle: np.savez(
-        handle, keys=np.array(keys), hidden=outputs.hidden, probabilities=outputs.probabilities,
-        stamp=np.array(stamp)))
+    outputs = ModalityOutputs(
+        modality,
+        keys,
+        np.concatenate(hidden).astype(np.float32),
+        np.concatenate(probabilities).astype(np.float32),
+        stamp,
+    )
+    atomic_write_bytes(
+        stored,
+        lambda handle: np.savez(
+            handle,
+            keys=np.array(keys),
+            hidden=outputs.hidden,
+            probabilities=outputs.probabilities,
+            stamp=np.array(stamp),
+        ),
+    )
     return outputs
 
 
@@ -113,10 +130,10 @@ class FusionData:
     """Aligned outputs of several modalities over the same clips, with their labels and parts."""
 
     keys: list[str]
-    y: np.ndarray                       # (n_clips,) class index, -1 unlabelled
-    parts: np.ndarray                   # (n_clips,) train / select / report / test
+    y: np.ndarray  # (n_clips,) class index, -1 unlabelled
+    parts: np.ndarray  # (n_clips,) train / select / report / test
     outputs: dict[str, ModalityOutputs]
-    left_out: dict[str, list[str]]      # modality -> clip keys dropped because it lacks them
+    left_out: dict[str, list[str]]  # modality -> clip keys dropped because it lacks them
 
     @property
     def modalities(self) -> list[str]:
@@ -148,9 +165,13 @@ def align(outputs: dict[str, ModalityOutputs], partition: dict[str, str], labels
     for modality, modality_outputs in outputs.items():
         index = {key: i for i, key in enumerate(modality_outputs.keys)}
         aligned[modality] = modality_outputs.take(np.array([index[key] for key in keys], dtype=int))
-    return FusionData(keys, np.array([labels.get(key, -1) for key in keys]),
-                      np.array([partition[key] for key in keys]), aligned,
-                      {m: keys_ for m, keys_ in left_out.items() if keys_})
+    return FusionData(
+        keys,
+        np.array([labels.get(key, -1) for key in keys]),
+        np.array([partition[key] for key in keys]),
+        aligned,
+        {m: keys_ for m, keys_ in left_out.items() if keys_},
+    )
 
 
 def load_fusion_data(runs: Path, cache: Path, modalities: list[str], progress: bool = True) -> FusionData:

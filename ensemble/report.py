@@ -1,4 +1,5 @@
 """Metrics, tables (Markdown, CSV, JSON) and figures for fusion results."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,8 +45,14 @@ def write_table(rows: list[dict], columns: list[str], stem: Path, title: str, no
 def _draw_confusion(axis, confusion: np.ndarray, title: str) -> None:
     axis.imshow(confusion, cmap="Blues")
     for (row, column), count in np.ndenumerate(confusion):
-        axis.text(column, row, str(int(count)), ha="center", va="center",
-                  color="white" if count > confusion.max() / 2 else "black")
+        axis.text(
+            column,
+            row,
+            str(int(count)),
+            ha="center",
+            va="center",
+            color="white" if count > confusion.max() / 2 else "black",
+        )
     axis.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES)
     axis.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
     axis.set_xlabel("predicted")
@@ -63,7 +70,7 @@ def save_confusion_grid(confusions: list[np.ndarray], titles: list[str], path: P
     columns = min(4, len(confusions))
     lines = int(np.ceil(len(confusions) / columns))
     figure, axes = plt.subplots(lines, columns, figsize=(3.6 * columns, 3.6 * lines), squeeze=False)
-    for axis in axes.flat[len(confusions):]:
+    for axis in axes.flat[len(confusions) :]:
         axis.axis("off")
     for axis, confusion, title in zip(axes.flat, confusions, titles):
         _draw_confusion(axis, np.asarray(confusion), title)
@@ -83,8 +90,9 @@ def save_latent_picture(latents: np.ndarray, y: np.ndarray, path: Path, title: s
     if len(latents) >= 10:
         from sklearn.manifold import TSNE
 
-        points = TSNE(2, perplexity=min(30.0, (len(latents) - 1) / 3), random_state=0,
-                      init="pca").fit_transform(latents)
+        points = TSNE(2, perplexity=min(30.0, (len(latents) - 1) / 3), random_state=0, init="pca").fit_transform(
+            latents
+        )
         method = "t-SNE"
     else:
         from sklearn.decomposition import PCA

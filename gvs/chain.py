@@ -6,6 +6,7 @@ Every stage skips finished work (cached features, models trained from the same f
 model outputs stamped with the model file's hash, fusions stamped with their inputs and options), so a
 re-run after an interruption resumes where it stopped.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,17 +20,17 @@ from gvs.core.vocabulary import MODALITIES, check_modalities
 class ChainSettings:
     """Everything the main job needs; defaults run the demo."""
 
-    dataset: Path | None = None          # None: the demo dataset (made under DEMO_ROOT when missing)
-    cache: Path | None = None            # default cache/<dataset folder name>
-    runs: Path | None = None             # default runs/<dataset folder name>
-    fusion: str = "all"                  # one of FUSIONS or "all"
+    dataset: Path | None = None  # None: the demo dataset (made under DEMO_ROOT when missing)
+    cache: Path | None = None  # default cache/<dataset folder name>
+    runs: Path | None = None  # default runs/<dataset folder name>
+    fusion: str = "all"  # one of FUSIONS or "all"
     drop: list[str] = field(default_factory=list)
     weights: dict[str, float] | None = None
-    ablation: str = "loo"                # loo | all | none
+    ablation: str = "loo"  # loo | all | none
     workers: int = 1
     preset: str = "paper"
     seed: int = 0
-    train_options: dict = field(default_factory=dict)   # passed to modalities.train.train_modality
+    train_options: dict = field(default_factory=dict)  # passed to modalities.train.train_modality
     fusion_options: dict = field(default_factory=dict)  # passed to every fusion (epochs, units, ...)
 
 
@@ -54,8 +55,15 @@ def check_fusion(fusion: str) -> None:
         raise InputError(f"unknown fusion {fusion!r}; choose from {', '.join(FUSIONS)} or all")
 
 
-def run_fusions(cache: Path, runs: Path, modalities: list[str], fusion: str = "all", ablation: str = "loo",
-                options: dict | None = None, stage: int | None = None) -> str:
+def run_fusions(
+    cache: Path,
+    runs: Path,
+    modalities: list[str],
+    fusion: str = "all",
+    ablation: str = "loo",
+    options: dict | None = None,
+    stage: int | None = None,
+) -> str:
     """Fit the fusions over the trained ``modalities``, compare them (and each modality alone), ablate one.
 
     Returns the comparison (and ablation) tables as Markdown; they are also written under RUNS/.

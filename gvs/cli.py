@@ -1,11 +1,11 @@
 """The `gvs` command: one subcommand per job, each a thin shell over a library function.
 
-    gvs run        the whole chain (what `python run_ensemble.py` does)
-    gvs demo       write the demo dataset
-    gvs preprocess videos -> feature cache
-    gvs train      one modality's model
-    gvs fuse       fusions, comparison and ablation tables
-    gvs explain    saliency and explanation figures
+gvs run        the whole chain (what `python run_ensemble.py` does)
+gvs demo       write the demo dataset
+gvs preprocess videos -> feature cache
+gvs train      one modality's model
+gvs fuse       fusions, comparison and ablation tables
+gvs explain    saliency and explanation figures
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from gvs.core.command import add_debug, guarded, positive_int
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import canonical_modality
 
-RUN_EPILOG = """\
+RUN_EPILOG = (
+    """\
 stages (each skips finished work, so a re-run after an interruption resumes):
   1 dataset      DATASET (VGAF root, CSV video,label, or video folder); without it the demo dataset is
                  made in data/demo
@@ -32,7 +33,8 @@ stages (each skips finished work, so a re-run after an interruption resumes):
   5 ablate       the chosen fusion (fc with --fusion all) on the full set and on every leave-one-out subset
                  (--ablation all: every subset): RUNS/ablation/<fusion>.md/.csv/.json and .png (one
                  confusion matrix per row)
-""" + """
+"""
+    + """
 fusions:
   hard      majority vote of the modalities' predicted classes; ties go to the tied class with the
             highest summed probability
@@ -54,6 +56,7 @@ examples:
   gvs run --fusion fc --drop fer             fc fusion without the faces (FER) modality
   gvs run ../shared/data/vgaf --workers 2    the same on your data
 """
+)
 FUSE_EPILOG = """\
 examples:
   gvs fuse --cache cache/demo --runs runs/demo                       every fusion compared, fc ablated
@@ -81,17 +84,33 @@ def _add_fusion_arguments(parser: argparse.ArgumentParser) -> None:
     from ensemble.ablation import ABLATION_MODES
     from ensemble.fusions import FUSIONS
 
-    parser.add_argument("--fusion", choices=[*FUSIONS, "all"], default="all",
-                        help="which fusion to fit and ablate (default all: every fusion compared, fc ablated)")
-    parser.add_argument("--drop", action="append", default=[], metavar="MODALITY",
-                        help="leave a modality out of every fusion (repeatable; scene, pose, audio, faces; "
-                        "'fer' = faces)")
-    parser.add_argument("--weights", type=_weights, metavar="M=W,...",
-                        help="weighted fusion weights, e.g. scene=0.4,pose=0.1,audio=0.3,faces=0.2 "
-                        "(default: searched on the select part)")
-    parser.add_argument("--ablation", choices=ABLATION_MODES, default="loo",
-                        help="loo: full set + every leave-one-modality-out subset (default); all: every "
-                        "non-empty subset; none: no ablation")
+    parser.add_argument(
+        "--fusion",
+        choices=[*FUSIONS, "all"],
+        default="all",
+        help="which fusion to fit and ablate (default all: every fusion compared, fc ablated)",
+    )
+    parser.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="MODALITY",
+        help="leave a modality out of every fusion (repeatable; scene, pose, audio, faces; 'fer' = faces)",
+    )
+    parser.add_argument(
+        "--weights",
+        type=_weights,
+        metavar="M=W,...",
+        help="weighted fusion weights, e.g. scene=0.4,pose=0.1,audio=0.3,faces=0.2 "
+        "(default: searched on the select part)",
+    )
+    parser.add_argument(
+        "--ablation",
+        choices=ABLATION_MODES,
+        default="loo",
+        help="loo: full set + every leave-one-modality-out subset (default); all: every "
+        "non-empty subset; none: no ablation",
+    )
     parser.add_argument("--seed", type=int, default=0, help="partition, training and fusion seed (default 0)")
     parser.add_argument("--epochs", type=positive_int, default=200, help="most epochs of fc/vae training (default 200)")
 
@@ -103,26 +122,44 @@ def _fusion_options(args: argparse.Namespace) -> dict:
 def _add_run(parser: argparse.ArgumentParser) -> None:
     from preprocess.config import PRESETS
 
-    parser.add_argument("dataset", nargs="?", type=Path,
-                        help="VGAF root, CSV video,label or video folder (default: the demo dataset in data/demo)")
+    parser.add_argument(
+        "dataset",
+        nargs="?",
+        type=Path,
+        help="VGAF root, CSV video,label or video folder (default: the demo dataset in data/demo)",
+    )
     parser.add_argument("--cache", type=Path, help="feature cache (default cache/<dataset folder name>)")
     parser.add_argument("--runs", type=Path, help="models, fusions and tables (default runs/<dataset folder name>)")
     _add_fusion_arguments(parser)
     parser.add_argument("--workers", type=positive_int, default=1, help="preprocessing processes (default 1)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
-                        help="preprocessing preset (see `gvs preprocess --help`; default paper)")
-    parser.add_argument("--train-epochs", type=positive_int,
-                        help="most epochs of each modality model (default: `gvs train`'s)")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="paper",
+        help="preprocessing preset (see `gvs preprocess --help`; default paper)",
+    )
+    parser.add_argument(
+        "--train-epochs", type=positive_int, help="most epochs of each modality model (default: `gvs train`'s)"
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
     from gvs.chain import ChainSettings, run_chain
 
-    settings = ChainSettings(dataset=args.dataset, cache=args.cache, runs=args.runs, fusion=args.fusion,
-                             drop=args.drop, weights=args.weights, ablation=args.ablation, workers=args.workers,
-                             preset=args.preset, seed=args.seed,
-                             train_options={"epochs": args.train_epochs} if args.train_epochs else {},
-                             fusion_options={"epochs": args.epochs, "vae_epochs": args.epochs})
+    settings = ChainSettings(
+        dataset=args.dataset,
+        cache=args.cache,
+        runs=args.runs,
+        fusion=args.fusion,
+        drop=args.drop,
+        weights=args.weights,
+        ablation=args.ablation,
+        workers=args.workers,
+        preset=args.preset,
+        seed=args.seed,
+        train_options={"epochs": args.train_epochs} if args.train_epochs else {},
+        fusion_options={"epochs": args.epochs, "vae_epochs": args.epochs},
+    )
     print("\n" + run_chain(settings))
     return 0
 
@@ -138,8 +175,10 @@ def _fuse(args: argparse.Namespace) -> int:
 
     kept = [m for m in kept_modalities(args.drop) if args.runs.joinpath(m).is_dir()]
     if not kept:
-        raise InputError(f"{args.runs}: no trained modality models; run `gvs train MODALITY --cache {args.cache} "
-                         f"--runs {args.runs}` first")
+        raise InputError(
+            f"{args.runs}: no trained modality models; run `gvs train MODALITY --cache {args.cache} "
+            f"--runs {args.runs}` first"
+        )
     print(run_fusions(args.cache, args.runs, kept, args.fusion, args.ablation, _fusion_options(args)))
     return 0
 
@@ -163,30 +202,62 @@ def _subcommands() -> dict[str, tuple]:
     import saliency.cli as explain
 
     return {
-        "run": ("the whole chain on a dataset (default: the demo): preprocess, train, fuse, ablate",
-                "Preprocess, train the four modality models, fuse and ablate them; print the tables.", RUN_EPILOG,
-                _add_run, _run),
-        "demo": ("write the small demo dataset", "Write the demo dataset in the VGAF layout.", DEMO_EPILOG,
-                 _add_demo, _demo),
-        "preprocess": ("videos -> feature cache", preprocess.DESCRIPTION, preprocess.EPILOG,
-                       preprocess.add_arguments, preprocess.run),
+        "run": (
+            "the whole chain on a dataset (default: the demo): preprocess, train, fuse, ablate",
+            "Preprocess, train the four modality models, fuse and ablate them; print the tables.",
+            RUN_EPILOG,
+            _add_run,
+            _run,
+        ),
+        "demo": (
+            "write the small demo dataset",
+            "Write the demo dataset in the VGAF layout.",
+            DEMO_EPILOG,
+            _add_demo,
+            _demo,
+        ),
+        "preprocess": (
+            "videos -> feature cache",
+            preprocess.DESCRIPTION,
+            preprocess.EPILOG,
+            preprocess.add_arguments,
+            preprocess.run,
+        ),
         "train": ("train one modality's model", train.__doc__, train.EPILOG, train.add_arguments, train.run),
-        "fuse": ("fit and compare fusions of trained models, ablate one",
-                 "Fit fusions over the trained modality models; write comparison and ablation tables.", FUSE_EPILOG,
-                 _add_fuse, _fuse),
-        "explain": ("saliency and explanation figures", explain.DESCRIPTION, explain.EPILOG, explain.add_arguments,
-                    explain.run),
+        "fuse": (
+            "fit and compare fusions of trained models, ablate one",
+            "Fit fusions over the trained modality models; write comparison and ablation tables.",
+            FUSE_EPILOG,
+            _add_fuse,
+            _fuse,
+        ),
+        "explain": (
+            "saliency and explanation figures",
+            explain.DESCRIPTION,
+            explain.EPILOG,
+            explain.add_arguments,
+            explain.run,
+        ),
     }
 
 
 def build_parser(prog: str = "gvs") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="`gvs COMMAND --help` shows each command's options and examples.")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="`gvs COMMAND --help` shows each command's options and examples.",
+    )
     parser.add_argument("--version", action="version", version=f"gvs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (summary, description, epilog, add_arguments, run) in _subcommands().items():
-        sub = commands.add_parser(name, help=summary, description=description, epilog=epilog,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=description,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         add_arguments(sub)
         add_debug(sub)
         sub.set_defaults(run=run)

@@ -3,6 +3,7 @@
 Every model has one input "<modality>_input", a layer "hidden" (the vector fusions cut at) and a softmax
 layer "probabilities". Padded time steps (all zeros) are masked.
 """
+
 from __future__ import annotations
 
 import keras
@@ -21,8 +22,15 @@ DEFAULT_SIZES: dict[str, dict] = {
     "pose": {"units": 64, "l2": 1e-2},
     # bn_momentum 0.9 (Keras' default is 0.99): the moving statistics used at prediction settle in about 50
     # training steps instead of 500, which small datasets (the demo: one step per epoch) never reach.
-    "audio": {"conv_filters": (64, 512, 512), "kernel": 2, "pool": 2, "dropout": 0.3,
-              "lstm_units": (64, 64), "dense": 32, "bn_momentum": 0.9},
+    "audio": {
+        "conv_filters": (64, 512, 512),
+        "kernel": 2,
+        "pool": 2,
+        "dropout": 0.3,
+        "lstm_units": (64, 64),
+        "dense": 32,
+        "bn_momentum": 0.9,
+    },
     "faces": {"units": 32, "dense": 8},
 }
 LEARNING_RATES: dict[str, float] = {"scene": 1e-2, "pose": 1e-2, "audio": 4e-5, "faces": 5e-3}
@@ -74,19 +82,26 @@ def build_model(modality: str, input_shape: tuple[int, ...], **sizes) -> keras.M
         raise ValueError(f"unknown modality {modality!r}; choose from {', '.join(_BUILDERS)}")
     unknown = set(sizes) - set(DEFAULT_SIZES[modality])
     if unknown:
-        raise ValueError(f"{modality}: unknown size option(s) {sorted(unknown)}; "
-                         f"valid: {', '.join(DEFAULT_SIZES[modality])}")
+        raise ValueError(
+            f"{modality}: unknown size option(s) {sorted(unknown)}; valid: {', '.join(DEFAULT_SIZES[modality])}"
+        )
     inputs = keras.Input(shape=tuple(input_shape), name=f"{modality}_input")
     hidden = _BUILDERS[modality](inputs, **(DEFAULT_SIZES[modality] | sizes))
     l2 = sizes.get("l2", DEFAULT_SIZES[modality].get("l2"))
-    outputs = layers.Dense(len(CLASS_NAMES), activation="softmax", name=PROBABILITIES_LAYER,
-                           kernel_regularizer=regularizers.L2(l2) if l2 else None)(hidden)
+    outputs = layers.Dense(
+        len(CLASS_NAMES),
+        activation="softmax",
+        name=PROBABILITIES_LAYER,
+        kernel_regularizer=regularizers.L2(l2) if l2 else None,
+    )(hidden)
     return keras.Model(inputs, outputs, name=f"{modality}_model")
 
 
 def cut_at_hidden(model: keras.Model) -> keras.Model:
     """The same model with two outputs: its hidden vectors (batch, H...) and its probabilities (batch, 3)."""
-    return keras.Model(model.inputs, [model.get_layer(HIDDEN_LAYER).output, model.get_layer(PROBABILITIES_LAYER).output])
+    return keras.Model(
+        model.inputs, [model.get_layer(HIDDEN_LAYER).output, model.get_layer(PROBABILITIES_LAYER).output]
+    )
 
 
 def compile_model(model: keras.Model, modality: str, learning_rate: float | None = None) -> keras.Model:
@@ -94,8 +109,7 @@ def compile_model(model: keras.Model, modality: str, learning_rate: float | None
     rate = learning_rate or LEARNING_RATES[modality]
     if modality == "audio":
         rate = keras.optimizers.schedules.ExponentialDecay(rate, **AUDIO_DECAY)
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
@@ -119,8 +133,7 @@ def _pose(inputs, *, units: int, l2: float):
     return layers.Identity(name=HIDDEN_LAYER)(x)
 
 
-def _audio(inputs, *, conv_filters, kernel: int, pool: int, dropout: float, lstm_units, dense: int,
-           bn_momentum: float):
+def _audio(inputs, *, conv_filters, kernel: int, pool: int, dropout: float, lstm_units, dense: int, bn_momentum: float):
     step_mask = PooledStepMask(pool, len(conv_filters), name="audio_mask")(inputs)
     x = layers.UnitNormalization(axis=(1, 2), name="audio_l2")(inputs)  # each clip L2-normalised
     for block, filters in enumerate(conv_filters):

@@ -1,4 +1,5 @@
 """One modality's cached features, read per batch (or held in memory when they are small)."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,8 @@ class ModalityFeatures:
     store: FeatureStore
     keys: list[str]
     splits: list[str]
-    labels: np.ndarray            # (N,) int, -1 where unlabelled
-    shape: tuple[int, ...]        # per clip
+    labels: np.ndarray  # (N,) int, -1 where unlabelled
+    shape: tuple[int, ...]  # per clip
     params: dict
     _memory: np.ndarray | None = field(default=None, repr=False)
 
@@ -72,19 +73,26 @@ def open_features(cache_root: str | Path, modality: str, fingerprint: str | None
     for message in corrupt:
         log.warning("%s", message)
     if not rows:
-        raise CacheError(f"{store.folder}: no valid {modality} clips with fingerprint {store.fingerprint}; "
-                         f"run `gvs preprocess DATASET --cache {cache.root}` first")
+        raise CacheError(
+            f"{store.folder}: no valid {modality} clips with fingerprint {store.fingerprint}; "
+            f"run `gvs preprocess DATASET --cache {cache.root}` first"
+        )
     labels = np.array([int(r["label"]) if r["label"] != "" else -1 for r in rows])
-    return ModalityFeatures(store, [r["key"] for r in rows], [r["split"] for r in rows], labels, shape,
-                            store.params())
+    return ModalityFeatures(store, [r["key"] for r in rows], [r["split"] for r in rows], labels, shape, store.params())
 
 
 class ClipBatches(keras.utils.PyDataset):
     """Batches of features only, or (features, labels, weights) when ``class_weights`` (one weight per class)
     are given; in the order of ``indices``, or reshuffled each epoch from ``seed``."""
 
-    def __init__(self, features: ModalityFeatures, indices: np.ndarray, batch_size: int,
-                 class_weights: np.ndarray | None = None, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        features: ModalityFeatures,
+        indices: np.ndarray,
+        batch_size: int,
+        class_weights: np.ndarray | None = None,
+        seed: int | None = None,
+    ) -> None:
         super().__init__()
         self.features = features
         self.indices = np.asarray(indices, dtype=int)
@@ -103,7 +111,7 @@ class ClipBatches(keras.utils.PyDataset):
         return math.ceil(len(self.indices) / self.batch_size)
 
     def __getitem__(self, batch: int):
-        rows = self.order[batch * self.batch_size:(batch + 1) * self.batch_size]
+        rows = self.order[batch * self.batch_size : (batch + 1) * self.batch_size]
         x = self.features.load(rows)
         if self.class_weights is None:
             return x

@@ -1,4 +1,5 @@
 """Classification metrics computed one way for every model and fusion, and the confusion-matrix figure."""
+
 from __future__ import annotations
 
 import textwrap
@@ -20,8 +21,9 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, split: str = 
     if len(y_true):
         counts = confusion_matrix(y_true, y_pred, labels=labels)
         accuracy = accuracy_score(y_true, y_pred)
-        macro = precision_recall_fscore_support(y_true, y_pred, labels=np.union1d(y_true, y_pred),
-                                                average="macro", zero_division=0)[:3]
+        macro = precision_recall_fscore_support(
+            y_true, y_pred, labels=np.union1d(y_true, y_pred), average="macro", zero_division=0
+        )[:3]
         recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
     else:
         counts, recall = np.zeros((len(labels), len(labels)), dtype=int), np.zeros(len(labels))

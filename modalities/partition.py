@@ -7,6 +7,7 @@ Default (a labelled ``Train`` and a labelled ``Val`` split): train = Train minus
 ``select_fraction``, select = that hold-out, report = Val. With only one labelled split, select and report
 are both held out of it. test = the ``Test`` split plus every unlabelled clip.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,13 @@ class Partition:
         return {key: part for part, keys in self.parts.items() for key in keys}
 
 
-def make_partition(rows: list[dict[str, str]], seed: int = 0, select_fraction: float = 0.2,
-                   train_split: str = "Train", report_split: str = "Val") -> Partition:
+def make_partition(
+    rows: list[dict[str, str]],
+    seed: int = 0,
+    select_fraction: float = 0.2,
+    train_split: str = "Train",
+    report_split: str = "Val",
+) -> Partition:
     """Partition clips.csv ``rows`` (key, split, label; label "" when unknown)."""
     if not 0 < select_fraction < 1:
         raise PartitionError(f"select_fraction must be between 0 and 1, got {select_fraction}")
@@ -50,9 +56,11 @@ def make_partition(rows: list[dict[str, str]], seed: int = 0, select_fraction: f
         select, train = _stratified_hold_out(train_rows, select_fraction, rng)
         report = [r["key"] for r in labelled if r["split"] == report_split]
         others = sorted(set(labelled_splits) - {train_split, report_split})
-        sources = {"train": f"{train_split} minus the select hold-out",
-                   "select": f"{select_fraction:.0%} of {train_split}, stratified (never trained on)",
-                   "report": f"{report_split} (never used for training or selection)"}
+        sources = {
+            "train": f"{train_split} minus the select hold-out",
+            "select": f"{select_fraction:.0%} of {train_split}, stratified (never trained on)",
+            "report": f"{report_split} (never used for training or selection)",
+        }
         if others:
             sources["ignored"] = f"labelled splits {others} are not used"
     elif labelled_splits:
@@ -61,10 +69,12 @@ def make_partition(rows: list[dict[str, str]], seed: int = 0, select_fraction: f
         report, rest = _stratified_hold_out(source_rows, select_fraction, rng)
         rest_rows = [r for r in source_rows if r["key"] in set(rest)]
         select, train = _stratified_hold_out(rest_rows, select_fraction / (1 - select_fraction), rng)
-        sources = {"train": f"{source} minus the select and report hold-outs",
-                   "select": f"{select_fraction:.0%} of {source}, stratified (only one labelled split)",
-                   "report": f"{select_fraction:.0%} of {source}, stratified (only one labelled split; "
-                             f"never used for training or selection)"}
+        sources = {
+            "train": f"{source} minus the select and report hold-outs",
+            "select": f"{select_fraction:.0%} of {source}, stratified (only one labelled split)",
+            "report": f"{select_fraction:.0%} of {source}, stratified (only one labelled split; "
+            f"never used for training or selection)",
+        }
     else:
         train, select, report = [], [], []
         sources = {"train": "no labelled clips", "select": "no labelled clips", "report": "no labelled clips"}
@@ -73,8 +83,9 @@ def make_partition(rows: list[dict[str, str]], seed: int = 0, select_fraction: f
     return Partition(parts, sources, seed, select_fraction, len(rows))
 
 
-def _stratified_hold_out(rows: list[dict[str, str]], fraction: float,
-                         rng: np.random.Generator) -> tuple[list[str], list[str]]:
+def _stratified_hold_out(
+    rows: list[dict[str, str]], fraction: float, rng: np.random.Generator
+) -> tuple[list[str], list[str]]:
     """(held out, kept) keys: ``fraction`` of each class, at least one of a class with two or more clips."""
     held, kept = [], []
     for label in sorted({r["label"] for r in rows}):
@@ -86,8 +97,14 @@ def _stratified_hold_out(rows: list[dict[str, str]], fraction: float,
     return sorted(held), sorted(kept)
 
 
-def ensure_partition(runs: Path, cache: Path, seed: int = 0, select_fraction: float = 0.2,
-                     train_split: str = "Train", report_split: str = "Val") -> Partition:
+def ensure_partition(
+    runs: Path,
+    cache: Path,
+    seed: int = 0,
+    select_fraction: float = 0.2,
+    train_split: str = "Train",
+    report_split: str = "Val",
+) -> Partition:
     """RUNS/partition.json, made from CACHE/clips.csv on first use and reused (checked) afterwards."""
     path = RunsDir(runs).partition_path
     cache_dir = CacheDir(cache)
@@ -102,14 +119,16 @@ def ensure_partition(runs: Path, cache: Path, seed: int = 0, select_fraction: fl
     if (partition.seed, partition.select_fraction) != (seed, select_fraction):
         raise PartitionError(
             f"{path} was made with seed {partition.seed} and select_fraction {partition.select_fraction}, "
-            f"not {seed} and {select_fraction}; pass those, or use another --runs folder")
+            f"not {seed} and {select_fraction}; pass those, or use another --runs folder"
+        )
     known = set(partition.part_by_key())
     current = {r["key"] for r in rows}
     if known != current:
         raise PartitionError(
             f"{path} covers {len(known)} clips but {cache_dir.clips_path} now lists {len(current)} "
             f"({len(current - known)} new, {len(known - current)} gone); use a new --runs folder "
-            f"(or delete {path} and retrain every model) so all models share one partition")
+            f"(or delete {path} and retrain every model) so all models share one partition"
+        )
     return partition
 
 

@@ -7,6 +7,7 @@ history.csv, confusion.png (report part), predictions.csv (every clip) and submi
 (unlabelled test clips). Training is skipped when that model was already trained from the same cache
 fingerprint, options and partition (pass --force to retrain).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,15 +32,30 @@ from .partition import Partition, ensure_partition
 
 # Options that change the trained model (they key the skip check); sizes come from DEFAULT_SIZES.
 TRAIN_DEFAULTS: dict = {
-    "epochs": 60, "batch_size": 32, "seed": 0, "class_weight": "balanced", "patience": 10,
-    "select_fraction": 0.2, "learning_rate": None, "monitor": "val_loss", "train_split": "Train",
+    "epochs": 60,
+    "batch_size": 32,
+    "seed": 0,
+    "class_weight": "balanced",
+    "patience": 10,
+    "select_fraction": 0.2,
+    "learning_rate": None,
+    "monitor": "val_loss",
+    "train_split": "Train",
     "report_split": "Val",
 }
 MIN_TRAIN_CLIPS = 6
 
 
-def train_modality(modality: str, cache: Path, runs: Path = Path("runs"), *, force: bool = False,
-                   verbose: int = 2, max_memory_gb: float = 2.0, **options) -> Path:
+def train_modality(
+    modality: str,
+    cache: Path,
+    runs: Path = Path("runs"),
+    *,
+    force: bool = False,
+    verbose: int = 2,
+    max_memory_gb: float = 2.0,
+    **options,
+) -> Path:
     """Train ``modality`` on the cache's features and write RUNS/<modality>; returns that folder.
 
     ``options``: any of TRAIN_DEFAULTS and the modality's DEFAULT_SIZES. Skips training when
@@ -50,8 +66,10 @@ def train_modality(modality: str, cache: Path, runs: Path = Path("runs"), *, for
         raise InputError(f"unknown modality {modality!r}; choose from {', '.join(MODALITIES)}")
     unknown = set(options) - set(TRAIN_DEFAULTS) - set(DEFAULT_SIZES[modality])
     if unknown:
-        raise InputError(f"{modality}: unknown option(s) {sorted(unknown)}; valid: "
-                         f"{', '.join(list(TRAIN_DEFAULTS) + list(DEFAULT_SIZES[modality]))}")
+        raise InputError(
+            f"{modality}: unknown option(s) {sorted(unknown)}; valid: "
+            f"{', '.join(list(TRAIN_DEFAULTS) + list(DEFAULT_SIZES[modality]))}"
+        )
     cache, runs = Path(cache), Path(runs)
     settings = TRAIN_DEFAULTS | {k: v for k, v in options.items() if k in TRAIN_DEFAULTS}
     for name in ("epochs", "batch_size"):
@@ -61,20 +79,25 @@ def train_modality(modality: str, cache: Path, runs: Path = Path("runs"), *, for
     runs_dir = RunsDir(runs)
     features = open_features(cache, modality)
     runs_dir.claim_cache(CacheDir(cache))
-    partition = ensure_partition(runs, cache, settings["seed"], settings["select_fraction"],
-                                 settings["train_split"], settings["report_split"])
+    partition = ensure_partition(
+        runs, cache, settings["seed"], settings["select_fraction"], settings["train_split"], settings["report_split"]
+    )
     part_of = partition.part_by_key()
     run = runs_dir.modality(modality)
-    config = {"modality": modality, "cache": str(cache.resolve()), "fingerprint": features.fingerprint,
-              "input_shape": list(features.shape), "options": _jsonable(settings), "sizes": sizes,
-              "partition": {"sources": partition.sources, "digest": digest_of(partition.parts)},
-              # relabelled clips (or clips moved between parts) must retrain: hash key + label + part
-              "labels_digest": digest_of([[k, int(y), part_of.get(k, "")] for k, y in zip(features.keys,
-                                                                                         features.labels)]),
-              "feature_params": features.params}
+    config = {
+        "modality": modality,
+        "cache": str(cache.resolve()),
+        "fingerprint": features.fingerprint,
+        "input_shape": list(features.shape),
+        "options": _jsonable(settings),
+        "sizes": sizes,
+        "partition": {"sources": partition.sources, "digest": digest_of(partition.parts)},
+        # relabelled clips (or clips moved between parts) must retrain: hash key + label + part
+        "labels_digest": digest_of([[k, int(y), part_of.get(k, "")] for k, y in zip(features.keys, features.labels)]),
+        "feature_params": features.params,
+    }
     if not force and _already_trained(run, config):
-        print(f"{modality}: already trained from fingerprint {features.fingerprint} with these options: "
-              f"{run.folder}")
+        print(f"{modality}: already trained from fingerprint {features.fingerprint} with these options: {run.folder}")
         return run.folder
     indices = _part_indices(features, partition)
     _check_enough(modality, cache, features, indices)
@@ -105,7 +128,8 @@ def check_fingerprint(runs: Path, modality: str, cache: Path) -> None:
         raise StaleModelError(
             f"{Path(runs) / modality}: trained on {modality} features with fingerprint {trained}, but {cache} "
             f"now holds fingerprint {current} (made with other parameters); retrain with "
-            f"`gvs train {modality} --cache {cache} --runs {runs}`")
+            f"`gvs train {modality} --cache {cache} --runs {runs}`"
+        )
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -130,8 +154,9 @@ def _already_trained(run: RunFolder, config: dict) -> bool:
     if not (run.model.is_file() and run.config.is_file()):
         return False
     saved = json.loads(run.config.read_text())
-    return {k: v for k, v in saved.items() if k != "model_sha256"} == config and \
-        saved.get("model_sha256") == sha256_of(run.model)
+    return {k: v for k, v in saved.items() if k != "model_sha256"} == config and saved.get("model_sha256") == sha256_of(
+        run.model
+    )
 
 
 def _part_indices(features: ModalityFeatures, partition: Partition) -> dict[str, np.ndarray]:
@@ -152,7 +177,8 @@ def _check_enough(modality: str, cache: Path, features: ModalityFeatures, indice
             f"{cache}: too few labelled {modality} clips to train: {len(train_labels)} in the train part "
             f"({counts}) and {len(indices['select'])} in the select part; need at least {MIN_TRAIN_CLIPS} "
             f"training clips of two classes or more and one selection clip. Preprocess a labelled split "
-            f"(e.g. Train) into this cache first")
+            f"(e.g. Train) into this cache first"
+        )
 
 
 def _class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
@@ -164,8 +190,15 @@ def _class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
     return np.divide(len(labels), len(CLASS_NAMES) * counts, out=np.zeros_like(counts), where=counts > 0)
 
 
-def _fit(modality: str, features: ModalityFeatures, indices: dict[str, np.ndarray], settings: dict,
-         sizes: dict, out: RunFolder, verbose: int) -> dict[str, list[float]]:
+def _fit(
+    modality: str,
+    features: ModalityFeatures,
+    indices: dict[str, np.ndarray],
+    settings: dict,
+    sizes: dict,
+    out: RunFolder,
+    verbose: int,
+) -> dict[str, list[float]]:
     """Seeded, deterministic training; the model of the best epoch on the select part goes to ``out.model``."""
     keras.utils.set_random_seed(settings["seed"])
     tf.config.experimental.enable_op_determinism()
@@ -174,16 +207,24 @@ def _fit(modality: str, features: ModalityFeatures, indices: dict[str, np.ndarra
     train = ClipBatches(features, indices["train"], settings["batch_size"], weights, seed=settings["seed"])
     select = ClipBatches(features, indices["select"], settings["batch_size"], np.ones(len(CLASS_NAMES), np.float32))
     monitor = settings["monitor"]
-    callbacks = [keras.callbacks.EarlyStopping(monitor, patience=settings["patience"], restore_best_weights=True),
-                 keras.callbacks.CSVLogger(str(out.history))]
-    fitted = model.fit(train, validation_data=select, epochs=settings["epochs"], callbacks=callbacks,
-                       verbose=verbose)
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor, patience=settings["patience"], restore_best_weights=True),
+        keras.callbacks.CSVLogger(str(out.history)),
+    ]
+    fitted = model.fit(train, validation_data=select, epochs=settings["epochs"], callbacks=callbacks, verbose=verbose)
     model.save(out.model)  # the weights of the best epoch, restored by EarlyStopping
     return fitted.history
 
 
-def _write_outputs(model: keras.Model, features: ModalityFeatures, partition: Partition,
-                   indices: dict[str, np.ndarray], out: RunFolder, history: dict, monitor: str) -> None:
+def _write_outputs(
+    model: keras.Model,
+    features: ModalityFeatures,
+    partition: Partition,
+    indices: dict[str, np.ndarray],
+    out: RunFolder,
+    history: dict,
+    monitor: str,
+) -> None:
     metrics, rows = {}, []
     for part in PARTS:
         if not len(indices[part]):
@@ -197,21 +238,35 @@ def _write_outputs(model: keras.Model, features: ModalityFeatures, partition: Pa
         if known.any():
             metrics[part] = classification_metrics(labels[known], predicted[known], partition.sources[part])
         for row, p, pred in zip(indices[part], probabilities, predicted):
-            rows.append([features.keys[row], features.splits[row], part, int(features.labels[row]),
-                         *(f"{v:.6f}" for v in p), int(pred)])
+            rows.append(
+                [
+                    features.keys[row],
+                    features.splits[row],
+                    part,
+                    int(features.labels[row]),
+                    *(f"{v:.6f}" for v in p),
+                    int(pred),
+                ]
+            )
             if part == "test" and features.labels[row] < 0:
                 name = features.keys[row].split("/", 1)[1]
                 atomic_write_text(out.submission / f"{name}.txt", CLASS_NAMES[pred] + "\n")
     monitored = history[monitor]
     best = int(np.argmin(monitored) if "loss" in monitor else np.argmax(monitored))
-    metrics["checkpoint"] = {"epochs_run": len(monitored), "best_epoch": best + 1, "monitor": monitor,
-                             "best_score": float(monitored[best])}
+    metrics["checkpoint"] = {
+        "epochs_run": len(monitored),
+        "best_epoch": best + 1,
+        "monitor": monitor,
+        "best_score": float(monitored[best]),
+    }
     atomic_write_json(out.metrics, metrics)
     out.write_predictions(rows)
     shown = "report" if metrics["report"].get("n") else "select"
     scores = metrics[shown]
-    title = (f"{features.store.modality}, {shown} part: {scores['split']}; "
-             f"accuracy {scores['accuracy']:.3f}, macro F1 {scores['macro_f1']:.3f}")
+    title = (
+        f"{features.store.modality}, {shown} part: {scores['split']}; "
+        f"accuracy {scores['accuracy']:.3f}, macro F1 {scores['macro_f1']:.3f}"
+    )
     save_confusion_png(scores["confusion"], out.confusion, title)
 
 
@@ -227,38 +282,82 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `gvs train` (and `python -m modalities.train`)."""
     parser.add_argument("modality", choices=MODALITIES, help="which modality's model to train")
     parser.add_argument("--cache", type=Path, required=True, help="feature cache written by `gvs preprocess`")
-    parser.add_argument("--runs", "--out", type=Path, default=Path("runs"),
-                        help="runs folder; the model goes to RUNS/<modality>, the partition to RUNS/partition.json")
-    parser.add_argument("--epochs", type=positive_int, default=TRAIN_DEFAULTS["epochs"], help="most epochs (default %(default)s)")
-    parser.add_argument("--batch-size", type=positive_int, default=TRAIN_DEFAULTS["batch_size"], help="default %(default)s")
-    parser.add_argument("--seed", type=int, default=TRAIN_DEFAULTS["seed"],
-                        help="seeds weights, shuffling and the partition; same seed -> same metrics on CPU")
-    parser.add_argument("--class-weight", choices=("balanced", "none"), default=TRAIN_DEFAULTS["class_weight"],
-                        help="weight training clips inversely to their class frequency (default %(default)s)")
-    parser.add_argument("--patience", type=positive_int, default=TRAIN_DEFAULTS["patience"],
-                        help="stop after this many epochs without improvement on the select part")
-    parser.add_argument("--monitor", choices=("val_loss", "val_accuracy"), default=TRAIN_DEFAULTS["monitor"],
-                        help="select-part score for early stopping and the best checkpoint (default %(default)s)")
-    parser.add_argument("--select-fraction", type=float, default=TRAIN_DEFAULTS["select_fraction"],
-                        help="fraction of the train split held out (stratified) for selection; with only one "
-                             "labelled split the same fraction is also held out for reporting")
+    parser.add_argument(
+        "--runs",
+        "--out",
+        type=Path,
+        default=Path("runs"),
+        help="runs folder; the model goes to RUNS/<modality>, the partition to RUNS/partition.json",
+    )
+    parser.add_argument(
+        "--epochs", type=positive_int, default=TRAIN_DEFAULTS["epochs"], help="most epochs (default %(default)s)"
+    )
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=TRAIN_DEFAULTS["batch_size"], help="default %(default)s"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=TRAIN_DEFAULTS["seed"],
+        help="seeds weights, shuffling and the partition; same seed -> same metrics on CPU",
+    )
+    parser.add_argument(
+        "--class-weight",
+        choices=("balanced", "none"),
+        default=TRAIN_DEFAULTS["class_weight"],
+        help="weight training clips inversely to their class frequency (default %(default)s)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=positive_int,
+        default=TRAIN_DEFAULTS["patience"],
+        help="stop after this many epochs without improvement on the select part",
+    )
+    parser.add_argument(
+        "--monitor",
+        choices=("val_loss", "val_accuracy"),
+        default=TRAIN_DEFAULTS["monitor"],
+        help="select-part score for early stopping and the best checkpoint (default %(default)s)",
+    )
+    parser.add_argument(
+        "--select-fraction",
+        type=float,
+        default=TRAIN_DEFAULTS["select_fraction"],
+        help="fraction of the train split held out (stratified) for selection; with only one "
+        "labelled split the same fraction is also held out for reporting",
+    )
     parser.add_argument("--train-split", default=TRAIN_DEFAULTS["train_split"], help="default %(default)s")
-    parser.add_argument("--report-split", default=TRAIN_DEFAULTS["report_split"],
-                        help="split the reported numbers come from (never trained or selected on)")
-    parser.add_argument("--learning-rate", type=float, default=None,
-                        help="Adam learning rate (default per modality: scene 1e-2, pose 1e-2, audio 4e-5 "
-                             "decayed exponentially, faces 5e-3)")
-    parser.add_argument("--max-memory-gb", type=float, default=2.0,
-                        help="hold features in memory up to this size, else read them batch by batch")
+    parser.add_argument(
+        "--report-split",
+        default=TRAIN_DEFAULTS["report_split"],
+        help="split the reported numbers come from (never trained or selected on)",
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="Adam learning rate (default per modality: scene 1e-2, pose 1e-2, audio 4e-5 "
+        "decayed exponentially, faces 5e-3)",
+    )
+    parser.add_argument(
+        "--max-memory-gb",
+        type=float,
+        default=2.0,
+        help="hold features in memory up to this size, else read them batch by batch",
+    )
     parser.add_argument("--force", action="store_true", help="retrain even if an identical run exists")
     parser.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     sizes = parser.add_argument_group("model sizes (defaults: the reference paper)")
     for name in dict.fromkeys(n for modality_sizes in DEFAULT_SIZES.values() for n in modality_sizes):
         users = {m: s[name] for m, s in DEFAULT_SIZES.items() if name in s}
         sample = next(iter(users.values()))
-        sizes.add_argument(f"--{name.replace('_', '-')}", type=type(sample[0] if isinstance(sample, tuple) else sample),
-                           nargs="+" if isinstance(sample, tuple) else None, default=None,
-                           help="default " + ", ".join(f"{m} {v}" for m, v in users.items()) + _SIZE_HELP.get(name, ""))
+        sizes.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(sample[0] if isinstance(sample, tuple) else sample),
+            nargs="+" if isinstance(sample, tuple) else None,
+            default=None,
+            help="default " + ", ".join(f"{m} {v}" for m, v in users.items()) + _SIZE_HELP.get(name, ""),
+        )
 
 
 _SIZE_HELP = {
@@ -286,14 +385,23 @@ def run(args: argparse.Namespace) -> int:
             if name not in DEFAULT_SIZES[args.modality]:
                 raise InputError(f"--{name.replace('_', '-')} does not apply to {args.modality}")
             options[name] = tuple(values[name]) if isinstance(values[name], list) else values[name]
-    out = train_modality(args.modality, args.cache, args.runs, force=args.force, verbose=0 if args.quiet else 2,
-                         max_memory_gb=args.max_memory_gb, **options)
+    out = train_modality(
+        args.modality,
+        args.cache,
+        args.runs,
+        force=args.force,
+        verbose=0 if args.quiet else 2,
+        max_memory_gb=args.max_memory_gb,
+        **options,
+    )
     metrics = json.loads(RunFolder(out).metrics.read_text())
     for part in ("train", "select", "report"):
         m = metrics[part]
         if m.get("n"):
-            print(f"{args.modality} {part:6s} ({m['split']}): n={m['n']} accuracy={m['accuracy']:.3f} "
-                  f"macro_f1={m['macro_f1']:.3f}")
+            print(
+                f"{args.modality} {part:6s} ({m['split']}): n={m['n']} accuracy={m['accuracy']:.3f} "
+                f"macro_f1={m['macro_f1']:.3f}"
+            )
     print(f"outputs: {out}")
     return 0
 

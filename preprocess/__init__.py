@@ -1,4 +1,5 @@
 """Videos -> per-clip features of the scene, pose, audio and face modalities, cached on disk."""
+
 import os
 
 # TensorFlow's C++ logs (CUDA probing on CPU-only machines, oneDNN notices) are noise here; set 0 to see them.

@@ -5,6 +5,7 @@ One embedding every ``config.audio_hop`` seconds, centred at t = 0, hop, ..., ``
 of audio samples (a 2-s track has real steps at 0, 0.5, 1.0, 1.5, 2.0); later steps are zeros with mask False.
 Clips without an audio track embed 5 s of silence (all steps real) and carry the flag "no audio track".
 """
+
 from __future__ import annotations
 
 import importlib
@@ -16,24 +17,26 @@ from .decode import DecodedClip
 from .extractor import ModalityResult
 
 NO_AUDIO_FLAG = "no audio track"
-LOG_EPS = 1e-10                 # log(power + eps): silence embeds to finite values
+LOG_EPS = 1e-10  # log(power + eps): silence embeds to finite values
 
 # Built-in log-mel backend.
 LOGMEL_SAMPLE_RATE = 16000
-LOGMEL_WINDOW_SECONDS = 1.0     # each step summarises a 1-s window centred on its time
-FRAME_SECONDS = 0.025           # STFT analysis frame (Hann window)
-FRAME_HOP_SECONDS = 0.010       # STFT hop
+LOGMEL_WINDOW_SECONDS = 1.0  # each step summarises a 1-s window centred on its time
+FRAME_SECONDS = 0.025  # STFT analysis frame (Hann window)
+FRAME_HOP_SECONDS = 0.010  # STFT hop
 N_MELS = 64
-N_DESCRIPTORS = 4               # log energy (log mean square) mean/std, spectral centroid (kHz) mean/std
+N_DESCRIPTORS = 4  # log energy (log mean square) mean/std, spectral centroid (kHz) mean/std
 LOGMEL_DIM = 2 * N_MELS + N_DESCRIPTORS
 
 # OpenL3 backend. "music" is OpenL3's default and, with mel256 / 6144, the setting the paper's numbers match;
 # Cramer et al. (2019) also found the music-trained embedding at least as good on environmental sound tasks.
 OPENL3_SAMPLE_RATE = 48000
 OPENL3_PARAMS = {"input_repr": "mel256", "content_type": "music", "embedding_size": 6144}
-OPENL3_MISSING = ("audio backend 'openl3' needs the openl3 package, which is not installed; `pip install openl3` "
-                  "needs internet (it also downloads the model weights). Without it, use --audio-backend logmel "
-                  "(built-in log-mel features, no download).")
+OPENL3_MISSING = (
+    "audio backend 'openl3' needs the openl3 package, which is not installed; `pip install openl3` "
+    "needs internet (it also downloads the model weights). Without it, use --audio-backend logmel "
+    "(built-in log-mel features, no download)."
+)
 
 
 class AudioBackendError(RuntimeError):
@@ -54,8 +57,9 @@ def mel_band_centres(n_mels: int, fmin: float = 0.0, fmax: float = 8000.0) -> np
     return mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))[1:-1]
 
 
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
-                   fmax: float | None = None) -> np.ndarray:
+def mel_filterbank(
+    sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
+) -> np.ndarray:
     """(n_mels, n_fft // 2 + 1) triangular filters (peak 1) equally spaced on the HTK mel scale."""
     fmax = sample_rate / 2.0 if fmax is None else fmax
     edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
@@ -84,13 +88,14 @@ def _frames(audio: np.ndarray, sample_rate: int, hop: float, steps: int) -> tupl
     padded = np.zeros((n_frames - 1) * frame_hop + frame_len, dtype=np.float32)
     start = half_window + frame_len // 2
     kept = audio[: max(0, padded.size - start)]
-    padded[start: start + kept.size] = kept
+    padded[start : start + kept.size] = kept
     frames = np.lib.stride_tricks.sliding_window_view(padded, frame_len)[::frame_hop][:n_frames]
     return frames, first_frame, frames_per_window
 
 
-def logmel_embedding(audio: np.ndarray, sample_rate: int, hop: float = 0.5,
-                     steps: int = 11) -> tuple[np.ndarray, np.ndarray]:
+def logmel_embedding(
+    audio: np.ndarray, sample_rate: int, hop: float = 0.5, steps: int = 11
+) -> tuple[np.ndarray, np.ndarray]:
     """(steps, LOGMEL_DIM) float32 summaries of 1-s windows centred every ``hop`` s, and the (steps,) real mask.
 
     Per window (zero-padded at the ends of the track): mean and std over frames of the 64 log-mel bands, then
@@ -102,15 +107,20 @@ def logmel_embedding(audio: np.ndarray, sample_rate: int, hop: float = 0.5,
     n_fft = int(2 ** np.ceil(np.log2(frame_len)))
     power = np.abs(np.fft.rfft(frames * np.hanning(frame_len).astype(np.float32), n=n_fft)) ** 2
     log_mel = np.log(power @ mel_filterbank(sample_rate, n_fft, N_MELS).T + LOG_EPS)
-    log_energy = np.log(np.mean(frames ** 2, axis=1) + LOG_EPS)[:, None]
+    log_energy = np.log(np.mean(frames**2, axis=1) + LOG_EPS)[:, None]
     bin_khz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate) / 1000.0
     centroid = ((power @ bin_khz) / (power.sum(axis=1) + LOG_EPS))[:, None]
     per_frame = np.concatenate([log_mel, log_energy, centroid], axis=1)
     windows = per_frame[first_frame[:, None] + np.arange(frames_per_window)]  # (steps, frames, N_MELS + 2)
     means, stds = windows.mean(axis=1), windows.std(axis=1)
-    features = np.concatenate([means[:, :N_MELS], stds[:, :N_MELS],
-                               np.stack([means[:, N_MELS], stds[:, N_MELS],
-                                         means[:, N_MELS + 1], stds[:, N_MELS + 1]], axis=1)], axis=1)
+    features = np.concatenate(
+        [
+            means[:, :N_MELS],
+            stds[:, :N_MELS],
+            np.stack([means[:, N_MELS], stds[:, N_MELS], means[:, N_MELS + 1], stds[:, N_MELS + 1]], axis=1),
+        ],
+        axis=1,
+    )
     mask = step_mask(audio.size, sample_rate, hop, steps)
     features[~mask] = 0.0
     return features.astype(np.float32), mask
@@ -122,8 +132,10 @@ def _import_openl3():
     except ImportError as error:
         if getattr(error, "name", None) == "openl3":
             raise AudioBackendError(OPENL3_MISSING) from error
-        raise AudioBackendError(f"openl3 is installed but does not import ({error}); fix its dependencies or use "
-                                "--audio-backend logmel (built-in log-mel features, no download).") from error
+        raise AudioBackendError(
+            f"openl3 is installed but does not import ({error}); fix its dependencies or use "
+            "--audio-backend logmel (built-in log-mel features, no download)."
+        ) from error
 
 
 def resolve_backend(name: str) -> str:
@@ -154,15 +166,30 @@ class AudioExtractor:
             self._openl3 = openl3
             self._model = openl3.models.load_audio_embedding_model(**OPENL3_PARAMS)
             self.sample_rate = OPENL3_SAMPLE_RATE
-            self.resolved = {"backend": "openl3", "dim": OPENL3_PARAMS["embedding_size"], **OPENL3_PARAMS,
-                             "hop_size": self.hop, "center": True, "sample_rate": self.sample_rate}
+            self.resolved = {
+                "backend": "openl3",
+                "dim": OPENL3_PARAMS["embedding_size"],
+                **OPENL3_PARAMS,
+                "hop_size": self.hop,
+                "center": True,
+                "sample_rate": self.sample_rate,
+            }
         else:
             self.sample_rate = LOGMEL_SAMPLE_RATE
-            self.resolved = {"backend": "logmel", "dim": LOGMEL_DIM, "sample_rate": self.sample_rate,
-                             "n_mels": N_MELS, "mel_scale": "htk", "fmin": 0.0, "fmax": self.sample_rate / 2,
-                             "frame_seconds": FRAME_SECONDS, "frame_hop_seconds": FRAME_HOP_SECONDS,
-                             "window_seconds": LOGMEL_WINDOW_SECONDS, "log_eps": LOG_EPS,
-                             "summary": "log-mel mean+std per band, log energy mean+std, centroid kHz mean+std"}
+            self.resolved = {
+                "backend": "logmel",
+                "dim": LOGMEL_DIM,
+                "sample_rate": self.sample_rate,
+                "n_mels": N_MELS,
+                "mel_scale": "htk",
+                "fmin": 0.0,
+                "fmax": self.sample_rate / 2,
+                "frame_seconds": FRAME_SECONDS,
+                "frame_hop_seconds": FRAME_HOP_SECONDS,
+                "window_seconds": LOGMEL_WINDOW_SECONDS,
+                "log_eps": LOG_EPS,
+                "summary": "log-mel mean+std per band, log energy mean+std, centroid kHz mean+std",
+            }
 
     def extract(self, clip: DecodedClip) -> ModalityResult:
         """(steps, dim) features and (steps,) mask; a clip without audio embeds silence and is flagged."""
@@ -171,8 +198,10 @@ class AudioExtractor:
             audio = np.zeros(int(round(self.seconds * self.sample_rate)), dtype=np.float32)
             flags.append(NO_AUDIO_FLAG)
         elif clip.sample_rate != self.sample_rate:
-            raise ValueError(f"{clip.path}: audio decoded at {clip.sample_rate} Hz but the {self.backend} backend "
-                             f"needs {self.sample_rate} Hz; decode with sample_rate=extractor.sample_rate")
+            raise ValueError(
+                f"{clip.path}: audio decoded at {clip.sample_rate} Hz but the {self.backend} backend "
+                f"needs {self.sample_rate} Hz; decode with sample_rate=extractor.sample_rate"
+            )
         else:
             audio = clip.audio
         if self.backend == "openl3":
@@ -186,8 +215,9 @@ class AudioExtractor:
         # zero-pad to the last grid step + 0.5 s, keep the grid, mask the steps beyond the real audio.
         needed = int(round(((self.steps - 1) * self.hop + 0.5) * self.sample_rate))
         padded = np.pad(audio, (0, max(0, needed - audio.size)))
-        embedding, _ = self._openl3.get_audio_embedding(padded, self.sample_rate, model=self._model,
-                                                        hop_size=self.hop, center=True, verbose=False)
+        embedding, _ = self._openl3.get_audio_embedding(
+            padded, self.sample_rate, model=self._model, hop_size=self.hop, center=True, verbose=False
+        )
         features = np.asarray(embedding[: self.steps], dtype=np.float32)
         mask = step_mask(audio.size, self.sample_rate, self.hop, self.steps)
         features[~mask] = 0.0

@@ -40,32 +40,68 @@ examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `gvs preprocess` (and `python -m preprocess`)."""
-    parser.add_argument("source", help="dataset: VGAF root, CSV video,label, or video folder "
-                        "('demo' writes the demo dataset, like `gvs demo`)")
+    parser.add_argument(
+        "source",
+        help="dataset: VGAF root, CSV video,label, or video folder ('demo' writes the demo dataset, like `gvs demo`)",
+    )
     parser.add_argument("--cache", type=Path, default=Path("cache"), help="feature cache folder (default: cache)")
-    parser.add_argument("--workers", type=positive_int, default=1,
-                        help="clips processed in parallel, one process each; each loads every model once (default 1)")
-    parser.add_argument("--only", nargs="+", choices=MODALITIES, default=list(MODALITIES),
-                        help="extract only these modalities (default: all four)")
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="clips processed in parallel, one process each; each loads every model once (default 1)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=MODALITIES,
+        default=list(MODALITIES),
+        help="extract only these modalities (default: all four)",
+    )
     parser.add_argument("--splits", nargs="+", help="process only these splits (e.g. Val Test)")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="paper",
-                        help="paper: the reference paper's settings (480x320 scene frames, pose input 368); "
-                        "fast: 240x160 scene frames and pose input 256, about 3x faster scene features")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="paper",
+        help="paper: the reference paper's settings (480x320 scene frames, pose input 368); "
+        "fast: 240x160 scene frames and pose input 256, about 3x faster scene features",
+    )
     group = parser.add_argument_group("parameters (override the preset)")
     group.add_argument("--frame-step", type=positive_int, help="keep every Nth frame (paper: 10)")
-    group.add_argument("--frames", dest="n_frames", type=positive_int, help="frames kept per clip (paper: 12; fewer are zero-padded)")
-    group.add_argument("--scene-size", nargs=2, type=positive_int, metavar=("WIDTH", "HEIGHT"), help="scene frame size (paper: 480 320)")
-    group.add_argument("--scene-weights", help="ResNet-50 weights: auto (ImageNet if Keras can get them, else seeded "
-                       "random with a warning), imagenet, none, or a weights file")
-    group.add_argument("--pose-size", dest="pose_input_size", type=positive_int, help="pose network input size (paper: 368)")
+    group.add_argument(
+        "--frames", dest="n_frames", type=positive_int, help="frames kept per clip (paper: 12; fewer are zero-padded)"
+    )
+    group.add_argument(
+        "--scene-size",
+        nargs=2,
+        type=positive_int,
+        metavar=("WIDTH", "HEIGHT"),
+        help="scene frame size (paper: 480 320)",
+    )
+    group.add_argument(
+        "--scene-weights",
+        help="ResNet-50 weights: auto (ImageNet if Keras can get them, else seeded "
+        "random with a warning), imagenet, none, or a weights file",
+    )
+    group.add_argument(
+        "--pose-size", dest="pose_input_size", type=positive_int, help="pose network input size (paper: 368)"
+    )
     group.add_argument("--pose-threshold", type=float, help="keypoint heatmap threshold (default 0.1)")
-    group.add_argument("--audio-backend", choices=("auto", "openl3", "logmel"),
-                       help="auto: OpenL3 when the openl3 package is installed, else the built-in log-mel embedding")
+    group.add_argument(
+        "--audio-backend",
+        choices=("auto", "openl3", "logmel"),
+        help="auto: OpenL3 when the openl3 package is installed, else the built-in log-mel embedding",
+    )
     group.add_argument("--audio-hop", type=positive_float, help="seconds between audio embeddings (paper: 0.5)")
     group.add_argument("--face-detector", choices=("hog", "cnn"), help="face_recognition detector (default hog)")
-    group.add_argument("--min-face", type=positive_int, help="drop faces smaller than this many pixels square (paper: 40)")
-    group.add_argument("--face-upsample", type=int, help="face detector upsampling passes (default 0; 1 finds faces "
-                       "down to about 40 px, about 3x slower)")
+    group.add_argument(
+        "--min-face", type=positive_int, help="drop faces smaller than this many pixels square (paper: 40)"
+    )
+    group.add_argument(
+        "--face-upsample",
+        type=int,
+        help="face detector upsampling passes (default 0; 1 finds faces down to about 40 px, about 3x slower)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -80,14 +116,31 @@ def run(args: argparse.Namespace) -> int:
     from .report import format_summary
 
     width, height = args.scene_size or (None, None)
-    config = preset(args.preset, frame_step=args.frame_step, n_frames=args.n_frames, scene_width=width,
-                    scene_height=height, scene_weights=args.scene_weights, pose_input_size=args.pose_input_size,
-                    pose_threshold=args.pose_threshold, audio_backend=args.audio_backend, audio_hop=args.audio_hop,
-                    face_detector=args.face_detector, min_face=args.min_face,
-                    face_upsample=args.face_upsample)
+    config = preset(
+        args.preset,
+        frame_step=args.frame_step,
+        n_frames=args.n_frames,
+        scene_width=width,
+        scene_height=height,
+        scene_weights=args.scene_weights,
+        pose_input_size=args.pose_input_size,
+        pose_threshold=args.pose_threshold,
+        audio_backend=args.audio_backend,
+        audio_hop=args.audio_hop,
+        face_detector=args.face_detector,
+        min_face=args.min_face,
+        face_upsample=args.face_upsample,
+    )
     try:
-        summary = run_preprocess(args.source, args.cache, config, tuple(args.only), args.workers,
-                                 progress=not args.quiet, splits=tuple(args.splits) if args.splits else None)
+        summary = run_preprocess(
+            args.source,
+            args.cache,
+            config,
+            tuple(args.only),
+            args.workers,
+            progress=not args.quiet,
+            splits=tuple(args.splits) if args.splits else None,
+        )
     except Interrupted as error:
         print(format_summary(error.summary))
         raise

@@ -1,4 +1,5 @@
 """Preprocessing parameters, presets and the per-modality fingerprint that keys the feature cache."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -6,7 +7,6 @@ from importlib import metadata
 
 from gvs.core.errors import InputError
 from gvs.core.io import digest_of
-
 
 # Parameters each modality's features depend on (besides decoding, which all share).
 _DECODE_FIELDS = ("frame_step", "n_frames")
@@ -28,20 +28,20 @@ _MODALITY_PACKAGES: dict[str, tuple[str, ...]] = {
 class PreprocessConfig:
     """Every parameter of preprocessing; defaults follow the reference paper."""
 
-    frame_step: int = 10          # keep every 10th frame
-    n_frames: int = 12            # keep 12 frames; fewer -> zero padding and a mask
+    frame_step: int = 10  # keep every 10th frame
+    n_frames: int = 12  # keep 12 frames; fewer -> zero padding and a mask
     scene_width: int = 480
     scene_height: int = 320
-    scene_weights: str = "auto"   # auto (imagenet, else seeded random with a warning) | imagenet | none | FILE
+    scene_weights: str = "auto"  # auto (imagenet, else seeded random with a warning) | imagenet | none | FILE
     pose_input_size: int = 368
     pose_threshold: float = 0.1
-    audio_backend: str = "auto"   # auto (openl3 if installed, else logmel) | openl3 | logmel
-    audio_hop: float = 0.5        # seconds between embeddings
-    audio_seconds: float = 5.0    # embeddings cover this many seconds (11 steps at hop 0.5)
-    face_detector: str = "hog"    # hog | cnn (face_recognition)
-    min_face: int = 40            # faces smaller than min_face x min_face pixels are dropped
+    audio_backend: str = "auto"  # auto (openl3 if installed, else logmel) | openl3 | logmel
+    audio_hop: float = 0.5  # seconds between embeddings
+    audio_seconds: float = 5.0  # embeddings cover this many seconds (11 steps at hop 0.5)
+    face_detector: str = "hog"  # hog | cnn (face_recognition)
+    min_face: int = 40  # faces smaller than min_face x min_face pixels are dropped
     face_detect_width: int = 1280  # wider frames are downscaled to this width for detection (boxes map back)
-    face_upsample: int = 0        # detector upsampling passes; 1 finds faces down to ~40 px but costs ~3x
+    face_upsample: int = 0  # detector upsampling passes; 1 finds faces down to ~40 px but costs ~3x
 
     def fields_for(self, modality: str) -> dict:
         """The parameters one modality's features depend on."""

@@ -5,6 +5,7 @@ Frames are sampled by timestamp: frame k is the first decoded frame whose time r
 exactly every ``frame_step``-th frame; a variable-frame-rate clip gets frames evenly spaced in time instead of
 coming out short. Each frame is grabbed once and only kept frames are retrieved (converted to RGB).
 """
+
 from __future__ import annotations
 
 import math
@@ -18,9 +19,9 @@ import numpy as np
 
 from gvs.core.errors import InputError
 
-MAX_NOMINAL_FPS = 240.0    # a larger "tbr" is a time base guessed by ffmpeg (1k, 90k), not a frame rate
+MAX_NOMINAL_FPS = 240.0  # a larger "tbr" is a time base guessed by ffmpeg (1k, 90k), not a frame rate
 PROBE_TIMEOUT_S = 30.0
-VFR_TOLERANCE = 0.002     # a frame interval off 1 / fps by more than this (relative) means a variable frame rate
+VFR_TOLERANCE = 0.002  # a frame interval off 1 / fps by more than this (relative) means a variable frame rate
 
 
 class ClipDecodeError(InputError):
@@ -32,10 +33,10 @@ class DecodedClip:
     """What every extractor reads: kept RGB frames at full resolution, the mask of real frames, the audio."""
 
     path: Path
-    frames: np.ndarray             # (n_kept, H, W, 3) uint8 RGB, only real frames (n_kept <= n_frames)
-    frame_indices: list[int]       # (n_kept,) index of each kept frame in the video (decode order)
-    fps: float                     # nominal frame rate the sampling used (0.0 when unknown: sampled by index)
-    n_frames: int                  # requested length; features are padded to it
+    frames: np.ndarray  # (n_kept, H, W, 3) uint8 RGB, only real frames (n_kept <= n_frames)
+    frame_indices: list[int]  # (n_kept,) index of each kept frame in the video (decode order)
+    fps: float  # nominal frame rate the sampling used (0.0 when unknown: sampled by index)
+    n_frames: int  # requested length; features are padded to it
     audio: np.ndarray | None = None  # mono float32 in [-1, 1]; None when the clip has no audio track
     sample_rate: int = 0
     flags: list[str] = field(default_factory=list)
@@ -54,22 +55,22 @@ class DecodedClip:
 class StreamInfo:
     """What ffmpeg's header says about the first video stream (None where it says nothing usable)."""
 
-    nominal_fps: float | None = None   # "tbr": ffmpeg's guess of the stream's real (nominal) frame rate
-    average_fps: float | None = None   # "fps": frames / duration
-    duration: float | None = None      # container duration, seconds
+    nominal_fps: float | None = None  # "tbr": ffmpeg's guess of the stream's real (nominal) frame rate
+    average_fps: float | None = None  # "fps": frames / duration
+    duration: float | None = None  # container duration, seconds
 
 
 @dataclass
 class FrameSample:
     """The kept frames of one clip and how they were picked."""
 
-    frames: np.ndarray          # (n_kept, H, W, 3) uint8 RGB
-    indices: list[int]          # (n_kept,) decode index of each kept frame (repeated when a gap spans two targets)
-    times: list[float]          # (n_kept,) seconds from the first frame; NaN when neither timestamps nor fps exist
-    fps: float                  # nominal rate used for the targets (0.0: unknown, sampled every frame_step frames)
-    duration: float | None      # seconds of video, checked against what decoding saw
-    ran_out: bool               # the video ended before n_frames targets were reached
-    repeated: int               # kept positions that reuse the previous kept frame (gaps in VFR timestamps)
+    frames: np.ndarray  # (n_kept, H, W, 3) uint8 RGB
+    indices: list[int]  # (n_kept,) decode index of each kept frame (repeated when a gap spans two targets)
+    times: list[float]  # (n_kept,) seconds from the first frame; NaN when neither timestamps nor fps exist
+    fps: float  # nominal rate used for the targets (0.0: unknown, sampled every frame_step frames)
+    duration: float | None  # seconds of video, checked against what decoding saw
+    ran_out: bool  # the video ended before n_frames targets were reached
+    repeated: int  # kept positions that reuse the previous kept frame (gaps in VFR timestamps)
 
 
 def _rate(text: str) -> float:
@@ -84,8 +85,14 @@ def parse_stream_header(text: str) -> StreamInfo:
     if duration:
         hours, minutes, seconds = duration.groups()
         info.duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
-    video = next((line for line in text.splitlines() if re.match(r"\s*Stream #", line) and " Video: " in line
-                  and "attached pic" not in line), None)
+    video = next(
+        (
+            line
+            for line in text.splitlines()
+            if re.match(r"\s*Stream #", line) and " Video: " in line and "attached pic" not in line
+        ),
+        None,
+    )
     if video:
         nominal = re.search(r"([\d.]+k?) tbr", video)
         average = re.search(r"([\d.]+k?) fps", video)
@@ -99,8 +106,12 @@ def probe_stream(path: str | Path) -> StreamInfo:
     try:
         import imageio_ffmpeg
 
-        result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-                                capture_output=True, check=False, timeout=PROBE_TIMEOUT_S)
+        result = subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+            capture_output=True,
+            check=False,
+            timeout=PROBE_TIMEOUT_S,
+        )
     except (OSError, RuntimeError, subprocess.SubprocessError):  # no ffmpeg binary or a hung probe: use OpenCV's
         return StreamInfo()
     return parse_stream_header(result.stderr.decode(errors="replace"))
@@ -185,12 +196,26 @@ def sample_frames(path: str | Path, frame_step: int = 10, n_frames: int = 12) ->
     if not frames:
         raise ClipDecodeError(f"{path}: no frame could be decoded (truncated or not a video)")
     ran_out = len(frames) < n_frames
-    return FrameSample(np.stack(frames), indices, times, fps,
-                       _duration(path, opencv_fps, opencv_count, probed, fps, previous, ran_out), ran_out, repeated)
+    return FrameSample(
+        np.stack(frames),
+        indices,
+        times,
+        fps,
+        _duration(path, opencv_fps, opencv_count, probed, fps, previous, ran_out),
+        ran_out,
+        repeated,
+    )
 
 
-def _duration(path: Path, opencv_fps: float, opencv_count: float, probed: StreamInfo | None, fps: float,
-              last_time: float, ran_out: bool) -> float | None:
+def _duration(
+    path: Path,
+    opencv_fps: float,
+    opencv_count: float,
+    probed: StreamInfo | None,
+    fps: float,
+    last_time: float,
+    ran_out: bool,
+) -> float | None:
     """Seconds of video: what decoding saw when it reached the end, else the shorter of OpenCV's frame count /
     fps and the container's duration (probed only when needed), never less than the last decoded frame."""
     seen_end = last_time + 1.0 / fps if fps and math.isfinite(last_time) else None  # the last frame lasts 1/fps
@@ -237,8 +262,21 @@ def read_audio(path: str | Path, sample_rate: int, max_seconds: float | None = N
     """Mono float32 audio resampled to ``sample_rate`` via the ffmpeg binary of imageio-ffmpeg; None if no audio."""
     import imageio_ffmpeg
 
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-vn", "-ac", "1",
-               "-ar", str(sample_rate), "-f", "f32le"]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-vn",
+        "-ac",
+        "1",
+        "-ar",
+        str(sample_rate),
+        "-f",
+        "f32le",
+    ]
     if max_seconds is not None:
         command += ["-t", f"{max_seconds:.3f}"]
     result = subprocess.run(command + ["pipe:1"], capture_output=True, check=False)
@@ -251,12 +289,24 @@ def read_audio(path: str | Path, sample_rate: int, max_seconds: float | None = N
     return samples.copy() if samples.size else None
 
 
-def decode_clip(path: str | Path, frame_step: int = 10, n_frames: int = 12,
-                sample_rate: int | None = 16000, audio_seconds: float | None = None) -> DecodedClip:
+def decode_clip(
+    path: str | Path,
+    frame_step: int = 10,
+    n_frames: int = 12,
+    sample_rate: int | None = 16000,
+    audio_seconds: float | None = None,
+) -> DecodedClip:
     """Decode the kept frames and (if ``sample_rate``) the audio of one clip, each exactly once."""
     sample = sample_frames(path, frame_step, n_frames)
-    clip = DecodedClip(Path(path), sample.frames, sample.indices, sample.fps, n_frames,
-                       frame_times=sample.times, duration=sample.duration)
+    clip = DecodedClip(
+        Path(path),
+        sample.frames,
+        sample.indices,
+        sample.fps,
+        n_frames,
+        frame_times=sample.times,
+        duration=sample.duration,
+    )
     clip.flags.extend(sampling_flags(sample, frame_step, n_frames))
     if sample_rate:
         clip.audio = read_audio(path, sample_rate, audio_seconds)

@@ -2,6 +2,7 @@
 that installed packages ship (scikit-image's astronaut and cameraman, matplotlib's Grace Hopper), so every
 command runs on a fresh machine without a dataset. Its classes are separable by design: it checks plumbing,
 not accuracy."""
+
 from __future__ import annotations
 
 import shutil
@@ -25,20 +26,39 @@ def _people_images() -> dict[str, np.ndarray]:
     import matplotlib.cbook
     import skimage.data
 
-    hopper = cv2.cvtColor(cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
-                          cv2.COLOR_BGR2RGB)
+    hopper = cv2.cvtColor(
+        cv2.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), cv2.COLOR_BGR2RGB
+    )
     camera = np.repeat(skimage.data.camera()[:, 40:400, None], 3, axis=2)
     return {"astronaut": skimage.data.astronaut()[:, 60:420], "hopper": hopper[:, 60:460], "camera": camera}
 
 
 # Per class: background colours (top, bottom), who appears, how many, and the audio recipe.
 CLASS_SCENES = {
-    "Positive": {"colours": ((255, 200, 60), (255, 120, 40)), "person": "astronaut", "people": (2, 3),
-                 "tones": (523.3, 659.3, 784.0), "noise": 0.02, "beat": 4.0},
-    "Neutral": {"colours": ((150, 160, 170), (110, 120, 130)), "person": "hopper", "people": (1, 2),
-                "tones": (220.0,), "noise": 0.01, "beat": 0.0},
-    "Negative": {"colours": ((60, 10, 20), (20, 0, 40)), "person": "camera", "people": (2, 3),
-                 "tones": (110.0, 116.5), "noise": 0.25, "beat": 1.5},
+    "Positive": {
+        "colours": ((255, 200, 60), (255, 120, 40)),
+        "person": "astronaut",
+        "people": (2, 3),
+        "tones": (523.3, 659.3, 784.0),
+        "noise": 0.02,
+        "beat": 4.0,
+    },
+    "Neutral": {
+        "colours": ((150, 160, 170), (110, 120, 130)),
+        "person": "hopper",
+        "people": (1, 2),
+        "tones": (220.0,),
+        "noise": 0.01,
+        "beat": 0.0,
+    },
+    "Negative": {
+        "colours": ((60, 10, 20), (20, 0, 40)),
+        "person": "camera",
+        "people": (2, 3),
+        "tones": (110.0, 116.5),
+        "noise": 0.25,
+        "beat": 1.5,
+    },
 }
 
 
@@ -66,7 +86,7 @@ def _frames(class_name: str, people: dict[str, np.ndarray], rng: np.random.Gener
             cv2.circle(frame, centre, int(radius), (255, 255, 255), -1)
         for slot in slots:
             top = HEIGHT - person.shape[0] - 10 + int(4 * np.sin(index / 5 + slot))
-            frame[top: top + person.shape[0], slot: slot + person.shape[1]] = person
+            frame[top : top + person.shape[0], slot : slot + person.shape[1]] = person
         yield frame.astype(np.uint8)
 
 

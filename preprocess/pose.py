@@ -7,6 +7,7 @@ A person is a skeleton the part-affinity grouping joins from at least 4 keypoint
 that includes at least ``MIN_BODY_KEYPOINTS`` of the 13 body keypoints; heads without a body add nothing to
 the features and are not counted.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ MIN_BODY_KEYPOINTS = 2
 N_FEATURES = 2 * len(BODY_KEYPOINTS) + 1
 _N_HEATMAPS = N_KEYPOINTS + 1
 _MEAN = 127.5
-_STRIDE = 8                # the network's maps are 1/8 of its input
+_STRIDE = 8  # the network's maps are 1/8 of its input
 _INPUT_TENSOR = "image:0"
 _OUTPUT_TENSOR = "Openpose/concat_stage7:0"
 
@@ -40,8 +41,9 @@ class PoseNet:
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(Path(path).read_bytes())
         graph = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph_def, name=""), [])
-        self._run = graph.prune(graph.graph.get_tensor_by_name(_INPUT_TENSOR),
-                                graph.graph.get_tensor_by_name(_OUTPUT_TENSOR))
+        self._run = graph.prune(
+            graph.graph.get_tensor_by_name(_INPUT_TENSOR), graph.graph.get_tensor_by_name(_OUTPUT_TENSOR)
+        )
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Network input (n, h, w, 3) float32 -> (n, h/8, w/8, 57): 19 heatmaps, then 38 field channels."""
@@ -53,8 +55,10 @@ def network_size(height: int, width: int, input_size: int) -> tuple[int, int]:
     sides multiples of 8. On the shared clips this finds ~13% more people than a square input of the same cost.
     """
     ratio = np.sqrt(width / height)
-    return (max(_STRIDE, int(round(input_size * ratio / _STRIDE)) * _STRIDE),
-            max(_STRIDE, int(round(input_size / ratio / _STRIDE)) * _STRIDE))
+    return (
+        max(_STRIDE, int(round(input_size * ratio / _STRIDE)) * _STRIDE),
+        max(_STRIDE, int(round(input_size / ratio / _STRIDE)) * _STRIDE),
+    )
 
 
 def network_input(frames: np.ndarray, input_size: int) -> np.ndarray:
@@ -68,8 +72,7 @@ def network_input(frames: np.ndarray, input_size: int) -> np.ndarray:
     return resized[..., ::-1].astype(np.float32) - _MEAN
 
 
-def detect_people(net: PoseNet, frames: np.ndarray, input_size: int = 368,
-                  threshold: float = 0.1) -> list[np.ndarray]:
+def detect_people(net: PoseNet, frames: np.ndarray, input_size: int = 368, threshold: float = 0.1) -> list[np.ndarray]:
     """People in each RGB frame of ``frames`` (n, H, W, 3) uint8, with one network call for all frames.
 
     Frames keep their aspect ratio at about ``input_size``**2 pixels (see network_size). Returns per frame
@@ -139,12 +142,15 @@ class PoseExtractor:
         path = model_files.resolve("openpose")
         self.net = PoseNet(path)
         # resolve() has checked the file against this checksum.
-        self.resolved = {"model_sha256": model_files.MODEL_FILES["openpose"].sha256,
-                         "input_size": config.pose_input_size}
+        self.resolved = {
+            "model_sha256": model_files.MODEL_FILES["openpose"].sha256,
+            "input_size": config.pose_input_size,
+        }
 
     def extract(self, clip: DecodedClip) -> ModalityResult:
-        people_per_frame = detect_people(self.net, clip.frames[: clip.n_frames], self.config.pose_input_size,
-                                         self.config.pose_threshold)
+        people_per_frame = detect_people(
+            self.net, clip.frames[: clip.n_frames], self.config.pose_input_size, self.config.pose_threshold
+        )
         counts = np.zeros(clip.n_frames, dtype=np.int32)
         counts[: len(people_per_frame)] = [len(people) for people in people_per_frame]
         keypoints = np.concatenate(people_per_frame) if people_per_frame else np.zeros((0, N_KEYPOINTS, 3))

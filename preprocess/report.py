@@ -1,4 +1,5 @@
 """Human-readable summary of a preprocessing run."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,10 @@ def format_summary(summary: RunSummary, max_listed: int = 5) -> str:
     """Done / skipped / failed counts, a reason per failed clip, flags, clips missing on disk, stage timings."""
     total = summary.done + summary.skipped + summary.failed
     rate = summary.done / summary.seconds if summary.seconds and summary.done else 0.0
-    lines = [f"{total} clips: {summary.done} done, {summary.skipped} skipped (already cached), "
-             f"{summary.failed} failed  [{summary.seconds:.1f} s, {rate:.2f} clips/s]"]
+    lines = [
+        f"{total} clips: {summary.done} done, {summary.skipped} skipped (already cached), "
+        f"{summary.failed} failed  [{summary.seconds:.1f} s, {rate:.2f} clips/s]"
+    ]
     for key, reasons in summary.failures.items():
         for modality, reason in reasons.items():
             lines.append(f"  FAILED {key} [{modality}]: {reason}")

@@ -1,4 +1,5 @@
 """Turn 'auto' settings into concrete ones before any work starts, so fingerprints say what was really used."""
+
 from __future__ import annotations
 
 import logging
@@ -10,9 +11,11 @@ from .model_files import MODEL_FILES, resolve
 
 log = logging.getLogger(__name__)
 
-RESNET50_NOTOP = ("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-                  "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-                  "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+RESNET50_NOTOP = (
+    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+)
 MODALITY_MODEL_FILES = {"pose": ("openpose",), "faces": ("fer",)}
 
 
@@ -34,8 +37,11 @@ def resolve_config(config: PreprocessConfig, modalities: tuple[str, ...]) -> Pre
         if imagenet_weights_available():
             config = replace(config, scene_weights="imagenet")
         else:
-            log.warning("Scene features will use a frozen, randomly initialised ResNet-50 (seed 0): they carry "
-                        "little meaning. Put %s in ~/.keras/models/ or pass --scene-weights FILE.", RESNET50_NOTOP[0])
+            log.warning(
+                "Scene features will use a frozen, randomly initialised ResNet-50 (seed 0): they carry "
+                "little meaning. Put %s in ~/.keras/models/ or pass --scene-weights FILE.",
+                RESNET50_NOTOP[0],
+            )
             config = replace(config, scene_weights="none")
     elif "scene" in modalities and config.scene_weights == "imagenet" and not imagenet_weights_available():
         from .scene import SceneWeightsError

@@ -1,4 +1,5 @@
 """Scene features: a frozen ResNet-50 applied to each kept frame, feature maps cached for the ConvLSTM heads."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,10 +22,12 @@ class SceneWeightsError(RuntimeError):
     """ResNet-50 weights could not be loaded; the message says how to provide them."""
 
     @classmethod
-    def imagenet_unavailable(cls, reason: object) -> "SceneWeightsError":
-        return cls(f"ResNet-50 ImageNet weights could not be downloaded ({reason}). Put "
-                   "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in ~/.keras/models/, pass "
-                   "--scene-weights FILE, or --scene-weights none (or auto) for random weights.")
+    def imagenet_unavailable(cls, reason: object) -> SceneWeightsError:
+        return cls(
+            f"ResNet-50 ImageNet weights could not be downloaded ({reason}). Put "
+            "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in ~/.keras/models/, pass "
+            "--scene-weights FILE, or --scene-weights none (or auto) for random weights."
+        )
 
 
 def build_backbone(weights: str, width: int, height: int):
@@ -47,16 +50,20 @@ def build_backbone(weights: str, width: int, height: int):
         model, used = random_backbone(), f"random(seed={RANDOM_WEIGHTS_SEED})"
     elif weights == "imagenet":
         try:
-            model, used = keras.applications.ResNet50(include_top=False, weights="imagenet",
-                                                      input_shape=(height, width, 3)), "imagenet"
+            model, used = (
+                keras.applications.ResNet50(include_top=False, weights="imagenet", input_shape=(height, width, 3)),
+                "imagenet",
+            )
         except Exception as error:  # Keras raises URL, OS or value errors when the download fails
             raise SceneWeightsError.imagenet_unavailable(error) from error
     else:
         path = Path(weights)
         if not path.is_file():
             raise SceneWeightsError(f"--scene-weights {weights}: no such file; use imagenet, none, auto or a file")
-        model, used = keras.applications.ResNet50(include_top=False, weights=str(path),
-                                                  input_shape=(height, width, 3)), f"file:{path.name}"
+        model, used = (
+            keras.applications.ResNet50(include_top=False, weights=str(path), input_shape=(height, width, 3)),
+            f"file:{path.name}",
+        )
     model.trainable = False
     return model, used
 

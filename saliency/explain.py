@@ -5,6 +5,7 @@ for the clips picked from a split (pick = confident or wrong), and ``audio/proje
 Fusion figures go to ``OUT/fusion/`` and explain the fused Keras model of a fusion in RUNS/fusion/.
 Features, clips, models, predictions and fusions are read through the workspace (gvs.core.workspace).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -107,8 +108,9 @@ def default_fusion(runs: RunsDir) -> str | None:
 class Explainer:
     """Loads each model once and writes explanation figures for clips, splits and fusions."""
 
-    def __init__(self, cache: str | Path, runs: str | Path, out: str | Path, smooth_samples: int = 16,
-                 method: str = "smoothgrad") -> None:
+    def __init__(
+        self, cache: str | Path, runs: str | Path, out: str | Path, smooth_samples: int = 16, method: str = "smoothgrad"
+    ) -> None:
         if method not in METHODS:
             raise InputError(f"unknown saliency method {method!r}; use {' or '.join(METHODS)}")
         self.cache = CacheDir(cache)
@@ -156,9 +158,15 @@ class Explainer:
             probabilities = np.asarray(model(features.load(indices), training=False))
             for index, p in zip(indices, probabilities):
                 key = features.keys[index]
-                rows.append({"key": key, "split": features.splits[index], "part": parts.get(key, ""),
-                             "label": str(int(features.labels[index])),
-                             **{f"p_{name}": str(value) for name, value in zip(CLASS_NAMES, p)}})
+                rows.append(
+                    {
+                        "key": key,
+                        "split": features.splits[index],
+                        "part": parts.get(key, ""),
+                        "label": str(int(features.labels[index])),
+                        **{f"p_{name}": str(value) for name, value in zip(CLASS_NAMES, p)},
+                    }
+                )
         return rows
 
     def require_training_cache(self) -> None:
@@ -166,8 +174,10 @@ class Explainer:
         folders = [self.runs.modality(m) for m in MODALITIES]
         trained_on = next((f.read_config().get("cache") for f in folders if f.config.is_file()), None)
         if trained_on and Path(trained_on).resolve() != self.cache.root.resolve():
-            raise ExplainError(f"fusion picks for a split need the cache the fusion was trained on ({trained_on}); "
-                               f"got {self.cache.root}. Use `gvs explain --clip KEY` for clips of another cache.")
+            raise ExplainError(
+                f"fusion picks for a split need the cache the fusion was trained on ({trained_on}); "
+                f"got {self.cache.root}. Use `gvs explain --clip KEY` for clips of another cache."
+            )
 
     def _method_name(self, modality: str) -> str:
         """What a figure of ``modality`` shows, for its title."""
@@ -196,9 +206,12 @@ class Explainer:
 
     def _scene(self, model, clip, x, predicted, title, path) -> Path:
         real = int(maps.real_steps(x).sum()) or len(x)
-        frame_maps = {"vanilla": maps.vanilla_saliency(model, x, predicted, keepdims=False)[:real],
-                      f"smoothgrad ({self.smooth_samples})":
-                          maps.smoothgrad(model, x, predicted, self.smooth_samples, keepdims=False)[:real]}
+        frame_maps = {
+            "vanilla": maps.vanilla_saliency(model, x, predicted, keepdims=False)[:real],
+            f"smoothgrad ({self.smooth_samples})": maps.smoothgrad(
+                model, x, predicted, self.smooth_samples, keepdims=False
+            )[:real],
+        }
         heads = [layer.name for layer in model.layers if isinstance(layer, keras.layers.ConvLSTM2D)]
         if heads:  # one (h, w) map per clip: the heads return their last state
             frame_maps["Grad-CAM (clip)"] = np.sum([maps.gradcam(model, x, head, predicted) for head in heads], axis=0)
@@ -222,8 +235,9 @@ class Explainer:
     def _faces(self, model, clip, x, predicted, title, path) -> Path:
         saliency = self._saliency(model, x, predicted)
         faces_per_frame = clip.arrays.get("faces_per_frame", x[:, -1])
-        return figures.faces_figure(maps.step_saliency(saliency), maps.column_saliency(saliency), faces_per_frame,
-                                    title, path)
+        return figures.faces_figure(
+            maps.step_saliency(saliency), maps.column_saliency(saliency), faces_per_frame, title, path
+        )
 
     def audio_projection(self, split: str, method: str = "pca") -> Path:
         """2-D projection of the audio hidden layer over the clips of ``split``: correct vs wrong, confidences."""
@@ -236,12 +250,18 @@ class Explainer:
         labels = np.array([c.label for c in clips])
         points = figures.project_2d(hidden, method)
         known = labels >= 0
-        accuracy = (f"accuracy {(probabilities.argmax(1)[known] == labels[known]).mean():.2f} on {known.sum()} labelled"
-                    if known.any() else "no labels")
-        title = (f"audio hidden layer ({method.upper()}) · {split} · {len(rows)} clips · {accuracy}"
-                 f"\nlabels: predicted (true) confidence")
-        return figures.projection_figure(points, labels, probabilities, [c.key for c in clips], title,
-                                         self.out / "audio" / f"projection-{split}.png")
+        accuracy = (
+            f"accuracy {(probabilities.argmax(1)[known] == labels[known]).mean():.2f} on {known.sum()} labelled"
+            if known.any()
+            else "no labels"
+        )
+        title = (
+            f"audio hidden layer ({method.upper()}) · {split} · {len(rows)} clips · {accuracy}"
+            f"\nlabels: predicted (true) confidence"
+        )
+        return figures.projection_figure(
+            points, labels, probabilities, [c.key for c in clips], title, self.out / "audio" / f"projection-{split}.png"
+        )
 
     def fusion(self, name: str) -> Fusion:
         """The fitted fusion RUNS/fusion/<name>/ with its fused Keras model (ensemble.fusions), loaded once."""
@@ -251,12 +271,16 @@ class Explainer:
             folder = self.runs.fusion(name)
             if not folder.fusion.is_file():
                 known = ", ".join(self.runs.fusion_names()) or "none"
-                raise ExplainError(f"{folder.folder}: no fitted fusion {name!r} (fitted: {known}); fit one with "
-                                   f"`gvs fuse --fusion fc --runs {self.runs.root}`")
+                raise ExplainError(
+                    f"{folder.folder}: no fitted fusion {name!r} (fitted: {known}); fit one with "
+                    f"`gvs fuse --fusion fc --runs {self.runs.root}`"
+                )
             fusion = load_fusion(folder)
             if getattr(fusion, "model_", None) is None:
-                raise ExplainError(f"{folder.folder}: the {fusion.kind} fusion has no fused Keras model to explain; "
-                                   f"only fc and vae fusions have one (`gvs fuse --fusion fc --runs {self.runs.root}`)")
+                raise ExplainError(
+                    f"{folder.folder}: the {fusion.kind} fusion has no fused Keras model to explain; "
+                    f"only fc and vae fusions have one (`gvs fuse --fusion fc --runs {self.runs.root}`)"
+                )
             self._fusions[name] = fusion
         return self._fusions[name]
 
@@ -279,8 +303,11 @@ class Explainer:
         input_of = dict(zip(fitted.modalities_, inputs))  # modality -> its input of the fused model
         totals = {modality: float(attributions[input_of[modality]].sum()) for modality in fitted.modalities_}
         title = figures.clip_title(f"fusion {fusion}", key, label, probabilities)
-        return figures.fusion_figure(totals, title + "\nintegrated gradients from the training-mean hidden vectors",
-                                     self.out / "fusion" / f"{name or key.replace('/', '_')}.png")
+        return figures.fusion_figure(
+            totals,
+            title + "\nintegrated gradients from the training-mean hidden vectors",
+            self.out / "fusion" / f"{name or key.replace('/', '_')}.png",
+        )
 
 
 def _fused_inputs(fusion: Fusion, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -288,8 +315,10 @@ def _fused_inputs(fusion: Fusion, vectors: dict[str, np.ndarray]) -> dict[str, n
     from ensemble.fusions import hidden_inputs
     from ensemble.outputs import ModalityOutputs
 
-    outputs = {m: ModalityOutputs(m, [""], np.asarray(v)[None], np.zeros((1, len(CLASS_NAMES)), np.float32))
-               for m, v in vectors.items()}
+    outputs = {
+        m: ModalityOutputs(m, [""], np.asarray(v)[None], np.zeros((1, len(CLASS_NAMES)), np.float32))
+        for m, v in vectors.items()
+    }
     return {name: batch[0] for name, batch in hidden_inputs(outputs, fusion.modalities_).items()}
 
 
@@ -298,14 +327,26 @@ def _wanted(modalities: list[str]) -> list[str]:
     names = [FUSION if m.strip().lower() == FUSION else canonical_modality(m) for m in modalities]
     unknown = [m for m, name in zip(modalities, names) if name not in (*MODALITIES, FUSION)]
     if unknown:
-        raise InputError(f"unknown modality {', '.join(unknown)}; choose from {', '.join((*MODALITIES, FUSION))} "
-                         "('fer' also names faces)")
+        raise InputError(
+            f"unknown modality {', '.join(unknown)}; choose from {', '.join((*MODALITIES, FUSION))} "
+            "('fer' also names faces)"
+        )
     return names
 
 
-def explain(cache: str | Path, runs: str | Path, out: str | Path, modalities: list[str],
-            clip: str | None = None, split: str | None = None, top: int = 3, fusion: str | None = None,
-            method: str = "smoothgrad", smooth_samples: int = 16, projection: str = "pca") -> list[Path]:
+def explain(
+    cache: str | Path,
+    runs: str | Path,
+    out: str | Path,
+    modalities: list[str],
+    clip: str | None = None,
+    split: str | None = None,
+    top: int = 3,
+    fusion: str | None = None,
+    method: str = "smoothgrad",
+    smooth_samples: int = 16,
+    projection: str = "pca",
+) -> list[Path]:
     """Figures for one clip (``clip``) or for the ``top`` most confident and most wrong clips of ``split``.
 
     Parameters
@@ -333,8 +374,10 @@ def explain(cache: str | Path, runs: str | Path, out: str | Path, modalities: li
         if modality == FUSION:
             fusion = fusion or default_fusion(explainer.runs)
             if fusion is None:
-                raise ExplainError(f"{explainer.runs.fusion_root}: no fused Keras model; fit one with "
-                                   f"`gvs fuse --fusion fc --runs {explainer.runs.root}`")
+                raise ExplainError(
+                    f"{explainer.runs.fusion_root}: no fused Keras model; fit one with "
+                    f"`gvs fuse --fusion fc --runs {explainer.runs.root}`"
+                )
             if clip is not None:
                 written.append(explainer.explain_fusion(fusion, clip))
                 continue

@@ -3,6 +3,7 @@
 Frames may be None (features without the clip, e.g. a synthetic cache): the maps are then drawn on a grey
 canvas. Scales are shared across the frames of a figure, so frames can be compared with each other.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,9 +19,25 @@ from gvs.core.vocabulary import CLASS_NAMES  # noqa: E402
 
 # OpenPose COCO-18 limbs (Nose, Neck, RShoulder, RElbow, RWrist, LShoulder, LElbow, LWrist, RHip, RKnee,
 # RAnkle, LHip, LKnee, LAnkle, REye, LEye, REar, LEar).
-COCO_LIMBS: tuple[tuple[int, int], ...] = ((1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9),
-                                           (9, 10), (1, 11), (11, 12), (12, 13), (1, 0), (0, 14), (14, 16),
-                                           (0, 15), (15, 17))
+COCO_LIMBS: tuple[tuple[int, int], ...] = (
+    (1, 2),
+    (1, 5),
+    (2, 3),
+    (3, 4),
+    (5, 6),
+    (6, 7),
+    (1, 8),
+    (8, 9),
+    (9, 10),
+    (1, 11),
+    (11, 12),
+    (12, 13),
+    (1, 0),
+    (0, 14),
+    (14, 16),
+    (0, 15),
+    (15, 17),
+)
 FER_EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FACE_STATISTICS: tuple[str, ...] = ("min", "max", "mean")
 _CANVAS = (320, 480)  # height, width of the grey canvas drawn when frames are not available
@@ -31,8 +48,7 @@ def clip_title(modality: str, key: str, label: int, probabilities: np.ndarray) -
     """'<modality> · <clip> · true <class> · predicted <class> (p)'; 'true unknown' when label is -1."""
     predicted = int(np.argmax(probabilities))
     truth = CLASS_NAMES[label] if label >= 0 else "unknown"
-    return (f"{modality} · {key} · true {truth} · predicted {CLASS_NAMES[predicted]} "
-            f"({probabilities[predicted]:.2f})")
+    return f"{modality} · {key} · true {truth} · predicted {CLASS_NAMES[predicted]} ({probabilities[predicted]:.2f})"
 
 
 def _save(figure: plt.Figure, path: str | Path) -> Path:
@@ -54,8 +70,7 @@ def _normalised(values: np.ndarray) -> np.ndarray:
     return values / top if top > 0 else np.zeros_like(values)
 
 
-def scene_figure(frames: np.ndarray | None, frame_maps: dict[str, np.ndarray], title: str,
-                 path: str | Path) -> Path:
+def scene_figure(frames: np.ndarray | None, frame_maps: dict[str, np.ndarray], title: str, path: str | Path) -> Path:
     """One strip per clip: a row per method (vanilla, smoothgrad, gradcam, ...), a column per frame.
 
     ``frame_maps[method]`` is (T, h, w) (or (h, w) for one map of the whole clip); each map is upsampled to
@@ -66,8 +81,13 @@ def scene_figure(frames: np.ndarray | None, frame_maps: dict[str, np.ndarray], t
     height, width = _background(frames, 0).shape[:2]
     panel = 2.1
     colours = plt.get_cmap("jet")
-    figure, axes = plt.subplots(len(frame_maps), n_frames, squeeze=False, constrained_layout=True,
-                                figsize=(panel * n_frames + 1.0, panel * height / width * len(frame_maps) + 0.8))
+    figure, axes = plt.subplots(
+        len(frame_maps),
+        n_frames,
+        squeeze=False,
+        constrained_layout=True,
+        figsize=(panel * n_frames + 1.0, panel * height / width * len(frame_maps) + 0.8),
+    )
     for row, (method, maps) in enumerate(frame_maps.items()):
         whole_clip = maps.ndim == 2
         maps = np.repeat(maps[None], n_frames, axis=0) if whole_clip else maps
@@ -78,8 +98,9 @@ def scene_figure(frames: np.ndarray | None, frame_maps: dict[str, np.ndarray], t
         for column in range(n_frames):
             axis = axes[row, column]
             image = _background(frames, column, (height, width))
-            overlay = cv2.resize(scaled[column].astype(np.float32), (image.shape[1], image.shape[0]),
-                                 interpolation=cv2.INTER_CUBIC)
+            overlay = cv2.resize(
+                scaled[column].astype(np.float32), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_CUBIC
+            )
             heat = colours(np.clip(overlay, 0, 1))
             heat[..., 3] = 0.1 + 0.6 * np.clip(overlay, 0, 1)  # low saliency leaves the frame visible
             axis.imshow(image)
@@ -90,8 +111,13 @@ def scene_figure(frames: np.ndarray | None, frame_maps: dict[str, np.ndarray], t
             axis.set_title(f"{header}\n{notes[column]}" if header else notes[column], fontsize=8)
             if column == 0:
                 axis.set_ylabel(method, fontsize=9)
-        figure.colorbar(plt.cm.ScalarMappable(cmap=colours, norm=plt.Normalize(0, 1)), ax=axes[row, :].tolist(),
-                        fraction=0.01, pad=0.01, label="relative")
+        figure.colorbar(
+            plt.cm.ScalarMappable(cmap=colours, norm=plt.Normalize(0, 1)),
+            ax=axes[row, :].tolist(),
+            fraction=0.01,
+            pad=0.01,
+            label="relative",
+        )
     figure.suptitle(title, fontsize=11)
     return _save(figure, path)
 
@@ -102,8 +128,14 @@ def people_by_frame(keypoints: np.ndarray, people_per_frame: np.ndarray) -> list
     return [keypoints[start:end] for start, end in zip(edges[:-1], edges[1:])]
 
 
-def pose_figure(frames: np.ndarray | None, people: list[np.ndarray], keypoint_saliency: np.ndarray, title: str,
-                path: str | Path, columns: int = 6) -> Path:
+def pose_figure(
+    frames: np.ndarray | None,
+    people: list[np.ndarray],
+    keypoint_saliency: np.ndarray,
+    title: str,
+    path: str | Path,
+    columns: int = 6,
+) -> Path:
     """Skeletons of every person on each frame; body keypoints 1..13 drawn with dot size = saliency.
 
     ``people[t]`` is (P, 18, 3) pixel x, y, confidence (x, y = -1 where missing); ``keypoint_saliency`` is (T, 13) where
@@ -114,8 +146,13 @@ def pose_figure(frames: np.ndarray | None, people: list[np.ndarray], keypoint_sa
     scaled = _normalised(keypoint_saliency)
     height, width = _background(frames, 0).shape[:2]
     panel = 2.6
-    figure, axes = plt.subplots(rows, columns, squeeze=False, constrained_layout=True,
-                                figsize=(panel * columns + 1.0, panel * height / width * rows + 0.8))
+    figure, axes = plt.subplots(
+        rows,
+        columns,
+        squeeze=False,
+        constrained_layout=True,
+        figsize=(panel * columns + 1.0, panel * height / width * rows + 0.8),
+    )
     colours = plt.get_cmap("plasma")
     for frame, axis in enumerate(axes.flat):
         axis.set_xticks([])
@@ -135,8 +172,15 @@ def pose_figure(frames: np.ndarray | None, people: list[np.ndarray], keypoint_sa
             axis.scatter(person[seen & ~body, 0], person[seen & ~body, 1], s=4, color="lightgrey")
             points = np.flatnonzero(seen & body)
             weights = scaled[frame, points - 1]
-            axis.scatter(person[points, 0], person[points, 1], s=8 + 220 * weights, c=colours(weights),
-                         edgecolors="black", linewidths=0.4, zorder=3)
+            axis.scatter(
+                person[points, 0],
+                person[points, 1],
+                s=8 + 220 * weights,
+                c=colours(weights),
+                edgecolors="black",
+                linewidths=0.4,
+                zorder=3,
+            )
         axis.set_xlim(0, width)
         axis.set_ylim(height, 0)
         axis.set_title(f"frame {frame + 1}: {len(frame_people)} people", fontsize=8)
@@ -146,8 +190,9 @@ def pose_figure(frames: np.ndarray | None, people: list[np.ndarray], keypoint_sa
     return _save(figure, path)
 
 
-def audio_figure(waveform: np.ndarray | None, sample_rate: int, step_saliency: np.ndarray, hop: float, title: str,
-                 path: str | Path) -> Path:
+def audio_figure(
+    waveform: np.ndarray | None, sample_rate: int, step_saliency: np.ndarray, hop: float, title: str, path: str | Path
+) -> Path:
     """Waveform and spectrogram of the clip with the saliency of each embedding step underneath.
 
     Step i is centred at i x ``hop`` seconds. Without audio (None) only the saliency row is drawn.
@@ -157,16 +202,24 @@ def audio_figure(waveform: np.ndarray | None, sample_rate: int, step_saliency: n
     steps = len(step_saliency)
     end = max(hop * (steps - 1) + hop / 2, len(waveform) / sample_rate if waveform is not None else 0)
     rows = 3 if waveform is not None else 1
-    figure, axes = plt.subplots(rows, 1, sharex=True, squeeze=False, constrained_layout=True,
-                                figsize=(10, 1.9 * rows + 0.6), gridspec_kw={"height_ratios": [1, 1.3, 1][-rows:]})
+    figure, axes = plt.subplots(
+        rows,
+        1,
+        sharex=True,
+        squeeze=False,
+        constrained_layout=True,
+        figsize=(10, 1.9 * rows + 0.6),
+        gridspec_kw={"height_ratios": [1, 1.3, 1][-rows:]},
+    )
     axes = axes[:, 0]
     if waveform is not None:
         times = np.arange(len(waveform)) / sample_rate
         axes[0].plot(times, waveform, linewidth=0.4, color="steelblue")
         axes[0].set_ylabel("waveform")
         frequencies, segment_times, power = spectrogram(waveform, fs=sample_rate, nperseg=512, noverlap=384)
-        image = axes[1].pcolormesh(segment_times, frequencies, 10 * np.log10(power + 1e-10), shading="auto",
-                                   cmap="magma")
+        image = axes[1].pcolormesh(
+            segment_times, frequencies, 10 * np.log10(power + 1e-10), shading="auto", cmap="magma"
+        )
         axes[1].set_ylabel("Hz")
         figure.colorbar(image, ax=axes[1], pad=0.01, label="dB")
     shares = step_saliency / step_saliency.sum() if step_saliency.sum() > 0 else step_saliency
@@ -176,8 +229,14 @@ def audio_figure(waveform: np.ndarray | None, sample_rate: int, step_saliency: n
     axes[-1].set_xlabel("time (s); bar i = embedding step i")
     axes[-1].set_xlim(-hop / 2, end)
     if waveform is None:
-        axes[-1].text(0.5, 0.9, "no audio to draw (clip not available or without audio track)",
-                      transform=axes[-1].transAxes, ha="center", fontsize=8)
+        axes[-1].text(
+            0.5,
+            0.9,
+            "no audio to draw (clip not available or without audio track)",
+            transform=axes[-1].transAxes,
+            ha="center",
+            fontsize=8,
+        )
     figure.suptitle(title, fontsize=11)
     return _save(figure, path)
 
@@ -200,8 +259,15 @@ def project_2d(hidden: np.ndarray, method: str = "pca", seed: int = 0) -> np.nda
     raise ValueError(f"unknown projection {method!r}; use 'pca' or 'tsne'")
 
 
-def projection_figure(points: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, names: list[str],
-                      title: str, path: str | Path, annotate: int = 12) -> Path:
+def projection_figure(
+    points: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    names: list[str],
+    title: str,
+    path: str | Path,
+    annotate: int = 12,
+) -> Path:
     """Error analysis of a hidden layer: 2-D points, blue correct / red wrong / grey unlabelled.
 
     Dot size grows with the confidence of the prediction; the ``annotate`` most confident wrong clips (then
@@ -215,13 +281,26 @@ def projection_figure(points: np.ndarray, labels: np.ndarray, probabilities: np.
     for kind, colour in colours.items():
         chosen = status == kind
         if chosen.any():
-            axis.scatter(points[chosen, 0], points[chosen, 1], s=15 + 120 * confidence[chosen], color=colour,
-                         alpha=0.7, edgecolors="black", linewidths=0.3, label=f"{kind} ({chosen.sum()})")
+            axis.scatter(
+                points[chosen, 0],
+                points[chosen, 1],
+                s=15 + 120 * confidence[chosen],
+                color=colour,
+                alpha=0.7,
+                edgecolors="black",
+                linewidths=0.3,
+                label=f"{kind} ({chosen.sum()})",
+            )
     order = np.lexsort((-confidence, status != "wrong"))[:annotate]
     for index in order:
         truth = CLASS_NAMES[labels[index]] if labels[index] >= 0 else "?"
-        axis.annotate(f"{names[index]}: {CLASS_NAMES[predictions[index]]} ({truth}) {confidence[index]:.2f}",
-                      points[index], fontsize=7, xytext=(4, 4), textcoords="offset points")
+        axis.annotate(
+            f"{names[index]}: {CLASS_NAMES[predictions[index]]} ({truth}) {confidence[index]:.2f}",
+            points[index],
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     for size in (0.4, 0.7, 1.0):
         axis.scatter([], [], s=15 + 120 * size, color="white", edgecolors="black", label=f"confidence {size:.1f}")
     axis.legend(fontsize=8, loc="best")
@@ -231,8 +310,13 @@ def projection_figure(points: np.ndarray, labels: np.ndarray, probabilities: np.
     return _save(figure, path)
 
 
-def faces_figure(frame_saliency: np.ndarray, statistic_saliency: np.ndarray, faces_per_frame: np.ndarray,
-                 title: str, path: str | Path) -> Path:
+def faces_figure(
+    frame_saliency: np.ndarray,
+    statistic_saliency: np.ndarray,
+    faces_per_frame: np.ndarray,
+    title: str,
+    path: str | Path,
+) -> Path:
     """Which frames and which statistics drive a faces prediction.
 
     ``frame_saliency`` (T,) per frame; ``statistic_saliency`` (22,) over the feature columns min x 7, max x 7,
@@ -241,13 +325,20 @@ def faces_figure(frame_saliency: np.ndarray, statistic_saliency: np.ndarray, fac
     frame_shares = frame_saliency / frame_saliency.sum() if frame_saliency.sum() > 0 else frame_saliency
     column_total = statistic_saliency.sum()
     column_shares = statistic_saliency / column_total if column_total > 0 else statistic_saliency
-    figure, (frames_axis, grid_axis) = plt.subplots(1, 2, figsize=(13, 4), constrained_layout=True,
-                                                    gridspec_kw={"width_ratios": [1, 1.3]})
+    figure, (frames_axis, grid_axis) = plt.subplots(
+        1, 2, figsize=(13, 4), constrained_layout=True, gridspec_kw={"width_ratios": [1, 1.3]}
+    )
     positions = np.arange(1, len(frame_shares) + 1)
     bars = frames_axis.bar(positions, frame_shares, color="tab:orange")
     for bar, count in zip(bars, faces_per_frame):
-        frames_axis.annotate(f"{int(count)}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
-                             xytext=(0, 2), textcoords="offset points", fontsize=7)
+        frames_axis.annotate(
+            f"{int(count)}",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            xytext=(0, 2),
+            textcoords="offset points",
+            fontsize=7,
+        )
     frames_axis.set_xticks(positions)
     frames_axis.set_xlabel("frame (number above bar = faces found)")
     frames_axis.set_ylabel("share of saliency")
@@ -257,8 +348,15 @@ def faces_figure(frame_saliency: np.ndarray, statistic_saliency: np.ndarray, fac
     image = grid_axis.imshow(grid, cmap="viridis", vmin=0)
     for (row, column), value in np.ndenumerate(grid):
         if not np.isnan(value):
-            grid_axis.text(column, row, f"{value:.0%}", ha="center", va="center", fontsize=8,
-                           color="white" if value < 0.6 * np.nanmax(grid) else "black")
+            grid_axis.text(
+                column,
+                row,
+                f"{value:.0%}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if value < 0.6 * np.nanmax(grid) else "black",
+            )
     grid_axis.set_xticks(range(8), list(FER_EXPRESSIONS) + ["face count"], rotation=30, fontsize=8)
     grid_axis.set_yticks(range(3), [f"{s} over faces" for s in FACE_STATISTICS], fontsize=8)
     grid_axis.set_title("which statistics (share of saliency)", fontsize=10)

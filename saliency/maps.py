@@ -8,6 +8,7 @@ output saturates; its logarithm does not), so gradients stay informative for con
 Gradients come from tf-keras-vis: vanilla saliency and SmoothGrad are its ``Saliency``, Grad-CAM its
 ``Gradcam``; integrated gradients (which tf-keras-vis lacks) average its signed gradients along a path.
 """
+
 from __future__ import annotations
 
 import keras
@@ -91,8 +92,16 @@ def _explained(model: keras.Model, arrays: list[np.ndarray], gate: bool) -> kera
     return keras.Model(inputs, model(_structured(model, gated)), name=f"{model.name}_explained")
 
 
-def _saliency(model: keras.Model, inputs: Inputs, class_index: int, samples: int, noise: float, seed: int,
-              keepdims: bool, signed: bool = False) -> Inputs:
+def _saliency(
+    model: keras.Model,
+    inputs: Inputs,
+    class_index: int,
+    samples: int,
+    noise: float,
+    seed: int,
+    keepdims: bool,
+    signed: bool = False,
+) -> Inputs:
     """tf-keras-vis Saliency of log p(class) for one clip; ``samples`` > 0 makes it SmoothGrad."""
     arrays = _as_list(model, inputs)
     modifier = None if signed else tf.math.abs
@@ -100,9 +109,15 @@ def _saliency(model: keras.Model, inputs: Inputs, class_index: int, samples: int
     np.random.seed(seed)
     try:
         maps = Saliency(_explained(model, arrays, gate=True), clone=False)(
-            _log_probability(class_index), [a[None] for a in arrays], smooth_samples=samples, smooth_noise=noise,
-            keepdims=keepdims, gradient_modifier=modifier, normalize_map=False,
-            unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            _log_probability(class_index),
+            [a[None] for a in arrays],
+            smooth_samples=samples,
+            smooth_noise=noise,
+            keepdims=keepdims,
+            gradient_modifier=modifier,
+            normalize_map=False,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
     finally:
         np.random.set_state(state)
     return _as_inputs(model, [np.asarray(m)[0] for m in maps], inputs)
@@ -126,8 +141,15 @@ def vanilla_saliency(model: keras.Model, inputs: Inputs, class_index: int, keepd
     return _saliency(model, inputs, class_index, 0, 0.0, 0, keepdims)
 
 
-def smoothgrad(model: keras.Model, inputs: Inputs, class_index: int, samples: int = 16, noise: float = 0.15,
-               seed: int = 0, keepdims: bool = True) -> Inputs:
+def smoothgrad(
+    model: keras.Model,
+    inputs: Inputs,
+    class_index: int,
+    samples: int = 16,
+    noise: float = 0.15,
+    seed: int = 0,
+    keepdims: bool = True,
+) -> Inputs:
     """Mean |gradient| of log p(class) over ``samples`` noisy copies of one clip (Smilkov et al. 2017).
 
     tf-keras-vis's SmoothGrad: the noise has standard deviation ``noise`` x (max - min) of each input. Padded
@@ -142,8 +164,9 @@ def smoothgrad(model: keras.Model, inputs: Inputs, class_index: int, samples: in
     return _saliency(model, inputs, class_index, samples, noise, seed, keepdims)
 
 
-def integrated_gradients(model: keras.Model, inputs: Inputs, class_index: int, steps: int = 32,
-                         baseline: Inputs | None = None) -> Inputs:
+def integrated_gradients(
+    model: keras.Model, inputs: Inputs, class_index: int, steps: int = 32, baseline: Inputs | None = None
+) -> Inputs:
     """Signed integrated gradients (Sundararajan et al. 2017, midpoint rule) from ``baseline`` (default zeros).
 
     tf-keras-vis has no integrated gradients; the signed gradients along the path are its Saliency's.
@@ -160,11 +183,16 @@ def integrated_gradients(model: keras.Model, inputs: Inputs, class_index: int, s
     explained = Saliency(_explained(model, arrays, gate=False), clone=False)
     totals = [np.zeros_like(a) for a in arrays]
     for start in range(0, steps, _CHUNK):
-        chunk = alphas[start:start + _CHUNK]
+        chunk = alphas[start : start + _CHUNK]
         copies = [s[None] + chunk.reshape((-1,) + (1,) * a.ndim) * (a - s)[None] for a, s in zip(arrays, starts)]
         gradients = explained(
-            _log_probability(class_index), copies, keepdims=True, gradient_modifier=None, normalize_map=False,
-            unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            _log_probability(class_index),
+            copies,
+            keepdims=True,
+            gradient_modifier=None,
+            normalize_map=False,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
         totals = [total + np.asarray(g).sum(axis=0) for total, g in zip(totals, gradients)]
     return _as_inputs(model, [t / steps * (a - s) for t, a, s in zip(totals, arrays, starts)], inputs)
 
@@ -193,17 +221,23 @@ def gradcam(model: keras.Model, x: np.ndarray, layer_name: str, class_index: int
     except ValueError as error:
         raise ValueError(f"model {model.name!r} has no layer {layer_name!r}; Grad-CAM needs one") from error
     if len(layer.output.shape) != 4:
-        raise ValueError(f"layer {layer_name!r} outputs {layer.output.shape}, not one height, width, channels "
-                         f"feature map per clip; Grad-CAM needs one")
+        raise ValueError(
+            f"layer {layer_name!r} outputs {layer.output.shape}, not one height, width, channels "
+            f"feature map per clip; Grad-CAM needs one"
+        )
     cam = Gradcam(model, clone=False)(
-        _log_probability(class_index), np.asarray(x, np.float32)[None], penultimate_layer=layer_name,
-        seek_penultimate_conv_layer=False, expand_cam=False, normalize_cam=False,
-        unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        _log_probability(class_index),
+        np.asarray(x, np.float32)[None],
+        penultimate_layer=layer_name,
+        seek_penultimate_conv_layer=False,
+        expand_cam=False,
+        normalize_cam=False,
+        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+    )
     return np.asarray(cam)[0]
 
 
-def hidden_and_probabilities(model: keras.Model, x: np.ndarray,
-                             batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def hidden_and_probabilities(model: keras.Model, x: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """A modality model's "hidden" vectors (the layer fusions cut at) and its probabilities for a batch of clips.
 
     Parameters
@@ -218,7 +252,7 @@ def hidden_and_probabilities(model: keras.Model, x: np.ndarray,
     """
     cut = cut_at_hidden(model)
     x = np.asarray(x, np.float32)
-    batches = [cut(x[start:start + batch_size], training=False) for start in range(0, len(x), batch_size)]
+    batches = [cut(x[start : start + batch_size], training=False) for start in range(0, len(x), batch_size)]
     hidden = np.concatenate([np.asarray(h) for h, _ in batches])
     return hidden.reshape(len(x), -1), np.concatenate([np.asarray(p) for _, p in batches])
 

@@ -1,4 +1,5 @@
 """Shared fixtures: the real VGAF clips and model files beside the checkout (../shared, or $GVS_SHARED)."""
+
 from __future__ import annotations
 
 import os

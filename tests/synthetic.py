@@ -17,6 +17,7 @@ Feature formats follow the cache contract (padded frames all zeros, mask False t
 
 Train and Val are labelled; Test is unlabelled (its true class is in each clip's meta, "true_label").
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,9 +35,16 @@ FER_EXPRESSION_BY_PATTERN = (3, 6, 4, 5)  # happy, neutral, sad; "rest" -> surpr
 _CHANGES_UNDER_PATTERN = (4, 7)  # pose keypoints (of the 18) the pattern moves: RWrist, LWrist
 
 
-def make_synthetic_cache(root: Path, n_per_class: int, signal: dict[str, float] | None = None,
-                         seed: int = 0, splits=("Train", "Val", "Test"), scene_shape=(12, 4, 6, 16),
-                         audio_dim: int = 32, separates: dict[str, int] | None = None) -> Path:
+def make_synthetic_cache(
+    root: Path,
+    n_per_class: int,
+    signal: dict[str, float] | None = None,
+    seed: int = 0,
+    splits=("Train", "Val", "Test"),
+    scene_shape=(12, 4, 6, 16),
+    audio_dim: int = 32,
+    separates: dict[str, int] | None = None,
+) -> Path:
     """Write a cache with ``n_per_class`` clips per class in every split; returns ``root``.
 
     ``signal`` maps modality -> fraction of clips (0..1) whose pattern shows their class; modalities it
@@ -61,9 +69,17 @@ def make_synthetic_cache(root: Path, n_per_class: int, signal: dict[str, float] 
     cache_dir.write_clips(records)
     fingerprints = {}
     for modality in MODALITIES:
-        params = {"modality": modality, "synthetic": True, "seed": seed, "n_per_class": n_per_class,
-                  "signal": strength[modality], "separates": separates.get(modality),
-                  "scene_shape": list(scene_shape), "audio_dim": audio_dim, "splits": list(splits)}
+        params = {
+            "modality": modality,
+            "synthetic": True,
+            "seed": seed,
+            "n_per_class": n_per_class,
+            "signal": strength[modality],
+            "separates": separates.get(modality),
+            "scene_shape": list(scene_shape),
+            "audio_dim": audio_dim,
+            "splits": list(splits),
+        }
         fingerprints[modality] = fingerprint(params)
         cache = cache_dir.store(modality, fingerprints[modality])
         cache.write_params(params)
@@ -104,10 +120,28 @@ def _scene(rng, pattern, n_real, *, scene_shape, **_) -> dict[str, np.ndarray]:
 def _person(rng, pattern) -> np.ndarray:
     """One person's 18 COCO keypoints in pixels + confidence; some are missing (-1)."""
     centre = rng.uniform([0.2, 0.45], [0.8, 0.55])
-    skeleton = np.array([[0, -0.25], [0, -0.2], [-0.05, -0.2], [-0.08, -0.1], [-0.09, 0.0], [0.05, -0.2],
-                         [0.08, -0.1], [0.09, 0.0], [-0.04, 0.05], [-0.04, 0.17], [-0.04, 0.3], [0.04, 0.05],
-                         [0.04, 0.17], [0.04, 0.3], [-0.02, -0.27], [0.02, -0.27], [-0.03, -0.26],
-                         [0.03, -0.26]])
+    skeleton = np.array(
+        [
+            [0, -0.25],
+            [0, -0.2],
+            [-0.05, -0.2],
+            [-0.08, -0.1],
+            [-0.09, 0.0],
+            [0.05, -0.2],
+            [0.08, -0.1],
+            [0.09, 0.0],
+            [-0.04, 0.05],
+            [-0.04, 0.17],
+            [-0.04, 0.3],
+            [0.04, 0.05],
+            [0.04, 0.17],
+            [0.04, 0.3],
+            [-0.02, -0.27],
+            [0.02, -0.27],
+            [-0.03, -0.26],
+            [0.03, -0.26],
+        ]
+    )
     wrist_height = (-0.4, 0.0, 0.3, -0.2)[pattern]  # arms up / down / hanging / half raised
     skeleton[list(_CHANGES_UNDER_PATTERN), 1] = wrist_height
     points = np.clip(centre + skeleton + rng.normal(0, 0.01, size=skeleton.shape), 0.0, 1.0)
@@ -127,8 +161,12 @@ def _pose(rng, pattern, n_real, **_) -> dict[str, np.ndarray]:
         people += frame_people
         features[frame] = _pose_vector(frame_people)
     keypoints = np.stack(people) if people else np.zeros((0, 18, 3), np.float32)
-    return {"features": features, "mask": _mask(12, n_real), "keypoints": keypoints,
-            "people_per_frame": people_per_frame}
+    return {
+        "features": features,
+        "mask": _mask(12, n_real),
+        "keypoints": keypoints,
+        "people_per_frame": people_per_frame,
+    }
 
 
 def _pose_vector(people: list[np.ndarray]) -> np.ndarray:
@@ -138,7 +176,7 @@ def _pose_vector(people: list[np.ndarray]) -> np.ndarray:
     for slot, keypoint in enumerate(range(1, 14)):
         seen = [p[keypoint, :2] for p in people if p[keypoint, 2] >= 0]
         if seen:
-            vector[2 * slot: 2 * slot + 2] = np.mean(seen, axis=0) / [FRAME_WIDTH, FRAME_HEIGHT]
+            vector[2 * slot : 2 * slot + 2] = np.mean(seen, axis=0) / [FRAME_WIDTH, FRAME_HEIGHT]
     return vector
 
 
@@ -168,10 +206,13 @@ def _faces(rng, pattern, n_real, **_) -> dict[str, np.ndarray]:
         side = rng.integers(40, 60, size=count)
         boxes.append(np.stack([top, left + side, top + side, left], axis=1))
         scores.append(frame_scores)
-    return {"features": features, "mask": _mask(12, n_real),
-            "boxes": np.concatenate(boxes).astype(np.int32) if boxes else np.zeros((0, 4), np.int32),
-            "scores": np.concatenate(scores).astype(np.float32) if scores else np.zeros((0, 7), np.float32),
-            "faces_per_frame": faces_per_frame}
+    return {
+        "features": features,
+        "mask": _mask(12, n_real),
+        "boxes": np.concatenate(boxes).astype(np.int32) if boxes else np.zeros((0, 4), np.int32),
+        "scores": np.concatenate(scores).astype(np.float32) if scores else np.zeros((0, 7), np.float32),
+        "faces_per_frame": faces_per_frame,
+    }
 
 
 _BUILDERS = {"scene": _scene, "pose": _pose, "audio": _audio, "faces": _faces}

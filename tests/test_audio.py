@@ -1,4 +1,5 @@
 """Audio extractor: real clips, mel filterbank on pure tones, the padding rule, silence, the openl3 error."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -8,8 +9,16 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from preprocess.audio import (LOGMEL_DIM, N_MELS, NO_AUDIO_FLAG, AudioBackendError, AudioExtractor,
-                              logmel_embedding, mel_band_centres, mel_filterbank)
+from preprocess.audio import (
+    LOGMEL_DIM,
+    N_MELS,
+    NO_AUDIO_FLAG,
+    AudioBackendError,
+    AudioExtractor,
+    logmel_embedding,
+    mel_band_centres,
+    mel_filterbank,
+)
 from preprocess.config import PreprocessConfig
 from preprocess.decode import DecodedClip, decode_clip
 
@@ -78,8 +87,23 @@ def test_steps_real_while_centre_within_audio(n_samples, n_real):
 
 def test_clip_without_audio_embeds_finite_silence(extractor, val_clip, tmp_path):
     silent_copy = tmp_path / "video_only.mp4"
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(val_clip),
-                    "-t", "2", "-an", "-c:v", "copy", str(silent_copy)], check=True)
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(val_clip),
+            "-t",
+            "2",
+            "-an",
+            "-c:v",
+            "copy",
+            str(silent_copy),
+        ],
+        check=True,
+    )
     clip = decode_audio(silent_copy, extractor)
     assert clip.audio is None
     result = extractor.extract(clip)

@@ -3,6 +3,7 @@
 Cache tests preprocess only the audio modality (no TensorFlow model, about 0.3 s a clip); training tests use a
 tiny synthetic cache and one epoch; the Ctrl-C and kill tests run the command line in a subprocess (slow).
 """
+
 from __future__ import annotations
 
 import csv
@@ -58,6 +59,7 @@ def files_under(folder: Path) -> set[Path]:
 
 # 1. Source "." -------------------------------------------------------------------------------------------------
 
+
 def test_dot_source_writes_under_the_cache_and_nowhere_else(tmp_path: Path, test_clips, monkeypatch) -> None:
     videos = video_folder(tmp_path / "party_videos", test_clips[:1])
     clip = f"dotsource_{uuid.uuid4().hex[:8]}"
@@ -100,6 +102,7 @@ def test_csv_video_outside_its_folder_gets_a_key_inside_the_cache(tmp_path: Path
 
 # 2. Clip-key collisions ------------------------------------------------------------------------------------------
 
+
 def test_csv_clips_with_one_file_name_in_two_folders_stay_apart(tmp_path: Path, test_clips) -> None:
     root = tmp_path / "set"
     link(test_clips[0], root / "v" / "v2.mp4")
@@ -136,6 +139,7 @@ def test_two_videos_with_one_name_are_an_error_listing_both(tmp_path: Path, layo
 
 # 3. One source per cache, clips.csv exactly the source's clips --------------------------------------------------
 
+
 def test_a_cache_holds_one_source_and_exactly_its_clips(tmp_path: Path, test_clips) -> None:
     first = video_folder(tmp_path / "a" / "demo", test_clips[:2])
     second = video_folder(tmp_path / "b" / "demo", test_clips[2:3])
@@ -165,8 +169,9 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     from tests.synthetic import make_synthetic_cache
 
     root = tmp_path_factory.mktemp("trained")
-    cache = make_synthetic_cache(root / "cache", n_per_class=3, scene_shape=(12, 3, 4, 8), audio_dim=16,
-                                 splits=("Train", "Val"))
+    cache = make_synthetic_cache(
+        root / "cache", n_per_class=3, scene_shape=(12, 3, 4, 8), audio_dim=16, splits=("Train", "Val")
+    )
     train_modality("faces", cache, root / "runs", **TINY)
     return cache, root / "runs"
 
@@ -255,6 +260,7 @@ def test_corrupt_model_file_is_named_and_retrained(trained, runs: Path, capsys) 
 
 # 6. Duplicate labels ---------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["vgaf", "csv"])
 def test_conflicting_duplicate_labels_name_the_file_and_both_lines(tmp_path: Path, kind: str, caplog) -> None:
     if kind == "vgaf":
@@ -275,6 +281,7 @@ def test_conflicting_duplicate_labels_name_the_file_and_both_lines(tmp_path: Pat
 
 
 # 7. Videos not taken are reported --------------------------------------------------------------------------------
+
 
 def test_folder_with_top_level_videos_and_a_subfolder_takes_them_all(tmp_path: Path) -> None:
     root = tmp_path / "party"
@@ -308,6 +315,7 @@ def test_stray_and_broken_videos_are_reported_not_dropped(tmp_path: Path) -> Non
 
 # 8. Commas and accents -------------------------------------------------------------------------------------------
 
+
 def test_comma_and_accent_in_a_clip_name_survive_clips_csv(tmp_path: Path, test_clips) -> None:
     name = "party, 2019 é"
     folder = tmp_path / "Fête"
@@ -316,14 +324,16 @@ def test_comma_and_accent_in_a_clip_name_survive_clips_csv(tmp_path: Path, test_
     assert audio_only(folder, cache).done == 1
     with (cache / "clips.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    assert rows == [{"key": f"Fête/{name}", "split": "Fête", "name": name, "label": "",
-                     "path": str(folder.resolve() / video.name)}]
+    assert rows == [
+        {"key": f"Fête/{name}", "split": "Fête", "name": name, "label": "", "path": str(folder.resolve() / video.name)}
+    ]
     store = CacheDir(cache).current("audio")
     assert store.path(f"Fête/{name}").is_file() and store.has(f"Fête/{name}")
     assert audio_only(folder, cache).skipped == 1
 
 
 # 9. Corrupt cache files ------------------------------------------------------------------------------------------
+
 
 def test_corrupt_feature_files_are_named_treated_as_missing_and_recomputed(tmp_path: Path, test_clips) -> None:
     source, cache = video_folder(tmp_path / "clips", test_clips[:4]), tmp_path / "cache"
@@ -333,8 +343,12 @@ def test_corrupt_feature_files_are_named_treated_as_missing_and_recomputed(tmp_p
     good = store.path(keys[0]).read_bytes()
     flipped = bytearray(good)
     flipped[100:150] = bytes(b ^ 0xFF for b in flipped[100:150])  # bit rot inside the compressed features
-    damaged = {keys[0]: b"", keys[1]: good[: len(good) // 2], keys[2]: np.random.default_rng(0).bytes(3000),
-               keys[3]: bytes(flipped)}
+    damaged = {
+        keys[0]: b"",
+        keys[1]: good[: len(good) // 2],
+        keys[2]: np.random.default_rng(0).bytes(3000),
+        keys[3]: bytes(flipped),
+    }
     for key, content in damaged.items():
         store.path(key).write_bytes(content)
         with pytest.raises(CorruptFileError) as error:
@@ -364,6 +378,7 @@ def test_features_of_another_modality_are_refused_with_both_shapes(tmp_path: Pat
 
 
 # 11. Read-only cache, full disk ----------------------------------------------------------------------------------
+
 
 def make_read_only(cache: Path, monkeypatch) -> str:
     """``chmod -R a-w`` the cache; where that does not stop writes (root), simulate a read-only file system:
@@ -409,8 +424,9 @@ def make_full(cache: Path, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("trouble", ["read-only", "full"])
-def test_unwritable_cache_serves_cached_runs_and_names_itself_when_written(tmp_path: Path, test_clips, monkeypatch,
-                                                                          trouble: str) -> None:
+def test_unwritable_cache_serves_cached_runs_and_names_itself_when_written(
+    tmp_path: Path, test_clips, monkeypatch, trouble: str
+) -> None:
     source, cache = tmp_path / "clips", tmp_path / "cache"
     video_folder(source / "A", test_clips[:2])
     video_folder(source / "B", test_clips[2:3])
@@ -425,8 +441,11 @@ def test_unwritable_cache_serves_cached_runs_and_names_itself_when_written(tmp_p
             audio_only(source, cache)  # B/Test_2 needs computing
         message = str(error.value)
         assert f"cannot write to {store.folder}" in message
-        assert ("read-only" in message or "permission denied" in message) if trouble == "read-only" else \
-            "the disk is full" in message
+        assert (
+            ("read-only" in message or "permission denied" in message)
+            if trouble == "read-only"
+            else "the disk is full" in message
+        )
         assert re.search(r"\d+\.\d GiB free|free space unknown", message)
     finally:
         monkeypatch.undo()
@@ -456,6 +475,7 @@ def test_full_disk_stops_the_run_and_leaves_no_partial_file(tmp_path: Path, test
 
 # 12. Concurrent runs ---------------------------------------------------------------------------------------------
 
+
 def test_a_locked_cache_is_refused_and_its_temporary_files_are_left_alone(tmp_path: Path, test_clips) -> None:
     source, cache = video_folder(tmp_path / "clips", test_clips[:1]), tmp_path / "cache"
     audio_only(source, cache)
@@ -463,9 +483,18 @@ def test_a_locked_cache_is_refused_and_its_temporary_files_are_left_alone(tmp_pa
     in_flight = store.folder / "clips" / ".Test_2.npz.x1y2z3.tmp"  # the other run is writing it
     in_flight.write_bytes(b"PK\x03\x04 being written")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom gvs.core.workspace import CacheDir\n"
-         "with CacheDir(sys.argv[1]).lock():\n    print('locked', flush=True)\n    sys.stdin.read()", str(cache)],
-        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom gvs.core.workspace import CacheDir\n"
+            "with CacheDir(sys.argv[1]).lock():\n    print('locked', flush=True)\n    sys.stdin.read()",
+            str(cache),
+        ],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(CacheBusyError, match=f"pid {holder.pid}"):
@@ -478,6 +507,7 @@ def test_a_locked_cache_is_refused_and_its_temporary_files_are_left_alone(tmp_pa
 
 
 # 13. Ctrl-C and kill (the command line, in a subprocess) ---------------------------------------------------------
+
 
 def tagged_processes(tag: str) -> list[int]:
     """Live processes (zombies excluded) whose environment carries GVS_TEST_TAG=tag: the run and its workers."""
@@ -500,9 +530,25 @@ def start_run(tmp_path: Path, test_clips, tag: str):
     source, cache = video_folder(tmp_path / "clips", test_clips[:8]), tmp_path / f"cache-{tag}"
     log = (tmp_path / "stdout.txt").open("wb"), (tmp_path / "stderr.txt").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "preprocess", str(source), "--cache", str(cache), "--workers", "2",
-         "--only", "audio", "pose"],
-        cwd=REPO, env=dict(os.environ, GVS_TEST_TAG=tag), stdout=log[0], stderr=log[1], start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "preprocess",
+            str(source),
+            "--cache",
+            str(cache),
+            "--workers",
+            "2",
+            "--only",
+            "audio",
+            "pose",
+        ],
+        cwd=REPO,
+        env=dict(os.environ, GVS_TEST_TAG=tag),
+        stdout=log[0],
+        stderr=log[1],
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while not list(cache.glob("features/pose/*/*/*.npz")):  # the first clip is done (pose is written last)
         if process.poll() is not None or time.monotonic() > deadline:

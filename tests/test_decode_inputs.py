@@ -1,4 +1,5 @@
 """Inputs that deserve better than index sampling (issue 9): long, variable-frame-rate and portrait clips."""
+
 from __future__ import annotations
 
 import subprocess
@@ -38,8 +39,9 @@ def derived(tmp_path_factory, val_clip: Path) -> Path:
     folder = tmp_path_factory.mktemp("derived")
     source = str(val_clip)
     # Every 3rd frame during the first 4 s (10 fps), then all of them (30 fps): 70 frames in 5 s.
-    ffmpeg("-i", source, "-an", "-vf", r"select='not(mod(n\,3))+gte(t\,4)'", "-fps_mode", "vfr",
-           str(folder / "vfr.mp4"))
+    ffmpeg(
+        "-i", source, "-an", "-vf", r"select='not(mod(n\,3))+gte(t\,4)'", "-fps_mode", "vfr", str(folder / "vfr.mp4")
+    )
     # Nothing between 1 s and 2.5 s: a 1.5-s gap in the timestamps.
     ffmpeg("-i", source, "-an", "-vf", r"select='lt(t\,1)+gte(t\,2.5)'", "-fps_mode", "vfr", str(folder / "gap.mp4"))
     ffmpeg("-stream_loop", "11", "-i", source, "-c", "copy", str(folder / "long.mp4"))  # 60 s, no re-encoding
@@ -51,6 +53,7 @@ def derived(tmp_path_factory, val_clip: Path) -> Path:
 @pytest.fixture
 def no_probe(monkeypatch):
     """Fail the test if decoding runs ffmpeg to read the header (constant-frame-rate clips never need it)."""
+
     def probe(path):
         raise AssertionError(f"{path}: header probed for a constant-frame-rate clip")
 
@@ -161,14 +164,15 @@ HEADER = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'vfr.mp4':
 def test_header_parsing_and_nominal_rate() -> None:
     info = parse_stream_header(HEADER)
     assert (info.nominal_fps, info.average_fps, info.duration) == (30.0, 19.48, pytest.approx(596.04))
-    assert parse_stream_header("Duration: N/A, bitrate: N/A\n  Stream #0:0: Video: vp9, 1k tbr, 1k tbn") == \
-        StreamInfo(1000.0, None, None)
-    assert nominal_rate(19.48, info) == 30.0                                # variable frame rate: nominal
-    assert nominal_rate(30000 / 1001, StreamInfo(29.97)) == 30000 / 1001    # header rounding: OpenCV's exact rate
-    assert nominal_rate(25.0, StreamInfo(50.0)) == 25.0                     # field rate of interlaced video
-    assert nominal_rate(25.0, StreamInfo(1000.0)) == 25.0                   # a time base, not a rate
+    assert parse_stream_header("Duration: N/A, bitrate: N/A\n  Stream #0:0: Video: vp9, 1k tbr, 1k tbn") == StreamInfo(
+        1000.0, None, None
+    )
+    assert nominal_rate(19.48, info) == 30.0  # variable frame rate: nominal
+    assert nominal_rate(30000 / 1001, StreamInfo(29.97)) == 30000 / 1001  # header rounding: OpenCV's exact rate
+    assert nominal_rate(25.0, StreamInfo(50.0)) == 25.0  # field rate of interlaced video
+    assert nominal_rate(25.0, StreamInfo(1000.0)) == 25.0  # a time base, not a rate
     assert nominal_rate(0.0, StreamInfo(30.0)) == 30.0
-    assert nominal_rate(0.0, StreamInfo()) == 0.0                           # unknown: sample by index
+    assert nominal_rate(0.0, StreamInfo()) == 0.0  # unknown: sample by index
 
 
 def test_decode_errors_are_input_errors(tmp_path: Path) -> None:

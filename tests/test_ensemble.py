@@ -1,6 +1,7 @@
 """Fusions, ablation and the run_ensemble command on a synthetic cache where each modality carries a
 different part of the class signal: scene tells Positive from the rest, pose Neutral, audio Negative,
 faces nothing. No single modality can exceed about 2/3 accuracy; a fusion of them can reach 1."""
+
 from __future__ import annotations
 
 import csv
@@ -22,9 +23,12 @@ from preprocess.pipeline import RunSummary
 from tests.synthetic import make_synthetic_cache
 
 MODALITIES = ["audio", "faces", "pose", "scene"]
-TINY_SIZES = {"scene": {"heads": 1, "filters": 4, "reduce_channels": 8}, "pose": {"units": 8},
-              "audio": {"conv_filters": (8, 16, 16), "lstm_units": (8, 8), "dense": 8, "learning_rate": 1e-3},
-              "faces": {"units": 8}}
+TINY_SIZES = {
+    "scene": {"heads": 1, "filters": 4, "reduce_channels": 8},
+    "pose": {"units": 8},
+    "audio": {"conv_filters": (8, 16, 16), "lstm_units": (8, 8), "dense": 8, "learning_rate": 1e-3},
+    "faces": {"units": 8},
+}
 TRAIN_OPTIONS = {"epochs": 30, "patience": 8, "verbose": 0}
 FUSION_OPTIONS = {"epochs": 60, "vae_epochs": 60, "patience": 15}
 FC_MARGIN = 0.15  # fc accuracy must beat the best single modality by at least this much on the report part
@@ -37,8 +41,9 @@ def train_tiny(modality: str, cache: Path, runs: Path, **options) -> Path:
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("ensemble")
-    cache = make_synthetic_cache(root / "cache", 30, signal={"faces": 0.0}, seed=1,
-                                 separates={"scene": 0, "pose": 1, "audio": 2})
+    cache = make_synthetic_cache(
+        root / "cache", 30, signal={"faces": 0.0}, seed=1, separates={"scene": 0, "pose": 1, "audio": 2}
+    )
     runs = root / "runs"
     for modality in MODALITIES:
         train_tiny(modality, cache, runs)
@@ -80,8 +85,9 @@ def test_scalers_are_fitted_on_the_train_part_only(synthetic):
         for modality in MODALITIES:
             hidden = data.outputs[modality].hidden.astype(np.float64)
             layer_mean = np.asarray(model.get_layer(f"{modality}_scale").mean).ravel()
-            np.testing.assert_allclose(scaler[f"{modality}_mean"], hidden[train_rows].mean(axis=0), rtol=1e-5,
-                                       atol=1e-6)
+            np.testing.assert_allclose(
+                scaler[f"{modality}_mean"], hidden[train_rows].mean(axis=0), rtol=1e-5, atol=1e-6
+            )
             np.testing.assert_allclose(layer_mean, hidden[train_rows].mean(axis=0), rtol=1e-4, atol=1e-5)
             assert not np.allclose(hidden[train_rows].mean(axis=0), hidden[all_rows].mean(axis=0), atol=1e-6)
 
@@ -117,13 +123,20 @@ def test_a_fusion_folder_appears_only_once_complete(synthetic, tmp_path, monkeyp
 
 
 def _recompute(predictions: Path) -> dict:
-    rows = [r for r in RunFolder(predictions.parent).read_predictions()
-            if r["part"] == "report" and int(r["label"]) >= 0]
+    rows = [
+        r for r in RunFolder(predictions.parent).read_predictions() if r["part"] == "report" and int(r["label"]) >= 0
+    ]
     y = [int(r["label"]) for r in rows]
     pred = [int(r["pred"]) for r in rows]
     precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
-    return {"accuracy": accuracy_score(y, pred), "macro_precision": precision, "macro_recall": recall,
-            "macro_f1": f1, "n": len(y), "confusion": confusion_matrix(y, pred, labels=[0, 1, 2]).tolist()}
+    return {
+        "accuracy": accuracy_score(y, pred),
+        "macro_precision": precision,
+        "macro_recall": recall,
+        "macro_f1": f1,
+        "n": len(y),
+        "confusion": confusion_matrix(y, pred, labels=[0, 1, 2]).tolist(),
+    }
 
 
 def test_every_ablation_number_recomputes_from_the_saved_predictions(synthetic):
@@ -154,14 +167,18 @@ def test_subsets():
 
 def _outputs(probabilities: list[list[list[float]]]) -> dict[str, ModalityOutputs]:
     names = ["audio", "pose", "scene"][: len(probabilities)]
-    return {m: ModalityOutputs(m, [str(i) for i in range(len(p))], np.zeros((len(p), 2), np.float32),
-                               np.array(p, np.float32)) for m, p in zip(names, probabilities)}
+    return {
+        m: ModalityOutputs(
+            m, [str(i) for i in range(len(p))], np.zeros((len(p), 2), np.float32), np.array(p, np.float32)
+        )
+        for m, p in zip(names, probabilities)
+    }
 
 
 def test_hard_vote_majority_and_tie_rule():
-    outputs = _outputs([[[0.6, 0.3, 0.1], [0.4, 0.5, 0.1]],
-                        [[0.5, 0.4, 0.1], [0.1, 0.2, 0.7]],
-                        [[0.1, 0.8, 0.1], [0.5, 0.1, 0.4]]])
+    outputs = _outputs(
+        [[[0.6, 0.3, 0.1], [0.4, 0.5, 0.1]], [[0.5, 0.4, 0.1], [0.1, 0.2, 0.7]], [[0.1, 0.8, 0.1], [0.5, 0.1, 0.4]]]
+    )
     vote = HardVote().fit(outputs, np.array([0, 0]))
     np.testing.assert_allclose(vote.predict_proba(outputs), [[2 / 3, 1 / 3, 0], [1 / 3, 1 / 3, 1 / 3]])
     # clip 0: two votes for Positive; clip 1: a three-way tie, Negative has the highest summed probability
@@ -183,8 +200,11 @@ def test_weighted_vote_uses_given_weights_or_fits_them_on_select():
 def test_align_leaves_out_clips_lacking_a_modality():
     full = ModalityOutputs("pose", ["Train/a", "Train/b", "Val/c"], np.ones((3, 2)), np.full((3, 3), 1 / 3))
     partial = ModalityOutputs("faces", ["Train/a", "Val/c"], np.ones((2, 2)), np.full((2, 3), 1 / 3))
-    data = align({"pose": full, "faces": partial}, {"Train/a": "train", "Train/b": "train", "Val/c": "report"},
-                 {"Train/a": 0, "Train/b": 1, "Val/c": 2})
+    data = align(
+        {"pose": full, "faces": partial},
+        {"Train/a": "train", "Train/b": "train", "Val/c": "report"},
+        {"Train/a": 0, "Train/b": 1, "Val/c": 2},
+    )
     assert data.keys == ["Train/a", "Val/c"] and data.left_out == {"faces": ["Train/b"]}
     assert data.y.tolist() == [0, 2] and data.parts.tolist() == ["train", "report"]
     assert data.without(["faces"]).modalities == ["pose"]
@@ -221,8 +241,21 @@ def test_run_ensemble_fc_drop_fer_removes_exactly_the_faces_input(synthetic, mon
     monkeypatch.setattr(preprocess.pipeline, "run_preprocess", fake_preprocess)
     monkeypatch.setattr(modalities.train, "train_modality", tiny_training)
     runs = synthetic["runs"]
-    code = run_ensemble.main(["unused-dataset", "--cache", str(synthetic["cache"]), "--runs", str(runs),
-                              "--fusion", "fc", "--drop", "fer", "--epochs", "60"])
+    code = run_ensemble.main(
+        [
+            "unused-dataset",
+            "--cache",
+            str(synthetic["cache"]),
+            "--runs",
+            str(runs),
+            "--fusion",
+            "fc",
+            "--drop",
+            "fer",
+            "--epochs",
+            "60",
+        ]
+    )
     printed, errors = capsys.readouterr()
     assert code == 0, errors
     assert trained == ["scene", "pose", "audio"]

@@ -1,4 +1,5 @@
 """Faces extractor: detection on a real face, FER scores, size filtering, per-frame pooling, a real clip."""
+
 from __future__ import annotations
 
 import cv2
@@ -22,8 +23,9 @@ def astronaut() -> np.ndarray:
 
 
 def clip_of(frames: np.ndarray, n_frames: int = 12) -> DecodedClip:
-    return DecodedClip(path=skimage.data.__file__, frames=frames, frame_indices=list(range(len(frames))),
-                       fps=25.0, n_frames=n_frames)
+    return DecodedClip(
+        path=skimage.data.__file__, frames=frames, frame_indices=list(range(len(frames))), fps=25.0, n_frames=n_frames
+    )
 
 
 def test_astronaut_face_is_found_and_scored_happy(extractor, astronaut):
@@ -54,8 +56,7 @@ def test_extract_on_astronaut_frames_pads_and_counts(extractor, astronaut):
     assert arrays["features"][0, 21] == 1
     assert not arrays["features"][[1, 3, 4]].any()
     # No random step: the same frames give the same features twice.
-    np.testing.assert_array_equal(extractor.extract(clip_of(frames, n_frames=5)).arrays["features"],
-                                  arrays["features"])
+    np.testing.assert_array_equal(extractor.extract(clip_of(frames, n_frames=5)).arrays["features"], arrays["features"])
 
 
 def test_flat_image_has_no_faces(extractor):
@@ -86,8 +87,7 @@ def test_face_smaller_than_min_face_is_not_returned(astronaut):
 
 
 def test_face_features_pool_min_max_mean_count():
-    two_faces = np.array([[0.1, 0.0, 0.2, 0.5, 0.1, 0.0, 0.1],
-                          [0.3, 0.1, 0.0, 0.1, 0.2, 0.2, 0.1]], dtype=np.float32)
+    two_faces = np.array([[0.1, 0.0, 0.2, 0.5, 0.1, 0.0, 0.1], [0.3, 0.1, 0.0, 0.1, 0.2, 0.2, 0.1]], dtype=np.float32)
     one_face = np.array([[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]], dtype=np.float32)
     no_face = np.zeros((0, 7), dtype=np.float32)
     features = face_features([two_faces, no_face, one_face], n_frames=5)

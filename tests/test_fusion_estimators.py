@@ -1,5 +1,6 @@
 """The fusions as scikit-learn estimators: parameters, cloning, fitted checks, option typos, save/load round
 trips and the VAE's Keras training, on small random modality outputs (no trained modality models needed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,9 @@ def _outputs(n: int, seed: int) -> tuple[dict[str, ModalityOutputs], np.ndarray]
         hidden = rng.normal(size=(n, size)) + np.eye(3, size)[y] * 2
         logits = np.eye(3)[y] * 1.5 + rng.normal(size=(n, 3))
         probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        outputs[modality] = ModalityOutputs(modality, [f"Train/{i}" for i in range(n)], hidden.astype(np.float32),
-                                            probabilities.astype(np.float32))
+        outputs[modality] = ModalityOutputs(
+            modality, [f"Train/{i}" for i in range(n)], hidden.astype(np.float32), probabilities.astype(np.float32)
+        )
     return outputs, y
 
 
@@ -76,8 +78,9 @@ def test_vae_trains_through_keras_fit_and_keeps_its_best_epoch():
     outputs, y = _outputs(24, 3)
     select = _outputs(12, 4)
     # a high learning rate makes the select loss jump about, so early stopping ends training after a worse epoch
-    fusion = VAEFusion(latent_dim=4, encoder_units=8, vae_epochs=60, epochs=3, patience=3, learning_rate=0.05,
-                       batch_size=8).fit(outputs, y, validation=select)
+    fusion = VAEFusion(
+        latent_dim=4, encoder_units=8, vae_epochs=60, epochs=3, patience=3, learning_rate=0.05, batch_size=8
+    ).fit(outputs, y, validation=select)
     history = fusion.vae_history_
     assert {"loss", "reconstruction", "kl", "val_loss", "val_reconstruction", "val_kl"} <= set(history)
     best = int(np.argmin(history["val_loss"]))

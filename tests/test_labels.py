@@ -1,4 +1,5 @@
 """Label files and dataset discovery on the real VGAF label files and hand-made variants."""
+
 from pathlib import Path
 
 import pytest
@@ -25,11 +26,14 @@ def test_discover_reports_listed_clips_missing_on_disk(vgaf_root: Path) -> None:
     assert len(dataset.missing["Train"]) == 2661 and len(dataset.missing["Val"]) == 765
 
 
-@pytest.mark.parametrize("content, fragment", [
-    ("Vid_name Label\n1_1 4\n", ":2:"),
-    ("Vid_name Label\n1_1\n", ":2:"),
-    ("name label\n1_1 1\n", "first line"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("Vid_name Label\n1_1 4\n", ":2:"),
+        ("Vid_name Label\n1_1\n", ":2:"),
+        ("name label\n1_1 1\n", "first line"),
+    ],
+)
 def test_bad_vgaf_label_files_name_the_file_and_line(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "Train_labels.txt"
     path.write_text(content)

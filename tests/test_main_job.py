@@ -19,12 +19,27 @@ def demo(tmp_path_factory, shared_dir: Path) -> Path:  # shared_dir: the pose mo
 
 
 def tables(printed: str) -> str:
-    return printed[printed.index("### Comparison"):]
+    return printed[printed.index("### Comparison") :]
 
 
 def test_demo_chain_ends_with_tables_and_resumes_without_redoing_work(demo: Path, tmp_path: Path, capsys) -> None:
-    arguments = [str(demo), "--cache", str(tmp_path / "cache"), "--runs", str(tmp_path / "runs"), "--preset", "fast",
-                 "--fusion", "fc", "--drop", "fer", "--train-epochs", "15", "--epochs", "40"]
+    arguments = [
+        str(demo),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--runs",
+        str(tmp_path / "runs"),
+        "--preset",
+        "fast",
+        "--fusion",
+        "fc",
+        "--drop",
+        "fer",
+        "--train-epochs",
+        "15",
+        "--epochs",
+        "40",
+    ]
     assert run_ensemble.main(arguments) == 0
     printed = capsys.readouterr().out
     assert "### Comparison" in printed and "### Ablation: fc fusion (loo)" in printed

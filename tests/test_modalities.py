@@ -1,4 +1,5 @@
 """The four modality models: names, masking, learning, run outputs, seeds, skipping and errors."""
+
 from __future__ import annotations
 
 import csv
@@ -9,12 +10,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, recall_score
 
-from modalities.architectures import PooledStepMask, build_model, compile_model
-from modalities.data import open_features
-from modalities.metrics import classification_metrics, save_confusion_png
 from gvs.core.errors import CacheError, PartitionError, StaleModelError
 from gvs.core.vocabulary import CLASS_NAMES
 from gvs.core.workspace import CacheDir
+from modalities.architectures import PooledStepMask, build_model, compile_model
+from modalities.data import open_features
+from modalities.metrics import classification_metrics, save_confusion_png
 from modalities.partition import ensure_partition, make_partition
 from modalities.train import load_modality_model, main, predict_proba, train_modality
 from tests.synthetic import make_synthetic_cache
@@ -23,16 +24,19 @@ MODALITIES = ("scene", "pose", "audio", "faces")
 SCENE_SHAPE = (12, 3, 4, 8)
 SHAPES = {"scene": SCENE_SHAPE, "pose": (12, 27), "audio": (11, 16), "faces": (12, 22)}
 # Small sizes and a faster audio learning rate (the paper's 4e-5 suits 2,661 clips, not 24) keep tests quick.
-FAST = {"scene": {"heads": 2, "filters": 4}, "pose": {"units": 16},
-        "audio": {"conv_filters": (16, 32, 32), "lstm_units": (16, 16), "learning_rate": 1e-2}, "faces": {}}
+FAST = {
+    "scene": {"heads": 2, "filters": 4},
+    "pose": {"units": 16},
+    "audio": {"conv_filters": (16, 32, 32), "lstm_units": (16, 16), "learning_rate": 1e-2},
+    "faces": {},
+}
 TRAINING = {"epochs": 15, "patience": 15, "batch_size": 12}
 ACCURACY_BAR = 0.9  # report-part accuracy when the class is fully recoverable from the modality
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    return make_synthetic_cache(tmp_path_factory.mktemp("cache"), n_per_class=10, scene_shape=SCENE_SHAPE,
-                                audio_dim=16)
+    return make_synthetic_cache(tmp_path_factory.mktemp("cache"), n_per_class=10, scene_shape=SCENE_SHAPE, audio_dim=16)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +61,12 @@ def test_model_names_sizes_and_save_load(modality, tmp_path):
     assert model.get_layer("probabilities").output.shape[-1] == len(CLASS_NAMES)
     assert model.get_layer("hidden").output.shape[0] is None
     assert model.get_layer(f"{modality}_mask")
-    expected = {"scene": ["scene_convlstm_0", "scene_convlstm_1"], "pose": ["pose_bilstm"],
-                "faces": ["faces_bilstm"], "audio": ["audio_bilstm_0", "audio_bilstm_1"]}[modality]
+    expected = {
+        "scene": ["scene_convlstm_0", "scene_convlstm_1"],
+        "pose": ["pose_bilstm"],
+        "faces": ["faces_bilstm"],
+        "audio": ["audio_bilstm_0", "audio_bilstm_1"],
+    }[modality]
     assert all(model.get_layer(name) for name in expected)
     x = _padded_batch(modality)
     before = predict_proba(model, x)
@@ -97,15 +105,17 @@ def test_audio_mask_follows_pooling():
 @pytest.mark.parametrize("modality", MODALITIES)
 def test_overfits_a_tiny_batch(modality, tmp_path):
     """Nine clips whose labels the features do not carry (signal 0) are memorised (training-mode accuracy 1)."""
-    noise = make_synthetic_cache(tmp_path, 3, signal={m: 0.0 for m in MODALITIES}, splits=("Train",),
-                                 scene_shape=SCENE_SHAPE, audio_dim=16)
+    noise = make_synthetic_cache(
+        tmp_path, 3, signal={m: 0.0 for m in MODALITIES}, splits=("Train",), scene_shape=SCENE_SHAPE, audio_dim=16
+    )
     features = open_features(noise, modality)
     x, y = features.load(range(len(features.keys))), features.labels
     keras.utils.set_random_seed(0)
     sizes = {k: v for k, v in FAST[modality].items() if k != "learning_rate"}
     model = compile_model(build_model(modality, features.shape, **sizes), modality, learning_rate=1e-2)
     stop_when_memorised = keras.callbacks.LambdaCallback(
-        on_epoch_end=lambda epoch, logs: setattr(model, "stop_training", logs["accuracy"] == 1.0))
+        on_epoch_end=lambda epoch, logs: setattr(model, "stop_training", logs["accuracy"] == 1.0)
+    )
     history = model.fit(x, y, epochs=200, batch_size=len(y), verbose=0, callbacks=[stop_when_memorised]).history
     assert history["accuracy"][-1] == 1.0 and history["loss"][-1] < history["loss"][0] / 2
 
@@ -191,7 +201,9 @@ def test_metrics_agree_with_scikit_learn(tmp_path):
         ours = classification_metrics(y_true, y_pred, "Val")
         precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
         assert ours["accuracy"] == pytest.approx(np.mean(y_true == y_pred))
-        assert (ours["macro_precision"], ours["macro_recall"], ours["macro_f1"]) == pytest.approx((precision, recall, f1))
+        assert (ours["macro_precision"], ours["macro_recall"], ours["macro_f1"]) == pytest.approx(
+            (precision, recall, f1)
+        )
         assert list(ours["per_class_recall"].values()) == pytest.approx(recall_score(y_true, y_pred, average=None))
         assert ours["confusion"] == confusion_matrix(y_true, y_pred).tolist() and ours["split"] == "Val"
     image = save_confusion_png(ours["confusion"], tmp_path / "c.png", "test")
@@ -204,8 +216,16 @@ def test_command_line_help_and_error(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    for option in ("--cache", "--epochs", "--seed", "--class-weight", "--patience", "--select-fraction",
-                   "--reduce-channels", "--filters"):
+    for option in (
+        "--cache",
+        "--epochs",
+        "--seed",
+        "--class-weight",
+        "--patience",
+        "--select-fraction",
+        "--reduce-channels",
+        "--filters",
+    ):
         assert option in text
     assert main(["audio", "--cache", str(tmp_path)]) == 2
     assert "no audio features" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """The model-file resolver: checksums, packaged copies and the message when a file is missing."""
+
 from pathlib import Path
 
 import pytest
@@ -25,8 +26,11 @@ def test_missing_file_error_names_file_folder_and_source(tmp_path: Path, monkeyp
 def test_failed_download_is_reported_not_raised_raw(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv(model_files.MODEL_DIR_ENV, str(tmp_path))
     spec = model_files.MODEL_FILES["openpose"]
-    monkeypatch.setitem(model_files.MODEL_FILES, "openpose",
-                        model_files.ModelFile(spec.filename, spec.sha256, "http://127.0.0.1:9/graph.pb", spec.about))
+    monkeypatch.setitem(
+        model_files.MODEL_FILES,
+        "openpose",
+        model_files.ModelFile(spec.filename, spec.sha256, "http://127.0.0.1:9/graph.pb", spec.about),
+    )
     with pytest.raises(ModelFileError, match="download failed"):
         resolve("openpose")
     assert not list(tmp_path.iterdir())  # no partial file left behind

@@ -1,10 +1,10 @@
 """The preprocessing run: every bad-input case, resuming, parameter changes and interrupted writes."""
+
 from __future__ import annotations
 
 import json
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -117,7 +117,9 @@ def test_rerun_skips_finished_clips_and_parameter_change_uses_a_new_folder(tmp_p
     assert CacheDir(tmp_path / "cache").current_fingerprints()["audio"] == changed.fingerprints["audio"]
     assert {a["features"].shape[0] for a in cached(tmp_path / "cache", "audio").values()} == {6}  # 0..5 s, 1-s hops
     old = cached(tmp_path / "cache", "audio", fingerprint=first.fingerprints["audio"])
-    assert {a["features"].shape[0] for a in old.values()} == {11}  # the earlier features are intact, in their own folder
+    assert {a["features"].shape[0] for a in old.values()} == {
+        11
+    }  # the earlier features are intact, in their own folder
     params = json.loads((tmp_path / "cache/features/audio" / changed.fingerprints["audio"] / "params.json").read_text())
     assert params["params"]["audio_hop"] == 1.0 and "numpy" in params["versions"]
 
@@ -141,4 +143,7 @@ def test_interrupted_write_leaves_nothing_that_reads_as_valid(tmp_path: Path, te
     monkeypatch.setattr(workspace_module.np, "savez_compressed", real_savez)
     resumed = audio_only(source, tmp_path / "cache")
     assert resumed.done == 1 and not list(folder.rglob("*.tmp"))
-    assert CacheDir(tmp_path / "cache").store("audio", folder.name).read("Test/Test_1")[0]["features"].shape == (11, 132)
+    assert CacheDir(tmp_path / "cache").store("audio", folder.name).read("Test/Test_1")[0]["features"].shape == (
+        11,
+        132,
+    )

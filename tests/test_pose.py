@@ -1,4 +1,5 @@
 """Pose modality: people found on real clips and images, PAF grouping on synthetic maps, feature rules."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,15 @@ from skimage import data
 from preprocess.config import PreprocessConfig
 from preprocess.decode import DecodedClip, read_frames
 from preprocess.paf import LIMB_PAF_CHANNELS, LIMBS, N_KEYPOINTS, group_people
-from preprocess.pose import (BODY_KEYPOINTS, N_FEATURES, PoseExtractor, detect_people, network_input, network_size,
-                             pose_features)
+from preprocess.pose import (
+    BODY_KEYPOINTS,
+    N_FEATURES,
+    PoseExtractor,
+    detect_people,
+    network_input,
+    network_size,
+    pose_features,
+)
 
 NECK, RIGHT_SHOULDER, LEFT_SHOULDER, RIGHT_HIP, LEFT_HIP = 1, 2, 5, 8, 11
 
@@ -52,10 +60,14 @@ def test_real_clips_give_features_in_range(real_results: dict) -> None:
 
 
 def test_group_clips_have_plausible_people_counts(real_results: dict) -> None:
-    plausible = [name for name, (_, result) in real_results.items()
-                 if 1 <= np.median(result.arrays["people_per_frame"]) and result.arrays["people_per_frame"].max() < 40]
-    assert len(plausible) >= len(real_results) - 1, {n: r.arrays["people_per_frame"].tolist()
-                                                      for n, (_, r) in real_results.items()}
+    plausible = [
+        name
+        for name, (_, result) in real_results.items()
+        if 1 <= np.median(result.arrays["people_per_frame"]) and result.arrays["people_per_frame"].max() < 40
+    ]
+    assert len(plausible) >= len(real_results) - 1, {
+        n: r.arrays["people_per_frame"].tolist() for n, (_, r) in real_results.items()
+    }
 
 
 def test_skeletons_are_upright(real_results: dict) -> None:
@@ -121,6 +133,7 @@ def test_network_input_is_bgr_minus_mean() -> None:
 
 # --- grouping on synthetic network output ------------------------------------------------------------------
 
+
 def _render_maps(people: list[np.ndarray], height: int = 46, width: int = 46) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps (18, h, w) and fields (38, h, w) that a perfect network would output for ``people``."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -145,8 +158,26 @@ def _render_maps(people: list[np.ndarray], height: int = 46, width: int = 46) ->
 
 def _stick_figure(x: float, y: float) -> np.ndarray:
     """18 keypoints (x, y) of an upright person about 30 cells tall whose neck is at (x, y)."""
-    offsets = [(0, -4), (0, 0), (-3, 0), (-4, 5), (-4, 10), (3, 0), (4, 5), (4, 10), (-2, 10), (-2, 17),
-               (-2, 24), (2, 10), (2, 17), (2, 24), (-1, -5), (1, -5), (-2, -4), (2, -4)]
+    offsets = [
+        (0, -4),
+        (0, 0),
+        (-3, 0),
+        (-4, 5),
+        (-4, 10),
+        (3, 0),
+        (4, 5),
+        (4, 10),
+        (-2, 10),
+        (-2, 17),
+        (-2, 24),
+        (2, 10),
+        (2, 17),
+        (2, 24),
+        (-1, -5),
+        (1, -5),
+        (-2, -4),
+        (2, -4),
+    ]
     return np.array([(x + dx, y + dy) for dx, dy in offsets], dtype=np.float32)
 
 
@@ -169,6 +200,7 @@ def test_group_people_without_fields_finds_nobody() -> None:
 
 # --- features from hand-made people ------------------------------------------------------------------------
 
+
 def _person(points: dict[int, tuple[float, float]]) -> np.ndarray:
     person = np.tile(np.array([-1.0, -1.0, 0.0], np.float32), (N_KEYPOINTS, 1))
     for part, (x, y) in points.items():
@@ -182,12 +214,11 @@ def _column(part: int) -> int:
 
 def test_features_normalise_in_own_box_keeping_proportions() -> None:
     # Box 200 wide x 100 tall: x spans [0, 1], y only [0, 0.5].
-    person = _person({NECK: (300, 400), RIGHT_SHOULDER: (200, 400), LEFT_SHOULDER: (400, 400),
-                      RIGHT_HIP: (250, 500)})
+    person = _person({NECK: (300, 400), RIGHT_SHOULDER: (200, 400), LEFT_SHOULDER: (400, 400), RIGHT_HIP: (250, 500)})
     row = pose_features([person[None]], n_frames=1)[0]
     assert row[_column(RIGHT_SHOULDER)] == pytest.approx(0.0) and row[_column(LEFT_SHOULDER)] == pytest.approx(1.0)
-    assert row[_column(NECK):_column(NECK) + 2] == pytest.approx([0.5, 0.0])
-    assert row[_column(RIGHT_HIP):_column(RIGHT_HIP) + 2] == pytest.approx([0.25, 0.5])
+    assert row[_column(NECK) : _column(NECK) + 2] == pytest.approx([0.5, 0.0])
+    assert row[_column(RIGHT_HIP) : _column(RIGHT_HIP) + 2] == pytest.approx([0.25, 0.5])
     # Same person, shifted and three times larger: same features.
     moved = person.copy()
     moved[..., :2] = np.where(moved[..., 2:] > 0, moved[..., :2] * 3 + 17, -1)
@@ -197,19 +228,20 @@ def test_features_normalise_in_own_box_keeping_proportions() -> None:
 def test_features_ignore_face_keypoints_and_mark_missing() -> None:
     person = _person({0: (0, 0), 14: (1000, 1000), NECK: (10, 10), RIGHT_HIP: (10, 30)})
     row = pose_features([person[None]], n_frames=1)[0]
-    assert row[_column(NECK):_column(NECK) + 2] == pytest.approx([0.0, 0.0])
-    assert row[_column(RIGHT_HIP):_column(RIGHT_HIP) + 2] == pytest.approx([0.0, 1.0])
-    others = [c for c in range(N_FEATURES - 1) if c // 2 not in (BODY_KEYPOINTS.index(NECK),
-                                                                   BODY_KEYPOINTS.index(RIGHT_HIP))]
+    assert row[_column(NECK) : _column(NECK) + 2] == pytest.approx([0.0, 0.0])
+    assert row[_column(RIGHT_HIP) : _column(RIGHT_HIP) + 2] == pytest.approx([0.0, 1.0])
+    others = [
+        c for c in range(N_FEATURES - 1) if c // 2 not in (BODY_KEYPOINTS.index(NECK), BODY_KEYPOINTS.index(RIGHT_HIP))
+    ]
     assert np.all(row[others] == -1) and row[-1] == 1
 
 
 def test_features_average_only_people_who_have_the_keypoint() -> None:
-    first = _person({NECK: (0, 0), RIGHT_HIP: (0, 10), LEFT_HIP: (10, 10)})   # hips at (0, 1) and (1, 1)
-    second = _person({NECK: (10, 0), RIGHT_HIP: (0, 10)})                    # no left hip
+    first = _person({NECK: (0, 0), RIGHT_HIP: (0, 10), LEFT_HIP: (10, 10)})  # hips at (0, 1) and (1, 1)
+    second = _person({NECK: (10, 0), RIGHT_HIP: (0, 10)})  # no left hip
     row = pose_features([np.stack([first, second])], n_frames=1)[0]
-    assert row[_column(NECK):_column(NECK) + 2] == pytest.approx([0.5, 0.0])
-    assert row[_column(LEFT_HIP):_column(LEFT_HIP) + 2] == pytest.approx([1.0, 1.0])  # first person only
+    assert row[_column(NECK) : _column(NECK) + 2] == pytest.approx([0.5, 0.0])
+    assert row[_column(LEFT_HIP) : _column(LEFT_HIP) + 2] == pytest.approx([1.0, 1.0])  # first person only
     assert row[_column(RIGHT_SHOULDER)] == -1
     assert row[-1] == 2
 

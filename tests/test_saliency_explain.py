@@ -1,4 +1,5 @@
 """End to end: figures for clips and splits of a synthetic cache, explained with models of the real architectures."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,17 +22,22 @@ from saliency import maps
 from saliency.explain import Explainer, ExplainError, default_fusion, explain, pick_clips, read_clip_frames
 from tests.synthetic import make_synthetic_cache
 
-SMALL_SIZES = {"scene": {"heads": 2, "filters": 2, "reduce_channels": 4}, "pose": {"units": 4},
-               "audio": {"conv_filters": (8, 8, 8), "lstm_units": (4, 4), "dense": 4},
-               "faces": {"units": 4, "dense": 4}}
+SMALL_SIZES = {
+    "scene": {"heads": 2, "filters": 2, "reduce_channels": 4},
+    "pose": {"units": 4},
+    "audio": {"conv_filters": (8, 8, 8), "lstm_units": (4, 4), "dense": 4},
+    "faces": {"units": 4, "dense": 4},
+}
 PART_OF_SPLIT = {"Train": "train", "Val": "report", "Test": "test"}
 FUSION = "fc-test"
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _write_predictions(path: Path, keys: list[str], labels: list[int], probabilities: np.ndarray) -> None:
-    rows = [[key, key.split("/")[0], PART_OF_SPLIT[key.split("/")[0]], label, *p, CLASS_NAMES[int(np.argmax(p))]]
-            for key, label, p in zip(keys, labels, probabilities)]
+    rows = [
+        [key, key.split("/")[0], PART_OF_SPLIT[key.split("/")[0]], label, *p, CLASS_NAMES[int(np.argmax(p))]]
+        for key, label, p in zip(keys, labels, probabilities)
+    ]
     atomic_write_csv(path, ["key", "split", "part", "label", *(f"p_{c}" for c in CLASS_NAMES), "pred"], rows)
 
 
@@ -74,13 +80,28 @@ def _image(path: Path) -> np.ndarray:
 
 def test_pick_clips_orders_confident_correct_and_confidently_wrong():
     def row(key, label, p, part="report"):
-        return {"key": key, "split": key.split("/")[0], "part": part, "label": str(label),
-                **{f"p_{c}": str(v) for c, v in zip(CLASS_NAMES, p)}, "pred": "ignored"}
+        return {
+            "key": key,
+            "split": key.split("/")[0],
+            "part": part,
+            "label": str(label),
+            **{f"p_{c}": str(v) for c, v in zip(CLASS_NAMES, p)},
+            "pred": "ignored",
+        }
 
-    rows = [row("Val/a", 0, (0.6, 0.3, 0.1)), row("Val/b", 0, (0.9, 0.05, 0.05)), row("Val/c", 1, (0.1, 0.1, 0.8)),
-            row("Val/d", 2, (0.5, 0.4, 0.1)), row("Val/e", 1, (0.2, 0.7, 0.1), part="select")]
-    assert pick_clips(rows, "Val", 2) == [("Val/b", "confident"), ("Val/e", "confident"),
-                                          ("Val/c", "wrong"), ("Val/d", "wrong")]
+    rows = [
+        row("Val/a", 0, (0.6, 0.3, 0.1)),
+        row("Val/b", 0, (0.9, 0.05, 0.05)),
+        row("Val/c", 1, (0.1, 0.1, 0.8)),
+        row("Val/d", 2, (0.5, 0.4, 0.1)),
+        row("Val/e", 1, (0.2, 0.7, 0.1), part="select"),
+    ]
+    assert pick_clips(rows, "Val", 2) == [
+        ("Val/b", "confident"),
+        ("Val/e", "confident"),
+        ("Val/c", "wrong"),
+        ("Val/d", "wrong"),
+    ]
     assert pick_clips(rows, "select", 3) == [("Val/e", "confident")]
     unlabelled = [row("Test/x", -1, (0.2, 0.3, 0.5), "test"), row("Test/y", -1, (0.1, 0.8, 0.1), "test")]
     assert pick_clips(unlabelled, "Test", 1) == [("Test/y", "confident")]
@@ -103,8 +124,9 @@ def test_default_fusion_is_the_fitted_fc_one_and_votes_have_no_fused_model(works
 def test_split_figures_exist_for_every_modality_and_the_fusion(workspace):
     out = workspace["root"] / "split"
     runs = RunsDir(workspace["runs"])
-    written = explain(workspace["cache"], workspace["runs"], out, [*MODALITIES, "fusion"], split="Val", top=1,
-                      smooth_samples=4)
+    written = explain(
+        workspace["cache"], workspace["runs"], out, [*MODALITIES, "fusion"], split="Val", top=1, smooth_samples=4
+    )
     for modality in (*MODALITIES, "fusion"):
         run = runs.fusion(FUSION) if modality == "fusion" else runs.modality(modality)
         for key, pick in pick_clips(run.read_predictions(), "Val", 1):
@@ -138,8 +160,7 @@ def test_one_clip_on_real_frames_and_audio(workspace, val_clip):
 
 def test_fer_names_faces_and_missing_models_say_what_to_run(workspace):
     out = workspace["root"] / "aliases"
-    written = explain(workspace["cache"], workspace["runs"], out, ["pose", "fer"], clip="Test/Test_1",
-                      method="vanilla")
+    written = explain(workspace["cache"], workspace["runs"], out, ["pose", "fer"], clip="Test/Test_1", method="vanilla")
     assert written == [out / "pose" / "Test_Test_1.png", out / "faces" / "Test_Test_1.png"]
     with pytest.raises(RunError, match="no trained audio model.*gvs train audio"):
         explain(workspace["cache"], workspace["root"] / "no-runs", out, ["audio"], clip="Val/1_1")
@@ -153,10 +174,16 @@ def test_fer_names_faces_and_missing_models_say_what_to_run(workspace):
 
 def test_a_fresh_process_loads_models_with_custom_layers(workspace):
     """The saved models hold custom layers (StepMasking, PooledStepMask); importing saliency registers them."""
-    code = ("import sys; from saliency.explain import Explainer; "
-            "print(Explainer(sys.argv[1], sys.argv[2], sys.argv[3]).model('audio').name)")
-    done = subprocess.run([sys.executable, "-c", code, str(workspace["cache"]), str(workspace["runs"]),
-                           str(workspace["root"] / "fresh")], capture_output=True, text=True, cwd=REPO)
+    code = (
+        "import sys; from saliency.explain import Explainer; "
+        "print(Explainer(sys.argv[1], sys.argv[2], sys.argv[3]).model('audio').name)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(workspace["cache"]), str(workspace["runs"]), str(workspace["root"] / "fresh")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "audio_model"
 

@@ -4,6 +4,7 @@ Also what tf-keras-vis gets right and wrong for our models: its Saliency is the 
 Gradcam is right on the ConvLSTM2D heads (one (h, w) map per clip) only unexpanded, and gives no per-frame maps
 on a sequence of feature maps.
 """
+
 from __future__ import annotations
 
 import keras
@@ -54,8 +55,10 @@ def clip() -> np.ndarray:
 
 
 def test_scene_saliency_ranks_the_only_frame_and_cell_first(scene_model, clip):
-    for frame_maps in (maps.vanilla_saliency(scene_model, clip, 0, keepdims=False),
-                       maps.smoothgrad(scene_model, clip, 0, samples=8, keepdims=False)):
+    for frame_maps in (
+        maps.vanilla_saliency(scene_model, clip, 0, keepdims=False),
+        maps.smoothgrad(scene_model, clip, 0, samples=8, keepdims=False),
+    ):
         assert frame_maps.shape == (T, H, W)  # largest value over channels
         frame, row, column = np.unravel_index(np.argmax(frame_maps), frame_maps.shape)
         assert (frame, row, column) == (5, 2, 3)
@@ -69,8 +72,9 @@ def test_vanilla_saliency_is_the_gradient_of_the_log_probability(scene_heads, cl
         score = tf.math.log(scene_heads(x, training=False)[:, 1] + 1e-7)
     expected = np.abs(np.asarray(tape.gradient(score, x))[0])
     np.testing.assert_allclose(maps.vanilla_saliency(scene_heads, clip, 1), expected, rtol=1e-4, atol=1e-7)
-    np.testing.assert_allclose(maps.vanilla_saliency(scene_heads, clip, 1, keepdims=False), expected.max(axis=-1),
-                               rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+        maps.vanilla_saliency(scene_heads, clip, 1, keepdims=False), expected.max(axis=-1), rtol=1e-4, atol=1e-7
+    )
 
 
 def test_smoothgrad_is_deterministic_in_its_seed_and_leaves_numpy_alone(scene_heads, clip):
@@ -100,15 +104,21 @@ def test_gradcam_on_the_convlstm_heads_is_one_map_per_clip(scene_heads, clip):
         for class_index in range(3):
             cam = maps.gradcam(scene_heads, clip, head, class_index)
             assert cam.shape == (H, W) and np.all(cam >= 0)
-            np.testing.assert_allclose(cam, _grad_cam_by_hand(scene_heads, clip, head, class_index, (0, 1)),
-                                       rtol=1e-4, atol=1e-7)
+            np.testing.assert_allclose(
+                cam, _grad_cam_by_hand(scene_heads, clip, head, class_index, (0, 1)), rtol=1e-4, atol=1e-7
+            )
 
 
 def test_tf_keras_vis_expanded_gradcam_misplaces_the_axes_of_a_convlstm_head(scene_heads, clip):
     """Why maps.gradcam asks tf-keras-vis for the raw map: expanded to the input (T, h, w, C), the (h, w) map is
     zoomed onto the input's first axes (T, h), so rows become frames and columns become rows."""
-    expanded = Gradcam(scene_heads, clone=False)(_log_probability(0), clip[None], penultimate_layer="scene_convlstm_0",
-                                                 seek_penultimate_conv_layer=False, normalize_cam=False)
+    expanded = Gradcam(scene_heads, clone=False)(
+        _log_probability(0),
+        clip[None],
+        penultimate_layer="scene_convlstm_0",
+        seek_penultimate_conv_layer=False,
+        normalize_cam=False,
+    )
     assert np.shape(expanded) == (1, T, H)
 
 
@@ -116,13 +126,29 @@ def test_tf_keras_vis_gradcam_gives_no_per_frame_maps_on_a_sequence_of_maps(scen
     """On a ConvLSTM returning its sequence (T, h, w, C) tf-keras-vis averages the channel weights over time too:
     frames the score does not depend on get a map, where per-frame weights mark frame 5 only. Our heads return
     their last state, so maps.gradcam refuses such a layer rather than draw misleading per-frame maps."""
-    library = np.stack([np.asarray(Gradcam(scene_model, clone=False)(
-        _log_probability(c), clip[None], penultimate_layer="scene_sequence", seek_penultimate_conv_layer=False,
-        expand_cam=False, normalize_cam=False))[0] for c in range(3)])
+    library = np.stack(
+        [
+            np.asarray(
+                Gradcam(scene_model, clone=False)(
+                    _log_probability(c),
+                    clip[None],
+                    penultimate_layer="scene_sequence",
+                    seek_penultimate_conv_layer=False,
+                    expand_cam=False,
+                    normalize_cam=False,
+                )
+            )[0]
+            for c in range(3)
+        ]
+    )
     per_frame = np.stack([_grad_cam_by_hand(scene_model, clip, "scene_sequence", c, (1, 2)) for c in range(3)])
     assert library.shape == per_frame.shape == (3, T, H, W)
-    np.testing.assert_allclose(library, np.stack([_grad_cam_by_hand(scene_model, clip, "scene_sequence", c, (0, 1, 2))
-                                                  for c in range(3)]), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+        library,
+        np.stack([_grad_cam_by_hand(scene_model, clip, "scene_sequence", c, (0, 1, 2)) for c in range(3)]),
+        rtol=1e-4,
+        atol=1e-7,
+    )
     per_frame_totals = per_frame.sum(axis=(0, 2, 3))
     assert np.argmax(per_frame_totals) == 5 and np.all(np.delete(per_frame_totals, 5) == 0)
     assert np.delete(library.sum(axis=(0, 2, 3)), 5).max() > 0
@@ -167,8 +193,9 @@ def test_audio_and_faces_reductions_rank_the_used_step_and_statistic_first():
     keras.utils.set_random_seed(4)
     audio = keras.Input((11, 32), name="audio_input")
     audio_model = keras.Model(audio, _head(_pick(7, "step7")(audio)))
-    steps = maps.step_saliency(maps.smoothgrad(audio_model, np.random.default_rng(3).normal(size=(11, 32)), 0,
-                                               samples=4))
+    steps = maps.step_saliency(
+        maps.smoothgrad(audio_model, np.random.default_rng(3).normal(size=(11, 32)), 0, samples=4)
+    )
     assert steps.shape == (11,) and np.argmax(steps) == 7
 
     faces = keras.Input((T, 22), name="faces_input")
@@ -214,7 +241,8 @@ def test_integrated_gradients_are_complete(fusion_model, baseline_scale):
     attributions = maps.integrated_gradients(fusion_model, inputs, 2, steps=64, baseline=baseline)
     total = sum(a.sum() for a in attributions.values())
     expected = np.log(maps.predict_probabilities(fusion_model, inputs)[2]) - np.log(
-        maps.predict_probabilities(fusion_model, baseline)[2])
+        maps.predict_probabilities(fusion_model, baseline)[2]
+    )
     assert total == pytest.approx(expected, abs=0.02)
 
 

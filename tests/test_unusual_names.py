@@ -38,18 +38,50 @@ def listing(tmp_path_factory, shared_dir: Path) -> Path:
 def test_clip_with_comma_and_accent_goes_through_every_stage(listing: Path, tmp_path: Path) -> None:
     cache, runs, figures = tmp_path / "cache", tmp_path / "runs", tmp_path / "figures"
     key = f"all/videos/{ODD_NAME}"
-    assert gvs_main(["preprocess", str(listing), "--cache", str(cache), "--only", "pose", "audio", "--preset",
-                     "fast", "--quiet"]) == 0
+    assert (
+        gvs_main(
+            [
+                "preprocess",
+                str(listing),
+                "--cache",
+                str(cache),
+                "--only",
+                "pose",
+                "audio",
+                "--preset",
+                "fast",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     clip = next(c for c in CacheDir(cache).clips() if c.key == key)
     assert clip.path == listing.parent / "videos" / f"{ODD_NAME}.mp4" and clip.label is not None
     for modality in ("pose", "audio"):
-        assert gvs_main(["train", modality, "--cache", str(cache), "--runs", str(runs), "--epochs", "3",
-                         "--quiet"]) == 0
+        assert (
+            gvs_main(["train", modality, "--cache", str(cache), "--runs", str(runs), "--epochs", "3", "--quiet"]) == 0
+        )
         assert key in {row["key"] for row in RunsDir(runs).modality(modality).read_predictions()}
-    assert gvs_main(["fuse", "--cache", str(cache), "--runs", str(runs), "--fusion", "soft", "--ablation",
-                     "none"]) == 0
+    assert gvs_main(["fuse", "--cache", str(cache), "--runs", str(runs), "--fusion", "soft", "--ablation", "none"]) == 0
     fused = RunsDir(runs).fusion(RunsDir(runs).fusion_names()[0]).read_predictions()
     assert key in {row["key"] for row in fused}
-    assert gvs_main(["explain", "--cache", str(cache), "--runs", str(runs), "--clip", key, "--modality", "pose",
-                     "audio", "--out", str(figures)]) == 0
+    assert (
+        gvs_main(
+            [
+                "explain",
+                "--cache",
+                str(cache),
+                "--runs",
+                str(runs),
+                "--clip",
+                key,
+                "--modality",
+                "pose",
+                "audio",
+                "--out",
+                str(figures),
+            ]
+        )
+        == 0
+    )
     assert len(list(figures.rglob("*.png"))) == 2

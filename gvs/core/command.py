@@ -62,11 +62,18 @@ def guarded(action: Callable[[], int], debug: bool = False) -> int:
         return 130
 
 
-def run_module(prog: str, description: str, epilog: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-               run: Callable[[argparse.Namespace], int], argv: list[str] | None = None) -> int:
+def run_module(
+    prog: str,
+    description: str,
+    epilog: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+    argv: list[str] | None = None,
+) -> int:
     """Parse ``argv`` with a stage's arguments and run it under the error guard (for ``python -m STAGE``)."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(parser)
     add_debug(parser)
     args = parser.parse_args(argv)

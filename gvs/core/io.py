@@ -28,9 +28,13 @@ def disk_error(folder: Path, error: OSError) -> DiskError:
         free = f"{shutil.disk_usage(probe).free / 2**30:.1f} GiB free"
     except OSError:
         free = "free space unknown"
-    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-               errno.EPERM: "permission denied"}
+    reasons = {
+        errno.ENOSPC: "the disk is full",
+        errno.EDQUOT: "the disk quota is exceeded",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "permission denied",
+        errno.EPERM: "permission denied",
+    }
     reason = reasons.get(error.errno, error.strerror or str(error))
     return DiskError(f"cannot write to {folder}: {reason} ({free}); free some space or choose another folder")
 

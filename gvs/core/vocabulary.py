@@ -22,6 +22,8 @@ def check_modalities(names: list[str] | tuple[str, ...], what: str = "modality")
     canonical = {canonical_modality(n) for n in names}
     unknown = sorted(canonical - set(MODALITIES))
     if unknown:
-        raise InputError(f"{what}: unknown modality {', '.join(unknown)}; choose from {', '.join(MODALITIES)} "
-                         "('fer' also names faces)")
+        raise InputError(
+            f"{what}: unknown modality {', '.join(unknown)}; choose from {', '.join(MODALITIES)} "
+            "('fer' also names faces)"
+        )
     return [m for m in MODALITIES if m in canonical]

@@ -38,8 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CacheBusyError, CacheError, CorruptFileError, RunError
-from .vocabulary import CLASS_NAMES
 from .io import atomic_write_bytes, atomic_write_csv, atomic_write_json, disk_errors, read_csv, read_json
+from .vocabulary import CLASS_NAMES
 
 # Scene maps barely compress (7.4 -> 5.8 MB a clip) but decompressing them makes each read 3.5x slower
 # (44 vs 12.5 ms), and training reads every clip every epoch; the small modalities stay compressed.
@@ -113,8 +113,10 @@ class FeatureStore:
         if expected is None:
             atomic_write_json(self.layout_path, {"shape": list(features.shape), "dtype": str(features.dtype)})
         elif list(features.shape) != expected["shape"]:
-            raise CacheError(f"{self.path(key)}: features of shape {tuple(features.shape)}, but this store holds "
-                             f"{tuple(expected['shape'])}")
+            raise CacheError(
+                f"{self.path(key)}: features of shape {tuple(features.shape)}, but this store holds "
+                f"{tuple(expected['shape'])}"
+            )
         payload = dict(arrays, meta=np.array(json.dumps(dict(meta, fingerprint=self.fingerprint))))
         save = np.savez if self.modality in UNCOMPRESSED_MODALITIES else np.savez_compressed
         atomic_write_bytes(self.path(key), lambda handle: save(handle, **payload))
@@ -128,26 +130,35 @@ class FeatureStore:
         store's shape, its fingerprint. Raises CorruptFileError naming the file (never loads pickles)."""
         path = self.path(key)
         if not path.is_file():
-            raise CacheError(f"{path}: clip {key!r} has no {self.modality} features (extraction failed or the key "
-                             "is wrong; keys look like Val/1_1)")
+            raise CacheError(
+                f"{path}: clip {key!r} has no {self.modality} features (extraction failed or the key "
+                "is wrong; keys look like Val/1_1)"
+            )
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in data.files if name != "meta"}
                 meta = json.loads(str(data["meta"])) if "meta" in data.files else None
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, KeyError) as error:  # bit rot: zlib
-            raise CorruptFileError(f"corrupt feature file {path} ({type(error).__name__}); it is treated as "
-                                   "missing: re-run preprocessing to recompute it") from error
+            raise CorruptFileError(
+                f"corrupt feature file {path} ({type(error).__name__}); it is treated as "
+                "missing: re-run preprocessing to recompute it"
+            ) from error
         if not isinstance(meta, dict) or "features" not in arrays or "mask" not in arrays:
-            raise CorruptFileError(f"corrupt feature file {path}: lacks features, mask or meta; re-run "
-                                   "preprocessing to recompute it")
+            raise CorruptFileError(
+                f"corrupt feature file {path}: lacks features, mask or meta; re-run preprocessing to recompute it"
+            )
         expected = self.layout()
         shape = tuple(arrays["features"].shape)
         if expected is not None and shape != tuple(expected["shape"]):
-            raise CorruptFileError(f"{path} holds {shape} features, {self.modality} expects {tuple(expected['shape'])}"
-                                   "; it is treated as missing: delete it or re-run preprocessing")
+            raise CorruptFileError(
+                f"{path} holds {shape} features, {self.modality} expects {tuple(expected['shape'])}"
+                "; it is treated as missing: delete it or re-run preprocessing"
+            )
         if meta.get("fingerprint", self.fingerprint) != self.fingerprint:
-            raise CorruptFileError(f"{path} was made with fingerprint {meta['fingerprint']}, not {self.fingerprint}"
-                                   "; it is treated as missing: delete it or re-run preprocessing")
+            raise CorruptFileError(
+                f"{path} was made with fingerprint {meta['fingerprint']}, not {self.fingerprint}"
+                "; it is treated as missing: delete it or re-run preprocessing"
+            )
         return arrays, meta
 
     def has(self, key: str) -> bool:
@@ -162,8 +173,11 @@ class FeatureStore:
         """Keys of every feature file present (valid or not), sorted."""
         if not self.folder.is_dir():
             return []
-        return sorted(p.relative_to(self.folder).as_posix()[: -len(".npz")] for p in self.folder.rglob("*.npz")
-                      if not p.name.startswith("."))
+        return sorted(
+            p.relative_to(self.folder).as_posix()[: -len(".npz")]
+            for p in self.folder.rglob("*.npz")
+            if not p.name.startswith(".")
+        )
 
     def clean_temporary(self) -> int:
         """Remove temporary files left by interrupted writes (call only while holding the cache lock)."""
@@ -203,8 +217,10 @@ class CacheDir:
         """The store of ``modality`` written by the last preprocessing run; CacheError when there is none."""
         fingerprint = self.current_fingerprints().get(modality)
         if fingerprint is None:
-            raise CacheError(f"{self.root}: the cache holds no {modality} features; run "
-                             f"`gvs preprocess DATASET --cache {self.root}` with {modality} enabled first")
+            raise CacheError(
+                f"{self.root}: the cache holds no {modality} features; run "
+                f"`gvs preprocess DATASET --cache {self.root}` with {modality} enabled first"
+            )
         return self.store(modality, fingerprint)
 
     def write_clips(self, clips: list[ClipRecord]) -> None:
@@ -219,8 +235,10 @@ class CacheDir:
         return read_csv(self.clips_path) if self.clips_path.is_file() else []
 
     def clips(self) -> list[ClipRecord]:
-        return [ClipRecord(r["name"], r["split"], Path(r["path"]), int(r["label"]) if r["label"] != "" else None)
-                for r in self.clip_rows()]
+        return [
+            ClipRecord(r["name"], r["split"], Path(r["path"]), int(r["label"]) if r["label"] != "" else None)
+            for r in self.clip_rows()
+        ]
 
     def labels(self) -> dict[str, int]:
         """Clip key -> class index (-1 when unlabelled)."""
@@ -234,7 +252,8 @@ class CacheDir:
             if owner.get("path") != source["path"]:
                 raise CacheError(
                     f"{self.root} holds the features of {owner.get('path')}, not of {source['path']}; pass another "
-                    f"--cache for this dataset (one cache per dataset, so clips of two datasets are never mixed)")
+                    f"--cache for this dataset (one cache per dataset, so clips of two datasets are never mixed)"
+                )
             return
         atomic_write_json(self.source_path, source)
 
@@ -259,8 +278,9 @@ class CacheDir:
             except BlockingIOError:
                 handle.seek(0)
                 holder = handle.read().strip() or "another process"
-                raise CacheBusyError(f"{self.root} is in use by {holder}; wait for that run to finish or use another "
-                                     "--cache") from None
+                raise CacheBusyError(
+                    f"{self.root} is in use by {holder}; wait for that run to finish or use another --cache"
+                ) from None
             handle.seek(0)
             handle.truncate()
             handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
@@ -324,8 +344,9 @@ def load_keras_model(path: Path):
     try:
         return keras.models.load_model(path, safe_mode=True)
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
-        raise CorruptFileError(f"corrupt model file {path} ({type(error).__name__}: {error}); delete its folder and "
-                               "train again") from error
+        raise CorruptFileError(
+            f"corrupt model file {path} ({type(error).__name__}: {error}); delete its folder and train again"
+        ) from error
 
 
 class RunsDir:
@@ -352,8 +373,9 @@ class RunsDir:
         """Names of the fitted fusions (folders under RUNS/fusion/ with a fusion.json), sorted."""
         if not self.fusion_root.is_dir():
             return []
-        return sorted(p.name for p in self.fusion_root.iterdir()
-                      if not p.name.startswith(".") and RunFolder(p).fusion.is_file())  # not staging folders
+        return sorted(
+            p.name for p in self.fusion_root.iterdir() if not p.name.startswith(".") and RunFolder(p).fusion.is_file()
+        )  # not staging folders
 
     def outputs_path(self, modality: str) -> Path:
         return self.outputs_root / f"{modality}.npz"
@@ -370,9 +392,11 @@ class RunsDir:
         if self.workspace_path.is_file():
             owner = read_json(self.workspace_path)
             if owner.get("cache") != record["cache"] or owner.get("source") != record["source"]:
-                raise RunError(f"{self.root} holds models trained from {owner.get('cache')} (dataset "
-                               f"{owner.get('source')}), not from {record['cache']} (dataset {record['source']}); "
-                               "pass another --runs folder")
+                raise RunError(
+                    f"{self.root} holds models trained from {owner.get('cache')} (dataset "
+                    f"{owner.get('source')}), not from {record['cache']} (dataset {record['source']}); "
+                    "pass another --runs folder"
+                )
             return
         atomic_write_json(self.workspace_path, record)
 
@@ -380,6 +404,7 @@ class RunsDir:
         """The trained model of ``modality`` (RUNS/<modality>/model.keras)."""
         path = self.modality(modality).model
         if not path.is_file():
-            raise RunError(f"{path}: no trained {modality} model; run `gvs train {modality} --cache CACHE "
-                           f"--runs {self.root}`")
+            raise RunError(
+                f"{path}: no trained {modality} model; run `gvs train {modality} --cache CACHE --runs {self.root}`"
+            )
         return load_keras_model(path)
