@@ -214,7 +214,8 @@ def test_failed_retrain_keeps_the_good_model(trained, runs: Path, monkeypatch, f
     from modalities import train as train_module
 
     good = files_of(runs / "faces")
-    assert {"model.keras", "config.json"} <= set(good)
+    run = RunFolder(runs / "faces")
+    assert {run.model.name, run.config.name} <= set(good)
 
     def failing_fit(modality, features, indices, settings, sizes, out, verbose):
         out.model.write_bytes(b"PK\x03\x04 half a model")  # the failure strikes mid-way
@@ -322,7 +323,7 @@ def test_comma_and_accent_in_a_clip_name_survive_clips_csv(tmp_path: Path, test_
     video = link(test_clips[0], folder / f"{name}.mp4")
     cache = tmp_path / "cache"
     assert audio_only(folder, cache).done == 1
-    with (cache / "clips.csv").open(newline="", encoding="utf-8") as handle:
+    with CacheDir(cache).clips_path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert rows == [
         {"key": f"Fête/{name}", "split": "Fête", "name": name, "label": "", "path": str(folder.resolve() / video.name)}

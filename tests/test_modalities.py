@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import keras
@@ -12,7 +11,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, r
 
 from gvs.core.errors import CacheError, PartitionError, StaleModelError
 from gvs.core.vocabulary import CLASS_NAMES
-from gvs.core.workspace import CacheDir
+from gvs.core.workspace import CacheDir, RunFolder, RunsDir
 from modalities.architectures import PooledStepMask, build_model, compile_model
 from modalities.data import open_features
 from modalities.metrics import classification_metrics, save_confusion_png
@@ -71,8 +70,8 @@ def test_model_names_sizes_and_save_load(modality, tmp_path):
     x = _padded_batch(modality)
     before = predict_proba(model, x)
     np.testing.assert_allclose(before.sum(axis=1), 1.0, rtol=1e-5)
-    model.save(tmp_path / "model.keras")
-    np.testing.assert_array_equal(predict_proba(keras.models.load_model(tmp_path / "model.keras"), x), before)
+    model.save(tmp_path / "roundtrip.keras")
+    np.testing.assert_array_equal(predict_proba(keras.models.load_model(tmp_path / "roundtrip.keras"), x), before)
 
 
 def test_sizes_come_from_the_data():
@@ -122,12 +121,11 @@ def test_overfits_a_tiny_batch(modality, tmp_path):
 
 @pytest.mark.parametrize("modality", MODALITIES)
 def test_learns_a_recoverable_class_and_writes_its_run(modality, runs, cache):
-    folder = runs / modality
-    metrics = json.loads((folder / "metrics.json").read_text())
+    run = RunsDir(runs).modality(modality)
+    metrics = json.loads(run.metrics.read_text())
     assert metrics["report"]["accuracy"] >= ACCURACY_BAR, metrics["report"]
     assert metrics["report"]["split"].startswith("Val") and metrics["select"]["split"].startswith("20% of Train")
-    with (folder / "predictions.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
+    rows = run.read_predictions()
     assert {r["part"] for r in rows} == {"train", "select", "report", "test"}
     for part in ("train", "select", "report"):
         picked = [r for r in rows if r["part"] == part]
@@ -139,7 +137,7 @@ def test_learns_a_recoverable_class_and_writes_its_run(modality, runs, cache):
     assert all(r["label"] == "-1" for r in test_rows)
     for row in test_rows:
         name = row["key"].split("/", 1)[1]
-        assert (folder / "submission" / f"{name}.txt").read_text().strip() == CLASS_NAMES[int(row["pred"])]
+        assert (run.submission / f"{name}.txt").read_text().strip() == CLASS_NAMES[int(row["pred"])]
     # The saved checkpoint reproduces the written probabilities.
     model = load_modality_model(runs, modality, cache)
     features = open_features(cache, modality)
@@ -147,18 +145,19 @@ def test_learns_a_recoverable_class_and_writes_its_run(modality, runs, cache):
     rows_of = [features.keys.index(r["key"]) for r in report]
     written = np.array([[float(r[f"p_{c}"]) for c in CLASS_NAMES] for r in report])
     np.testing.assert_allclose(predict_proba(model, features.load(rows_of)), written, atol=2e-6)
-    assert (folder / "confusion.png").stat().st_size > 1000
+    assert run.confusion.stat().st_size > 1000
 
 
 def test_same_seed_gives_the_same_metrics(cache, tmp_path):
     first = train_modality("faces", cache, tmp_path / "a", verbose=0, epochs=4, seed=3)
     second = train_modality("faces", cache, tmp_path / "b", verbose=0, epochs=4, seed=3)
-    assert (first / "metrics.json").read_text() == (second / "metrics.json").read_text()
-    assert (first / "predictions.csv").read_text() == (second / "predictions.csv").read_text()
+    first, second = RunFolder(first), RunFolder(second)
+    assert first.metrics.read_text() == second.metrics.read_text()
+    assert first.predictions.read_text() == second.predictions.read_text()
 
 
 def test_skips_identical_runs_and_retrains_changed_ones(cache, runs):
-    model_file = runs / "pose" / "model.keras"
+    model_file = RunsDir(runs).modality("pose").model
     trained_at = model_file.stat().st_mtime_ns
     train_modality("pose", cache, runs, verbose=0, **TRAINING, **FAST["pose"])
     assert model_file.stat().st_mtime_ns == trained_at

@@ -29,7 +29,7 @@ def listing(tmp_path_factory, shared_dir: Path) -> Path:
                 rows.append([f"videos/{target.name}", code])
     (folder / rows[0][0]).rename(folder / "videos" / f"{ODD_NAME}.mp4")
     rows[0][0] = f"videos/{ODD_NAME}.mp4"
-    path = folder / "clips.csv"
+    path = folder / "listing.csv"
     with path.open("w", newline="") as handle:
         csv.writer(handle).writerows([["video", "label"], *rows])
     return path
