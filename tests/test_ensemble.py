@@ -22,6 +22,9 @@ from modalities.train import train_modality
 from preprocess.pipeline import RunSummary
 from tests.synthetic import make_synthetic_cache
 
+pytestmark = pytest.mark.slow  # real models or training (`pytest -m 'not slow'` skips it)
+
+
 MODALITIES = ["audio", "faces", "pose", "scene"]
 TINY_SIZES = {
     "scene": {"heads": 1, "filters": 4, "reduce_channels": 8},

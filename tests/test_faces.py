@@ -11,6 +11,8 @@ from preprocess.config import PreprocessConfig
 from preprocess.decode import DecodedClip, decode_clip
 from preprocess.faces import EXPRESSIONS, FaceExtractor, detect_faces, face_features, score_faces
 
+pytestmark = pytest.mark.slow  # real models or training (`pytest -m 'not slow'` skips it)
+
 
 @pytest.fixture(scope="module")
 def extractor(shared_dir) -> FaceExtractor:

@@ -19,6 +19,9 @@ from modalities.partition import ensure_partition, make_partition
 from modalities.train import load_modality_model, main, predict_proba, train_modality
 from tests.synthetic import make_synthetic_cache
 
+pytestmark = pytest.mark.slow  # real models or training (`pytest -m 'not slow'` skips it)
+
+
 MODALITIES = ("scene", "pose", "audio", "faces")
 SCENE_SHAPE = (12, 3, 4, 8)
 SHAPES = {"scene": SCENE_SHAPE, "pose": (12, 27), "audio": (11, 16), "faces": (12, 22)}

@@ -20,6 +20,9 @@ from preprocess.config import PreprocessConfig
 from preprocess.demo import write_clip
 from preprocess.pipeline import run_preprocess
 
+pytestmark = pytest.mark.slow  # real models or training (`pytest -m 'not slow'` skips it)
+
+
 # Small scene frames and random backbone weights keep the test fast; every other setting is the paper's.
 SMALL = PreprocessConfig(scene_width=96, scene_height=64, scene_weights="none")
 

@@ -21,6 +21,8 @@ from preprocess.pose import (
     pose_features,
 )
 
+pytestmark = pytest.mark.slow  # real models or training (`pytest -m 'not slow'` skips it)
+
 NECK, RIGHT_SHOULDER, LEFT_SHOULDER, RIGHT_HIP, LEFT_HIP = 1, 2, 5, 8, 11
 
 

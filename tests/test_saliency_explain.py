@@ -22,6 +22,9 @@ from saliency import maps
 from saliency.explain import Explainer, ExplainError, default_fusion, explain, pick_clips, read_clip_frames
 from tests.synthetic import make_synthetic_cache
 
+pytestmark = pytest.mark.slow  # real models or training (`pytest -m 'not slow'` skips it)
+
+
 SMALL_SIZES = {
     "scene": {"heads": 2, "filters": 2, "reduce_channels": 4},
     "pose": {"units": 4},
