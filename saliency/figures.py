@@ -15,29 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gvs.core.vocabulary import CLASS_NAMES  # noqa: E402
+from gvs.core.vocabulary import CLASS_NAMES, COCO_LIMBS  # noqa: E402
 
-# OpenPose COCO-18 limbs (Nose, Neck, RShoulder, RElbow, RWrist, LShoulder, LElbow, LWrist, RHip, RKnee,
-# RAnkle, LHip, LKnee, LAnkle, REye, LEye, REar, LEar).
-COCO_LIMBS: tuple[tuple[int, int], ...] = (
-    (1, 2),
-    (1, 5),
-    (2, 3),
-    (3, 4),
-    (5, 6),
-    (6, 7),
-    (1, 8),
-    (8, 9),
-    (9, 10),
-    (1, 11),
-    (11, 12),
-    (12, 13),
-    (1, 0),
-    (0, 14),
-    (14, 16),
-    (0, 15),
-    (15, 17),
-)
 FER_EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FACE_STATISTICS: tuple[str, ...] = ("min", "max", "mean")
 _CANVAS = (320, 480)  # height, width of the grey canvas drawn when frames are not available

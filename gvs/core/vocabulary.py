@@ -7,6 +7,17 @@ VGAF_CODES: dict[str, int] = {"1": 0, "2": 1, "3": 2}  # VGAF label code -> clas
 MODALITIES: tuple[str, ...] = ("scene", "pose", "audio", "faces")
 MODALITY_ALIASES: dict[str, str] = {"fer": "faces", "face": "faces"}  # "fer" as in the reference paper
 PARTS: tuple[str, ...] = ("train", "select", "report", "test")  # roles of clips in RUNS/partition.json
+# OpenPose COCO-18 keypoints and its skeleton's limbs in tree order from the neck (the pose graph's layout; the
+# pose features keep body keypoints 1..13, Neck .. LAnkle).
+COCO_KEYPOINTS: tuple[str, ...] = (
+    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow", "left_wrist",
+    "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle", "right_eye", "left_eye",
+    "right_ear", "left_ear",
+)  # fmt: skip
+COCO_LIMBS: tuple[tuple[int, int], ...] = (
+    (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13), (1, 0),
+    (0, 14), (14, 16), (0, 15), (15, 17),
+)  # fmt: skip
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
