@@ -11,6 +11,7 @@ gvs explain    saliency and explanation figures
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -195,53 +196,53 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _subcommands() -> dict[str, tuple]:
-    """name -> (one-line help, description, epilog, add_arguments, run)."""
-    import modalities.train as train
-    import preprocess.cli as preprocess
-    import saliency.cli as explain
+def _own(description: str, epilog: str, add_arguments, run):
+    return lambda: (description, epilog, add_arguments, run)
 
-    return {
-        "run": (
-            "the whole chain on a dataset (default: the demo): preprocess, train, fuse, ablate",
+
+def _stage_command(module_name: str, description: str = "DESCRIPTION"):
+    """Loads a stage's command module only when that command is used (so `gvs --help` imports no TensorFlow)."""
+
+    def load():
+        module = importlib.import_module(module_name)
+        text = module.__doc__ if description == "__doc__" else getattr(module, description)
+        return text, module.EPILOG, module.add_arguments, module.run
+
+    return load
+
+
+# name -> (one-line help, loader of (description, epilog, add_arguments, run))
+SUBCOMMANDS: dict[str, tuple[str, object]] = {
+    "run": (
+        "the whole chain on a dataset (default: the demo): preprocess, train, fuse, ablate",
+        _own(
             "Preprocess, train the four modality models, fuse and ablate them; print the tables.",
             RUN_EPILOG,
             _add_run,
             _run,
         ),
-        "demo": (
-            "write the small demo dataset",
-            "Write the demo dataset in the VGAF layout.",
-            DEMO_EPILOG,
-            _add_demo,
-            _demo,
-        ),
-        "preprocess": (
-            "videos -> feature cache",
-            preprocess.DESCRIPTION,
-            preprocess.EPILOG,
-            preprocess.add_arguments,
-            preprocess.run,
-        ),
-        "train": ("train one modality's model", train.__doc__, train.EPILOG, train.add_arguments, train.run),
-        "fuse": (
-            "fit and compare fusions of trained models, ablate one",
+    ),
+    "demo": (
+        "write the small demo dataset",
+        _own("Write the demo dataset in the VGAF layout.", DEMO_EPILOG, _add_demo, _demo),
+    ),
+    "preprocess": ("videos -> feature cache", _stage_command("preprocess.cli")),
+    "train": ("train one modality's model", _stage_command("modalities.train", "__doc__")),
+    "fuse": (
+        "fit and compare fusions of trained models, ablate one",
+        _own(
             "Fit fusions over the trained modality models; write comparison and ablation tables.",
             FUSE_EPILOG,
             _add_fuse,
             _fuse,
         ),
-        "explain": (
-            "saliency and explanation figures",
-            explain.DESCRIPTION,
-            explain.EPILOG,
-            explain.add_arguments,
-            explain.run,
-        ),
-    }
+    ),
+    "explain": ("saliency and explanation figures", _stage_command("saliency.cli")),
+}
 
 
-def build_parser(prog: str = "gvs") -> argparse.ArgumentParser:
+def build_parser(prog: str = "gvs", command: str | None = None) -> argparse.ArgumentParser:
+    """The `gvs` parser; only ``command``'s options are loaded (all of them when None)."""
     parser = argparse.ArgumentParser(
         prog=prog,
         description=__doc__,
@@ -250,7 +251,11 @@ def build_parser(prog: str = "gvs") -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"gvs {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (summary, description, epilog, add_arguments, run) in _subcommands().items():
+    for name, (summary, load) in SUBCOMMANDS.items():
+        if command not in (None, name):
+            commands.add_parser(name, help=summary)
+            continue
+        description, epilog, add_arguments, run = load()
         sub = commands.add_parser(
             name,
             help=summary,
@@ -266,7 +271,9 @@ def build_parser(prog: str = "gvs") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "gvs") -> int:
     """Parse ``argv`` and run the chosen subcommand under the error guard."""
-    args = build_parser(prog).parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((word for word in argv if not word.startswith("-")), "")  # the first word names the command
+    args = build_parser(prog, command).parse_args(argv)
     return guarded(lambda: args.run(args), args.debug)
 
 
