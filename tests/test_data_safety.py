@@ -225,7 +225,9 @@ def test_failed_retrain_keeps_the_good_model(trained, runs: Path, monkeypatch, f
     with pytest.raises(failure, match="injected"):
         train_module.train_modality("faces", trained[0], runs, force=True, **TINY)
     assert files_of(runs / "faces") == good  # model.keras, config.json and the rest byte-identical
-    assert sorted(p.name for p in runs.iterdir()) == ["faces", "partition.json", "workspace.json"]  # no staging left
+    layout = RunsDir(runs)
+    expected = sorted(["faces", layout.partition_path.name, layout.workspace_path.name])
+    assert sorted(p.name for p in runs.iterdir()) == expected  # no staging folder left
     train_module.load_modality_model(runs, "faces", trained[0])
 
 

@@ -166,7 +166,7 @@ def test_skips_identical_runs_and_retrains_changed_ones(cache, runs):
     assert model_file.stat().st_mtime_ns == trained_at
     train_modality("pose", cache, runs, verbose=0, **(TRAINING | {"epochs": 2}), **FAST["pose"])
     assert model_file.stat().st_mtime_ns != trained_at
-    assert json.loads((runs / "pose" / "config.json").read_text())["options"]["epochs"] == 2
+    assert RunsDir(runs).modality("pose").read_config()["options"]["epochs"] == 2
 
 
 def test_clear_errors(cache, runs, tmp_path):
