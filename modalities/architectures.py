@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops, regularizers
 
+from gvs.core.errors import InputError
 from gvs.core.vocabulary import CLASS_NAMES
 
 HIDDEN_LAYER = "hidden"  # the vector every fusion cuts at
@@ -79,10 +80,10 @@ class PooledStepMask(layers.Layer):
 def build_model(modality: str, input_shape: tuple[int, ...], **sizes) -> keras.Model:
     """The (uncompiled) model of ``modality`` for per-clip features of ``input_shape``."""
     if modality not in _BUILDERS:
-        raise ValueError(f"unknown modality {modality!r}; choose from {', '.join(_BUILDERS)}")
+        raise InputError(f"unknown modality {modality!r}; choose from {', '.join(_BUILDERS)}")
     unknown = set(sizes) - set(DEFAULT_SIZES[modality])
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"{modality}: unknown size option(s) {sorted(unknown)}; valid: {', '.join(DEFAULT_SIZES[modality])}"
         )
     inputs = keras.Input(shape=tuple(input_shape), name=f"{modality}_input")

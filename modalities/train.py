@@ -185,7 +185,7 @@ def _class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
     if mode == "none":
         return np.ones(len(CLASS_NAMES), np.float32)
     if mode != "balanced":
-        raise ValueError(f"class_weight must be 'balanced' or 'none', got {mode!r}")
+        raise InputError(f"class_weight must be 'balanced' or 'none', got {mode!r}")
     counts = np.bincount(labels, minlength=len(CLASS_NAMES)).astype(np.float32)
     return np.divide(len(labels), len(CLASS_NAMES) * counts, out=np.zeros_like(counts), where=counts > 0)
 

@@ -12,6 +12,8 @@ import importlib
 
 import numpy as np
 
+from gvs.core.errors import InputError
+
 from .config import PreprocessConfig
 from .decode import DecodedClip
 from .extractor import ModalityResult
@@ -39,7 +41,7 @@ OPENL3_MISSING = (
 )
 
 
-class AudioBackendError(RuntimeError):
+class AudioBackendError(InputError):
     """The requested audio backend cannot run here; the message says what to install or use instead."""
 
 
@@ -141,7 +143,7 @@ def _import_openl3():
 def resolve_backend(name: str) -> str:
     """'auto' -> 'openl3' when it imports, else 'logmel'; unknown names raise ValueError."""
     if name not in ("auto", "openl3", "logmel"):
-        raise ValueError(f"unknown audio backend {name!r}; choose auto, openl3 or logmel")
+        raise InputError(f"unknown audio backend {name!r}; choose auto, openl3 or logmel")
     if name != "auto":
         return name
     try:

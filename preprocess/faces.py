@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from gvs.core.errors import InputError
+
 from .config import PreprocessConfig
 from .decode import DecodedClip
 from .extractor import ModalityResult
@@ -29,7 +31,7 @@ def _face_recognition():
     try:
         import face_recognition_models  # noqa: F401  (needs pkg_resources, gone from setuptools>=81)
     except Exception as error:
-        raise RuntimeError(
+        raise InputError(
             f"face_recognition_models cannot be imported ({error}); it needs pkg_resources: "
             "install 'setuptools<81' in this environment (see requirements)"
         ) from error
@@ -47,7 +49,7 @@ def detect_faces(
     the boxes mapped back; boxes narrower or shorter than ``min_size`` full-resolution pixels are dropped.
     """
     if detector not in DETECTORS:
-        raise ValueError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+        raise InputError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
     face_recognition = _face_recognition()
     height, width = frames.shape[1:3]
     scale = min(1.0, detect_width / width)
@@ -115,7 +117,7 @@ class FaceExtractor:
 
     def __init__(self, config: PreprocessConfig) -> None:
         if config.face_detector not in DETECTORS:
-            raise ValueError(f"face_detector {config.face_detector!r} is unknown; use one of {', '.join(DETECTORS)}")
+            raise InputError(f"face_detector {config.face_detector!r} is unknown; use one of {', '.join(DETECTORS)}")
         self.config = config
         self.fer_model = load_fer_model()
         self.resolved = {

@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gvs.core.errors import InputError
+
 from .config import PreprocessConfig
 from .decode import DecodedClip
 from .extractor import ModalityResult
@@ -18,7 +20,7 @@ FLOAT16_MAX = float(np.finfo(np.float16).max)
 ASPECT_TOLERANCE = 0.25
 
 
-class SceneWeightsError(RuntimeError):
+class SceneWeightsError(InputError):
     """ResNet-50 weights could not be loaded; the message says how to provide them."""
 
     @classmethod

@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import matplotlib
 
+from gvs.core.errors import InputError
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -232,10 +234,10 @@ def project_2d(hidden: np.ndarray, method: str = "pca", seed: int = 0) -> np.nda
         from sklearn.manifold import TSNE
 
         if len(hidden) < 5:
-            raise ValueError(f"t-SNE needs at least 5 clips, got {len(hidden)}; use the PCA projection")
+            raise InputError(f"t-SNE needs at least 5 clips, got {len(hidden)}; use the PCA projection")
         perplexity = min(30.0, (len(hidden) - 1) / 3)
         return TSNE(n_components=2, perplexity=perplexity, random_state=seed, init="pca").fit_transform(hidden)
-    raise ValueError(f"unknown projection {method!r}; use 'pca' or 'tsne'")
+    raise InputError(f"unknown projection {method!r}; use 'pca' or 'tsne'")
 
 
 def projection_figure(
