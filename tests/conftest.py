@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GVS_SHARED", REPO.parent / "shared"))
+# Bundles exported by tests (and the "last exported bundle" pointer) go to a temporary home, not the user's.
+os.environ["GVS_HOME"] = tempfile.mkdtemp(prefix="gvs-home-")
 if (SHARED / "models").is_dir():
     os.environ.setdefault("GVS_MODEL_DIR", str(SHARED / "models"))
 

@@ -380,6 +380,11 @@ class RunsDir:
     def outputs_path(self, modality: str) -> Path:
         return self.outputs_root / f"{modality}.npz"
 
+    @property
+    def bundle_path(self) -> Path:
+        """Where the whole chain exports its model bundle (RUNS/bundle/ and RUNS/bundle.zip)."""
+        return self.root / "bundle"
+
     def comparison_stem(self) -> Path:
         return self.fusion_root / "comparison"
 
@@ -408,3 +413,76 @@ class RunsDir:
                 f"{path}: no trained {modality} model; run `gvs train {modality} --cache CACHE --runs {self.root}`"
             )
         return load_keras_model(path)
+
+
+class BundleDir:
+    """BUNDLE/: a model bundle written by `gvs export`, everything `gvs predict` needs and nothing else.
+
+    BUNDLE/ (and BUNDLE.zip, the same files under one folder BUNDLE/)::
+
+        bundle.json                 what the bundle holds: format, classes, modalities, fusion, preprocessing
+                                    parameters, feature fingerprints, training data, report metrics, version
+        manifest.json               {relative path: sha256} of every other file
+        <modality>/model.keras      each fused modality's model (the RUNS file, byte for byte)
+        fusion/                     the fusion's RunFolder as the ensemble saves it: fusion.json (+ model.keras,
+                                    scaler.npz, and decoder.keras for vae)
+    """
+
+    FORMAT = 1  # bump when the layout or bundle.json changes in a way older readers cannot follow
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"BundleDir({str(self.root)!r})"
+
+    info_path = property(lambda self: self.root / "bundle.json")
+    manifest_path = property(lambda self: self.root / "manifest.json")
+    fusion = property(lambda self: RunFolder(self.root / "fusion"))
+    zip_path = property(lambda self: self.root.with_name(f"{self.root.name}.zip"))
+
+    def modality(self, modality: str) -> RunFolder:
+        return RunFolder(self.root / modality)
+
+    def is_bundle(self) -> bool:
+        """True when the folder has a bundle.json or a manifest.json (a bundle, maybe a damaged one)."""
+        return self.info_path.is_file() or self.manifest_path.is_file()
+
+    def files(self) -> list[str]:
+        """Relative POSIX paths of every file in the bundle except manifest.json, sorted."""
+        return sorted(
+            p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file() and p != self.manifest_path
+        )
+
+
+def gvs_home() -> Path:
+    """The user's folder of the toolkit: $GVS_HOME, else ~/.cache/group-video-sentiment."""
+    return Path(os.environ.get("GVS_HOME") or Path.home() / ".cache" / "group-video-sentiment")
+
+
+def last_bundle_pointer() -> Path:
+    """The file that remembers the last exported bundle (``gvs predict`` uses it when no --model is given)."""
+    return gvs_home() / "last-bundle.json"
+
+
+def unpacked_bundle_dir(zip_sha256: str) -> Path:
+    """Where a bundle .zip is unpacked, keyed by the zip's sha256 (so one zip is unpacked once)."""
+    return gvs_home() / "bundles" / zip_sha256[:32]
+
+
+class PredictionsDir:
+    """The output folder of `gvs predict`: one row per video, one per window, everything as JSON, timelines and
+    EmotiW submission files."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    videos_csv = property(lambda self: self.root / "predictions.csv")
+    windows_csv = property(lambda self: self.root / "windows.csv")
+    json = property(lambda self: self.root / "predictions.json")
+    timelines = property(lambda self: self.root / "timelines")
+    emotiw = property(lambda self: self.root / "emotiw")
+    emotiw_zip = property(lambda self: self.root / "emotiw.zip")
+
+    def timeline(self, video_id: str) -> Path:
+        return self.timelines / f"{video_id}.png"
