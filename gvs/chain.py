@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gvs.core.errors import InputError
-from gvs.core.vocabulary import MODALITIES, check_modalities
+from gvs.core.vocabulary import CLASS_NAMES, MODALITIES, check_modalities
 
 
 @dataclass
@@ -44,7 +44,7 @@ def kept_modalities(drop: list[str]) -> list[str]:
 
 
 def _stage(number: int, text: str) -> None:
-    print(f"\n[{number}/5] {text}", flush=True)
+    print(f"\n[{number}/7] {text}", flush=True)
 
 
 def check_fusion(fusion: str) -> None:
@@ -92,7 +92,8 @@ def run_fusions(
 
 
 def run_chain(settings: ChainSettings) -> str:
-    """Run every stage and return the comparison (and ablation) tables as Markdown."""
+    """Run every stage, printing its progress, the tables and the prediction; returns the tables (Markdown) and the
+    prediction line."""
     from modalities.train import train_modality
     from preprocess.cli import DEMO_ROOT
     from preprocess.config import preset
@@ -122,4 +123,34 @@ def run_chain(settings: ChainSettings) -> str:
         train_modality(modality, cache, runs, seed=settings.seed, verbose=2, **settings.train_options)
 
     options = {"seed": settings.seed, "weights": settings.weights, **settings.fusion_options}
-    return run_fusions(cache, runs, kept, settings.fusion, settings.ablation, options, stage=4)
+    tables = run_fusions(cache, runs, kept, settings.fusion, settings.ablation, options, stage=4)
+    print("\n" + tables)
+    prediction = export_and_predict(runs, dataset, settings.fusion)
+    print(prediction)
+    return tables + "\n" + prediction
+
+
+def export_and_predict(runs: Path, dataset: Path, fusion: str) -> str:
+    """Export RUNS' bundle (the chosen fusion, fc when "all") and predict one clip of the dataset with it."""
+    from gvs.core.workspace import RunsDir
+    from predict.bundle import export_bundle
+    from predict.cli import expand_inputs
+    from predict.predictor import Predictor
+
+    bundle = RunsDir(runs).bundle_path
+    _stage(6, f"export the model bundle -> {bundle} (`gvs predict` uses it by default)")
+    folder = export_bundle(runs, bundle, None if fusion == "all" else fusion)
+    videos, _ = expand_inputs([Path(dataset)])
+    labelled = [v for v in videos if v[1] is not None] or videos
+    path, label = sorted(labelled, key=lambda v: (v[0].parent.name != "Val", str(v[0])))[0]
+    _stage(7, f"predict {path} with {folder} (`gvs predict VIDEO...` does this for any video)")
+    video = Predictor(folder).predict_video(path, label)
+    if video.verdict is None:
+        return f"prediction of {path} failed: {video.reason}"
+    truth = f" (labelled {CLASS_NAMES[label]})" if label is not None and label >= 0 else ""
+    shares = ", ".join(f"{name} {share:.0%}" for name, share in video.class_shares.items())
+    return (
+        f"{path.name}: {video.verdict}{truth}, p = "
+        + ", ".join(f"{n} {p:.2f}" for n, p in zip(CLASS_NAMES, video.probabilities))
+        + f"; {len(video.windows)} windows: {shares}"
+    )

@@ -161,7 +161,7 @@ def _run(args: argparse.Namespace) -> int:
         train_options={"epochs": args.train_epochs} if args.train_epochs else {},
         fusion_options={"epochs": args.epochs, "vae_epochs": args.epochs},
     )
-    print("\n" + run_chain(settings))
+    run_chain(settings)  # prints each stage, the tables and the prediction
     return 0
 
 
@@ -238,7 +238,15 @@ SUBCOMMANDS: dict[str, tuple[str, object]] = {
         ),
     ),
     "explain": ("saliency and explanation figures", _stage_command("saliency.cli")),
+    "export": ("write a model bundle (models, fusion, parameters, manifest)", lambda: _export_command()),
+    "predict": ("the sentiment of any video, window by window and per video", _stage_command("predict.cli")),
 }
+
+
+def _export_command():
+    from predict import cli
+
+    return cli.EXPORT_DESCRIPTION, cli.EXPORT_EPILOG, cli.add_export_arguments, cli.run_export
 
 
 def build_parser(prog: str = "gvs", command: str | None = None) -> argparse.ArgumentParser:

@@ -4,6 +4,8 @@ One embedding every ``config.audio_hop`` seconds, centred at t = 0, hop, ..., ``
 (11 steps for 5 s at 0.5 s). Step k is real when its centre sample ``round(t_k * sr)`` is at most the number
 of audio samples (a 2-s track has real steps at 0, 0.5, 1.0, 1.5, 2.0); later steps are zeros with mask False.
 Clips without an audio track embed 5 s of silence (all steps real) and carry the flag "no audio track".
+``AudioExtractor.embed_track`` embeds every step of a whole track of any length on the same grid, a chunk of
+steps at a time (memory bounded); its first steps are those ``extract`` gives for the track's first 5.5 s.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ FRAME_HOP_SECONDS = 0.010  # STFT hop
 N_MELS = 64
 N_DESCRIPTORS = 4  # log energy (log mean square) mean/std, spectral centroid (kHz) mean/std
 LOGMEL_DIM = 2 * N_MELS + N_DESCRIPTORS
+
+TRACK_CHUNK_STEPS = 240  # steps embedded per chunk of a whole track (2 min at hop 0.5 s): bounds the memory
 
 # OpenL3 backend. "music" is OpenL3's default and, with mel256 / 6144, the setting the paper's numbers match;
 # Cramer et al. (2019) also found the music-trained embedding at least as good on environmental sound tasks.
@@ -72,39 +76,56 @@ def mel_filterbank(
     return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
 
 
-def step_mask(n_samples: int, sample_rate: int, hop: float, steps: int) -> np.ndarray:
-    """(steps,) bool: step k is real when its centre sample round(k * hop * sr) <= n_samples (> 0)."""
-    centres = np.round(np.arange(steps) * hop * sample_rate)
+def step_mask(n_samples: int, sample_rate: int, hop: float, steps: int, first_step: int = 0) -> np.ndarray:
+    """(steps,) bool for steps first_step, first_step + 1, ...: step k is real when its centre sample
+    round(k * hop * sr) <= n_samples (> 0)."""
+    centres = np.round(np.arange(first_step, first_step + steps) * hop * sample_rate)
     return (centres <= n_samples) & (n_samples > 0)
 
 
-def _frames(audio: np.ndarray, sample_rate: int, hop: float, steps: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Analysis frames of the track, centred every 10 ms from t = -0.5 s; each step's first frame; frames per step."""
+def track_steps(n_samples: int, sample_rate: int, hop: float) -> int:
+    """Real steps of a track of ``n_samples`` (those ``step_mask`` calls real): 0 for an empty track."""
+    if n_samples <= 0:
+        return 0
+    return int(step_mask(n_samples, sample_rate, hop, int(n_samples // (hop * sample_rate)) + 2).sum())
+
+
+def _frames(
+    audio: np.ndarray, sample_rate: int, hop: float, steps: int, first_step: int = 0
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Analysis frames centred every 10 ms (on the track's grid from t = -0.5 s) that steps first_step ..
+    first_step + steps - 1 need; each step's first frame among them; frames per step."""
     frame_len = int(round(FRAME_SECONDS * sample_rate))
     frame_hop = int(round(FRAME_HOP_SECONDS * sample_rate))
     half_window = int(round(LOGMEL_WINDOW_SECONDS * sample_rate / 2))
     frames_per_window = 2 * half_window // frame_hop
-    first_frame = np.ceil(np.round(np.arange(steps) * hop * sample_rate) / frame_hop).astype(int)
+    first_frame = np.ceil(np.round(np.arange(first_step, first_step + steps) * hop * sample_rate) / frame_hop)
+    base = int(first_frame[0])  # 0 for first_step 0
+    first_frame = first_frame.astype(int) - base
     n_frames = int(first_frame[-1]) + frames_per_window
-    # Frame j covers padded[j * frame_hop : + frame_len], centred on original sample j * frame_hop - half_window.
+    # Frame j covers padded[j * frame_hop : + frame_len], centred on original sample (base + j) * frame_hop -
+    # half_window; padded[i] holds sample i + origin (zeros outside the track).
     padded = np.zeros((n_frames - 1) * frame_hop + frame_len, dtype=np.float32)
-    start = half_window + frame_len // 2
-    kept = audio[: max(0, padded.size - start)]
-    padded[start : start + kept.size] = kept
+    origin = base * frame_hop - half_window - frame_len // 2
+    low, high = max(0, origin), min(audio.size, origin + padded.size)
+    if high > low:
+        padded[low - origin : high - origin] = audio[low:high]
     frames = np.lib.stride_tricks.sliding_window_view(padded, frame_len)[::frame_hop][:n_frames]
     return frames, first_frame, frames_per_window
 
 
 def logmel_embedding(
-    audio: np.ndarray, sample_rate: int, hop: float = 0.5, steps: int = 11
+    audio: np.ndarray, sample_rate: int, hop: float = 0.5, steps: int = 11, first_step: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """(steps, LOGMEL_DIM) float32 summaries of 1-s windows centred every ``hop`` s, and the (steps,) real mask.
 
     Per window (zero-padded at the ends of the track): mean and std over frames of the 64 log-mel bands, then
-    mean and std of the frame log energy (log mean square) and of the spectral centroid (kHz). One STFT for the whole track.
+    mean and std of the frame log energy (log mean square) and of the spectral centroid (kHz). One STFT for the
+    steps asked for. ``first_step`` > 0 embeds steps first_step .. first_step + steps - 1 of the track's grid
+    (centred at first_step * hop, ...): the same values as those rows of an embedding from step 0.
     """
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    frames, first_frame, frames_per_window = _frames(audio, sample_rate, hop, steps)
+    frames, first_frame, frames_per_window = _frames(audio, sample_rate, hop, steps, first_step)
     frame_len = frames.shape[1]
     n_fft = int(2 ** np.ceil(np.log2(frame_len)))
     power = np.abs(np.fft.rfft(frames * np.hanning(frame_len).astype(np.float32), n=n_fft)) ** 2
@@ -123,7 +144,7 @@ def logmel_embedding(
         ],
         axis=1,
     )
-    mask = step_mask(audio.size, sample_rate, hop, steps)
+    mask = step_mask(audio.size, sample_rate, hop, steps, first_step)
     features[~mask] = 0.0
     return features.astype(np.float32), mask
 
@@ -211,6 +232,40 @@ class AudioExtractor:
         else:
             features, mask = logmel_embedding(audio, self.sample_rate, self.hop, self.steps)
         return ModalityResult({"features": features, "mask": mask}, flags)
+
+    def embed_track(self, audio: np.ndarray, chunk_steps: int = TRACK_CHUNK_STEPS) -> np.ndarray:
+        """(track_steps, dim) float32: every real step of a whole track of any length, centred at 0, hop, ...
+
+        Computed ``chunk_steps`` steps at a time, so memory does not grow with the track beyond the track itself.
+        Step k sees the track's real audio on both sides of its centre; rows 0 .. steps - 1 equal what ``extract``
+        gives a clip whose audio is this track (cut at audio_seconds + hop, as preprocessing decodes it).
+        """
+        audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+        total = track_steps(audio.size, self.sample_rate, self.hop)
+        dim = self.resolved["dim"]
+        features = np.zeros((total, dim), dtype=np.float32)
+        for first in range(0, total, max(1, chunk_steps)):
+            steps = min(max(1, chunk_steps), total - first)
+            if self.backend == "openl3":
+                features[first : first + steps] = self._openl3_steps(audio, first, steps)
+            else:
+                features[first : first + steps] = logmel_embedding(audio, self.sample_rate, self.hop, steps, first)[0]
+        return features
+
+    def _openl3_steps(self, audio: np.ndarray, first_step: int, steps: int) -> np.ndarray:
+        """(steps, dim) OpenL3 embeddings of steps first_step .. of the track: the 1-s window around each step
+        (zeros outside the track), framed as OpenL3 frames with center=True, passed with center=False."""
+        half = self.sample_rate // 2  # OpenL3 embeds 1-s windows
+        hop = int(self.hop * self.sample_rate)  # OpenL3's own rounding of the hop
+        start = first_step * hop - half
+        segment = np.zeros((steps - 1) * hop + 2 * half, dtype=np.float32)
+        low, high = max(0, start), min(audio.size, start + segment.size)
+        if high > low:
+            segment[low - start : high - start] = audio[low:high]
+        embedding, _ = self._openl3.get_audio_embedding(
+            segment, self.sample_rate, model=self._model, hop_size=self.hop, center=False, verbose=False
+        )
+        return np.asarray(embedding[:steps], dtype=np.float32)
 
     def _openl3_embedding(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # OpenL3 (center=True) emits a frame at t only while its 1-s window (t +- 0.5 s) ends inside the track:

@@ -4,6 +4,8 @@ Frames are sampled by timestamp: frame k is the first decoded frame whose time r
 (half a frame of tolerance), ``fps`` being the stream's nominal rate. For a constant-frame-rate clip that is
 exactly every ``frame_step``-th frame; a variable-frame-rate clip gets frames evenly spaced in time instead of
 coming out short. Each frame is grabbed once and only kept frames are retrieved (converted to RGB).
+``FrameSampler`` streams the same sampling over a whole video (``gvs predict``); ``sample_frames`` keeps its
+first ``n_frames`` targets.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,72 +141,124 @@ def nominal_rate(opencv_fps: float, probed: StreamInfo) -> float:
     return float(nominal) if _sane(nominal) else 0.0
 
 
+@dataclass
+class SampledFrame:
+    """One frame the sampler keeps, and the sampled positions it fills."""
+
+    rgb: np.ndarray  # (H, W, 3) uint8
+    index: int  # decode index in the video
+    time: float  # seconds from the first frame; NaN when neither timestamps nor fps exist
+    position: int  # the first sampled position (target k) it fills
+    count: int  # positions it fills: more than 1 when it follows a gap in the timestamps (repeated)
+
+
+class FrameSampler:
+    """Stream the frames kept at ``k * frame_step / fps``, k = 0, 1, ... (``limit`` targets, or the whole video).
+
+    One pass: each frame is grabbed once and only kept frames are retrieved (converted to RGB). A frame is kept
+    for target k when its time, in nominal frames, reaches ``k * frame_step - 0.5``. Times come from the
+    decoder's timestamps (CAP_PROP_POS_MSEC after grab, relative to the first frame); a missing or
+    non-increasing timestamp is replaced by the previous time plus one nominal frame (count-based). ``fps``
+    starts as OpenCV's (average) rate; the header is probed for the nominal rate only when the frames before
+    the second target are not spaced one average frame apart (variable frame rate), or when OpenCV gives no rate.
+
+    The file is checked when the sampler is made (missing, empty) and opened when iterated; iterating raises
+    ClipDecodeError when not one frame decodes. While and after iterating, the attributes say what was seen.
+    """
+
+    def __init__(self, path: str | Path, frame_step: int = 10, limit: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ClipDecodeError(f"{self.path}: file not found")
+        if self.path.stat().st_size == 0:
+            raise ClipDecodeError(f"{self.path}: file is empty (0 bytes)")
+        self.frame_step = frame_step
+        self.limit = limit
+        self.fps = 0.0  # nominal rate of the targets (0.0: unknown, sampled every frame_step frames)
+        self.opencv_fps = 0.0
+        self.opencv_count = 0.0
+        self.probed: StreamInfo | None = None
+        self.decoded = 0  # frames grabbed
+        self.kept = 0  # sampled positions filled
+        self.repeated = 0  # positions that reuse the previous kept frame (gaps in the timestamps)
+        self.irregular = 0  # frame intervals off one nominal frame by more than half a frame (VFR, dropped frames)
+        self.last_time = math.nan  # seconds of the last grabbed frame
+        self.ran_out = False  # the video ended before ``limit`` targets were reached
+
+    def __iter__(self) -> Iterator[SampledFrame]:
+        path = self.path
+        self.decoded = self.kept = self.repeated = self.irregular = 0  # each iteration is a new pass
+        self.last_time, self.ran_out = math.nan, False
+        capture = cv2.VideoCapture(str(path))
+        try:
+            if not capture.isOpened():
+                raise ClipDecodeError(f"{path}: not a readable video (OpenCV could not open it)")
+            self.opencv_fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+            self.opencv_count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
+            self.probed = None if _sane(self.opencv_fps) else probe_stream(path)
+            self.fps = nominal_rate(self.opencv_fps, self.probed or StreamInfo())
+            index, first_ms, previous = -1, 0.0, math.nan
+            while (self.limit is None or self.kept < self.limit) and capture.grab():
+                index += 1
+                self.decoded = index + 1
+                fps = self.fps
+                stamp = float(capture.get(cv2.CAP_PROP_POS_MSEC))
+                if index == 0:
+                    first_ms, seconds = (stamp if math.isfinite(stamp) else 0.0), 0.0
+                elif math.isfinite(stamp) and (stamp - first_ms) / 1000.0 > previous:
+                    seconds = (stamp - first_ms) / 1000.0
+                else:  # no usable timestamp: one nominal frame after the previous one
+                    seconds = previous + 1.0 / fps if fps else math.nan
+                if self.probed is None and self.kept == 1 and abs((seconds - previous) * fps - 1.0) > VFR_TOLERANCE:
+                    self.probed = probe_stream(path)  # frames not one average frame apart: variable frame rate
+                    self.fps = fps = nominal_rate(self.opencv_fps, self.probed)
+                if index and fps and abs((seconds - previous) * fps - 1.0) > 0.5:
+                    self.irregular += 1
+                previous = self.last_time = seconds
+                position = seconds * fps if fps else float(index)  # time in nominal frames; the index if fps unknown
+                room = math.inf if self.limit is None else self.limit - self.kept
+                reached = 0  # targets this frame reaches (more than one when it follows a gap in the timestamps)
+                while reached < room and position >= (self.kept + reached) * self.frame_step - 0.5:
+                    reached += 1
+                if not reached:
+                    continue
+                ok, frame = capture.retrieve()
+                if not ok:
+                    break
+                kept = SampledFrame(
+                    cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), index, seconds if fps else math.nan, self.kept, reached
+                )
+                self.kept += reached
+                self.repeated += reached - 1
+                yield kept
+            self.ran_out = self.limit is None or self.kept < self.limit
+        finally:
+            capture.release()
+        if not self.kept:
+            raise ClipDecodeError(f"{path}: no frame could be decoded (truncated or not a video)")
+
+    def duration(self) -> float | None:
+        """Seconds of video: what decoding saw when it reached the end, else the header's estimate (see _duration)."""
+        return _duration(
+            self.path, self.opencv_fps, self.opencv_count, self.probed, self.fps, self.last_time, self.ran_out
+        )
+
+
 def sample_frames(path: str | Path, frame_step: int = 10, n_frames: int = 12) -> FrameSample:
     """Keep frame k at time ``k * frame_step / fps`` (k < n_frames); one pass, only kept frames retrieved.
 
-    A frame is kept for target k when its time, in nominal frames, reaches ``k * frame_step - 0.5``. Times come
-    from the decoder's timestamps (CAP_PROP_POS_MSEC after grab, relative to the first frame); a missing or
-    non-increasing timestamp is replaced by the previous time plus one nominal frame (count-based). ``fps`` starts
-    as OpenCV's (average) rate; the header is probed for the nominal rate only when the frames before the second
-    target are not spaced one average frame apart (variable frame rate), or when OpenCV gives no rate.
+    See ``FrameSampler`` for how frames are picked; this keeps the first ``n_frames`` targets.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ClipDecodeError(f"{path}: file not found")
-    if path.stat().st_size == 0:
-        raise ClipDecodeError(f"{path}: file is empty (0 bytes)")
-    capture = cv2.VideoCapture(str(path))
-    try:
-        if not capture.isOpened():
-            raise ClipDecodeError(f"{path}: not a readable video (OpenCV could not open it)")
-        opencv_fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
-        opencv_count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
-        probed = None if _sane(opencv_fps) else probe_stream(path)
-        fps = nominal_rate(opencv_fps, probed or StreamInfo())
-        frames: list[np.ndarray] = []
-        indices: list[int] = []
-        times: list[float] = []
-        repeated, index, first_ms, previous = 0, -1, 0.0, math.nan
-        while len(frames) < n_frames and capture.grab():
-            index += 1
-            stamp = float(capture.get(cv2.CAP_PROP_POS_MSEC))
-            if index == 0:
-                first_ms, seconds = (stamp if math.isfinite(stamp) else 0.0), 0.0
-            elif math.isfinite(stamp) and (stamp - first_ms) / 1000.0 > previous:
-                seconds = (stamp - first_ms) / 1000.0
-            else:  # no usable timestamp: one nominal frame after the previous one
-                seconds = previous + 1.0 / fps if fps else math.nan
-            if probed is None and len(frames) == 1 and abs((seconds - previous) * fps - 1.0) > VFR_TOLERANCE:
-                probed = probe_stream(path)  # frames not one average frame apart: variable frame rate
-                fps = nominal_rate(opencv_fps, probed)
-            previous = seconds
-            position = seconds * fps if fps else float(index)  # time in nominal frames; the index if fps unknown
-            reached = 0  # targets this frame reaches (more than one when it follows a gap in the timestamps)
-            while len(frames) + reached < n_frames and position >= (len(frames) + reached) * frame_step - 0.5:
-                reached += 1
-            if not reached:
-                continue
-            ok, frame = capture.retrieve()
-            if not ok:
-                break
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            frames += [rgb] * reached
-            indices += [index] * reached
-            times += [seconds if fps else math.nan] * reached
-            repeated += reached - 1
-    finally:
-        capture.release()
-    if not frames:
-        raise ClipDecodeError(f"{path}: no frame could be decoded (truncated or not a video)")
-    ran_out = len(frames) < n_frames
+    sampler = FrameSampler(path, frame_step, n_frames)
+    frames: list[np.ndarray] = []
+    indices: list[int] = []
+    times: list[float] = []
+    for kept in sampler:
+        frames += [kept.rgb] * kept.count
+        indices += [kept.index] * kept.count
+        times += [kept.time] * kept.count
     return FrameSample(
-        np.stack(frames),
-        indices,
-        times,
-        fps,
-        _duration(path, opencv_fps, opencv_count, probed, fps, previous, ran_out),
-        ran_out,
-        repeated,
+        np.stack(frames), indices, times, sampler.fps, sampler.duration(), sampler.ran_out, sampler.repeated
     )
 
 

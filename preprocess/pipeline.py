@@ -86,7 +86,7 @@ class RunSummary:
         self.peak_memory_mb = max(self.peak_memory_mb, outcome.peak_memory_mb)
 
 
-def _make_extractor(modality: str, config: PreprocessConfig):
+def make_extractor(modality: str, config: PreprocessConfig):
     if modality == "scene":
         from .scene import SceneExtractor as extractor_class
     elif modality == "pose":
@@ -108,7 +108,7 @@ class ClipProcessor:
 
     def extractor(self, modality: str):
         if modality not in self.extractors:
-            self.extractors[modality] = _make_extractor(modality, self.config)
+            self.extractors[modality] = make_extractor(modality, self.config)
         return self.extractors[modality]
 
     def __call__(self, clip: ClipRecord) -> ClipOutcome:

@@ -10,7 +10,7 @@ import pytest
 from gvs.cli import build_parser, main
 from preprocess import model_files
 
-SUBCOMMANDS = ("run", "demo", "preprocess", "train", "fuse", "explain")
+SUBCOMMANDS = ("run", "demo", "preprocess", "train", "fuse", "explain", "export", "predict")
 
 
 def test_help_lists_every_subcommand_and_each_has_examples(capsys) -> None:

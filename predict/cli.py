@@ -1,0 +1,188 @@
+"""`gvs predict` and `gvs export`: the sentiment of any video, from a model bundle (or a RUNS folder)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from gvs.core.command import positive_int
+from gvs.core.errors import InputError
+from gvs.core.vocabulary import CLASS_NAMES, VIDEO_EXTENSIONS
+
+DESCRIPTION = (
+    "Say whether each video is Positive, Neutral or Negative: windows over the whole video, each "
+    "modality's model and the fusion per window, one verdict per video."
+)
+EPILOG = """\
+inputs: video files, folders of videos (a VGAF root or split too), or a CSV video[,label] (paths relative to it).
+
+outputs (in --out, default predictions/<first input's name>):
+  predictions.csv   one row per video: status (done / flagged / failed), verdict, probabilities, share of windows
+                    per class, flags, reason
+  windows.csv       one row per window: start_s, end_s, each modality's and the fused probabilities
+  predictions.json  everything, with the bundle's manifest hash and the package version
+  timelines/        one PNG per video: each class's probability over time, with thumbnails
+  emotiw.zip        with --emotiw: EmotiW submission files
+
+examples:
+  gvs predict ../shared/data/vgaf/Val/1_1.mp4                  with the last exported bundle
+  gvs predict wedding.mp4 protest.mkv --model runs/demo/bundle
+  gvs predict ../shared/data/vgaf/Test --model runs/demo --emotiw --out predictions/test
+"""
+EXPORT_DESCRIPTION = (
+    "Write a model bundle: the modality models, the chosen fusion, the preprocessing parameters, "
+    "the class names, the training data's size and metrics, and a manifest of sha256s."
+)
+EXPORT_EPILOG = """\
+examples:
+  gvs export --runs runs/demo --out bundles/demo                the default fusion (fc over the most modalities)
+  gvs export --runs runs/vgaf --fusion soft-audio+pose+scene --out bundles/vgaf-soft
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `gvs predict`."""
+    parser.add_argument("inputs", nargs="+", type=Path, help="video files, folders or CSVs video[,label]")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="a bundle folder or .zip from `gvs export`, or a RUNS folder (default: the last exported bundle)",
+    )
+    parser.add_argument("--out", type=Path, help="output folder (default: predictions/<first input's name>)")
+    parser.add_argument(
+        "--stride", type=positive_int, help="sampled frames between window starts (default: half a window, 6 of 12)"
+    )
+    parser.add_argument(
+        "--pool",
+        choices=("mean", "max"),
+        default="mean",
+        help="how window probabilities make the video's (default mean)",
+    )
+    parser.add_argument("--emotiw", action="store_true", help="also write EmotiW submission files and their zip")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `gvs export`."""
+    parser.add_argument("--runs", type=Path, required=True, help="runs folder with trained models and fusions")
+    parser.add_argument(
+        "--fusion", help="fusion folder name under RUNS/fusion/ (default: fc over the most modalities, else soft)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (a .zip is written beside)")
+
+
+def expand_inputs(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], dict[str, str]]:
+    """(video path, label or None) for every video the inputs name, and {input: why nothing was taken}."""
+    from preprocess.labels import discover, label_index
+
+    videos, skipped = [], {}
+    for given in inputs:
+        if given.is_dir():
+            try:
+                dataset = discover(given)
+            except InputError as error:
+                skipped[str(given)] = str(error)
+                continue
+            videos += [(clip.path, clip.label) for clip in dataset.clips]
+            skipped |= dataset.not_taken
+        elif given.suffix.lower() == ".csv" and given.is_file():
+            with given.open(newline="", encoding="utf-8-sig") as handle:
+                for line, row in enumerate(csv.DictReader(handle), start=2):
+                    label = (row.get("label") or "").strip()
+                    videos.append(
+                        (
+                            (given.parent / row["video"].strip()).absolute(),
+                            label_index(label, f"{given}:{line}") if label else None,
+                        )
+                    )
+        else:  # a video (or something that is not one: decoding says so, for that video only)
+            videos.append((given, None))
+    return videos, skipped
+
+
+def _summary(videos, out, skipped: dict[str, str]) -> str:
+    lines = [
+        "| video | verdict | " + " | ".join(f"p {c}" for c in CLASS_NAMES) + " | windows | status |",
+        "|---|---|" + "---|" * len(CLASS_NAMES) + "---|---|",
+    ]
+    for v in videos:
+        probabilities = (
+            " | ".join(f"{p:.2f}" for p in v.probabilities)
+            if v.probabilities is not None
+            else " | ".join("—" for _ in CLASS_NAMES)
+        )
+        lines.append(f"| {v.path.name} | {v.verdict or '—'} | {probabilities} | {len(v.windows)} | {v.status} |")
+    counts = {s: sum(v.status == s for v in videos) for s in ("done", "flagged", "failed")}
+    lines.append(
+        f"\n{len(videos)} videos: {counts['done']} done, {counts['flagged']} flagged, {counts['failed']} failed"
+    )
+    for v in videos:
+        if v.status == "failed":
+            lines.append(f"  FAILED {v.reason}")
+        elif v.flags:
+            lines.append(f"  note   {v.path.name}: {'; '.join(v.flags)}")
+    for path, why in skipped.items():
+        lines.append(f"  not taken {path}: {why}")
+    labelled = [v for v in videos if v.label is not None and v.label >= 0 and v.verdict]
+    if labelled:
+        right = sum(CLASS_NAMES[v.label] == v.verdict for v in labelled)
+        lines.append(f"  accuracy on the {len(labelled)} labelled videos: {right / len(labelled):.3f}")
+    lines.append(f"outputs: {out.videos_csv}, {out.windows_csv}, {out.json}, {out.timelines}/")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict every input video and write the outputs."""
+    from tqdm import tqdm
+
+    from .bundle import last_bundle
+    from .outputs import write_outputs
+    from .predictor import Predictor
+
+    model = args.model
+    if model is None:
+        model = last_bundle()
+        if model is None:
+            raise InputError(
+                "no --model given and no bundle exported yet; run `gvs run` (it exports one) or "
+                "`gvs export --runs RUNS --out BUNDLE`, or pass --model RUNS"
+            )
+        print(f"using the last exported bundle: {model}")
+    videos, skipped = expand_inputs(args.inputs)
+    if not videos:
+        raise InputError(f"no videos in {', '.join(map(str, args.inputs))} ({', '.join(VIDEO_EXTENSIONS)})")
+    predictor = Predictor(model, args.stride, args.pool)
+    out = args.out or Path("predictions") / args.inputs[0].stem
+    results = []
+    bar = tqdm(videos, unit="video", desc="predict", disable=args.quiet, dynamic_ncols=True)
+    windows_bar = tqdm(unit="window", desc="windows", disable=args.quiet, dynamic_ncols=True, position=1, leave=False)
+    try:
+        for path, label in bar:
+            results.append(predictor.predict_video(path, label, windows_bar))
+            bar.set_postfix(failed=sum(r.status == "failed" for r in results), refresh=False)
+    finally:
+        windows_bar.close()
+        bar.close()
+    folder = write_outputs(
+        out,
+        results,
+        predictor.bundle.modalities,
+        predictor.bundle.summary(),
+        args.pool,
+        predictor.stream.stride,
+        args.emotiw,
+    )
+    print(_summary(results, folder, skipped))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Export a bundle and say where it is."""
+    from gvs.core.workspace import BundleDir
+
+    from .bundle import export_bundle
+
+    folder = export_bundle(args.runs, args.out, args.fusion)
+    print(f"bundle written to {folder} (and {BundleDir(folder).zip_path})")
+    return 0

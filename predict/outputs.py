@@ -1,0 +1,209 @@
+"""What `gvs predict` writes into its output folder, each file written whole (atomically).
+
+OUT/predictions.csv      one row per video: status, verdict, pooled probabilities, class shares, flags, reason
+OUT/windows.csv          one row per window: video, start_s, end_s, each modality's and the fused probabilities
+OUT/predictions.json     everything above, with the bundle's manifest hash and the package version
+OUT/timelines/<video>.png  probability of each class over time, with thumbnails of a few windows
+OUT/emotiw/<video>.txt + OUT/emotiw.zip   EmotiW submission files (--emotiw)
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from gvs import __version__
+from gvs.core.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
+from gvs.core.vocabulary import CLASS_NAMES
+from gvs.core.workspace import PredictionsDir
+
+from .predictor import FUSED, VideoPrediction
+
+CLASS_COLOURS = {"Positive": "tab:green", "Neutral": "tab:grey", "Negative": "tab:red"}
+
+
+def video_id(video: VideoPrediction) -> str:
+    """The name a video's files are written under: its file name without the extension."""
+    return video.path.stem
+
+
+def _probability_columns(prefix: str) -> list[str]:
+    return [f"{prefix}{name}" for name in CLASS_NAMES]
+
+
+def write_videos_csv(out: PredictionsDir, videos: list[VideoPrediction]) -> None:
+    header = [
+        "video",
+        "status",
+        "verdict",
+        *_probability_columns("p_"),
+        *_probability_columns("share_"),
+        "windows",
+        "duration_s",
+        "label",
+        "flags",
+        "reason",
+    ]
+    rows = []
+    for v in videos:
+        probabilities = [f"{p:.4f}" for p in v.probabilities] if v.probabilities is not None else [""] * 3
+        shares = [f"{v.class_shares.get(c, 0.0):.3f}" for c in CLASS_NAMES] if v.windows else [""] * 3
+        label = CLASS_NAMES[v.label] if v.label is not None and v.label >= 0 else ""
+        rows.append(
+            [
+                str(v.path),
+                v.status,
+                v.verdict or "",
+                *probabilities,
+                *shares,
+                len(v.windows),
+                f"{v.duration_s:.2f}",
+                label,
+                "; ".join(v.flags),
+                v.reason,
+            ]
+        )
+    atomic_write_csv(out.videos_csv, header, rows)
+
+
+def write_windows_csv(out: PredictionsDir, videos: list[VideoPrediction], modalities: list[str]) -> None:
+    columns = [f"{m}_{c}" for m in [*modalities, FUSED] for c in CLASS_NAMES]
+    header = ["video", "window", "start_s", "end_s", *columns, "predicted", "fused_from", "flags"]
+    rows = []
+    for v in videos:
+        for w in v.windows:
+            values = [f"{w.probabilities[m][i]:.4f}" for m in [*modalities, FUSED] for i in range(len(CLASS_NAMES))]
+            rows.append(
+                [
+                    str(v.path),
+                    w.index,
+                    f"{w.start_s:.2f}",
+                    f"{w.end_s:.2f}",
+                    *values,
+                    w.predicted,
+                    "+".join(w.fused_from),
+                    "; ".join(w.flags),
+                ]
+            )
+    atomic_write_csv(out.windows_csv, header, rows)
+
+
+def write_json(out: PredictionsDir, videos: list[VideoPrediction], bundle_info: dict, pool: str, stride: int) -> None:
+    def video_record(v: VideoPrediction) -> dict:
+        return {
+            "video": str(v.path),
+            "status": v.status,
+            "verdict": v.verdict,
+            "reason": v.reason,
+            "flags": v.flags,
+            "probabilities": dict(zip(CLASS_NAMES, map(float, v.probabilities)))
+            if v.probabilities is not None
+            else None,
+            "class_shares": v.class_shares,
+            "duration_s": v.duration_s,
+            "seconds": round(v.seconds, 3),
+            "label": CLASS_NAMES[v.label] if v.label is not None and v.label >= 0 else None,
+            "windows": [
+                {
+                    "index": w.index,
+                    "start_s": w.start_s,
+                    "end_s": w.end_s,
+                    "fused_from": w.fused_from,
+                    "flags": w.flags,
+                    "probabilities": {m: dict(zip(CLASS_NAMES, map(float, p))) for m, p in w.probabilities.items()},
+                }
+                for w in v.windows
+            ],
+        }
+
+    atomic_write_json(
+        out.json,
+        {
+            "package_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "pool": pool,
+            "stride_frames": stride,
+            "bundle": bundle_info,
+            "videos": [video_record(v) for v in videos],
+        },
+    )
+
+
+def write_emotiw(out: PredictionsDir, videos: list[VideoPrediction]) -> Path:
+    """One <video>.txt per predicted video holding its class name, and the zip of them EmotiW expects."""
+    done = [v for v in videos if v.verdict is not None]
+    for v in done:
+        atomic_write_text(out.emotiw / f"{video_id(v)}.txt", v.verdict + "\n")
+
+    def write(handle) -> None:
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+            for v in sorted(done, key=video_id):
+                archive.writestr(f"{video_id(v)}.txt", v.verdict + "\n")
+
+    atomic_write_bytes(out.emotiw_zip, write)
+    return out.emotiw_zip
+
+
+def save_timeline(video: VideoPrediction, path: Path, thumbnails: int = 6) -> Path:
+    """Fused probability of each class over time (window centres), the windows' modality agreement as dots,
+    and thumbnails of a few windows along the top."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    centres = np.array([(w.start_s + w.end_s) / 2 for w in video.windows])
+    fused = np.stack([w.probabilities[FUSED] for w in video.windows])
+    picks = np.unique(np.linspace(0, len(video.windows) - 1, min(thumbnails, len(video.windows))).round().astype(int))
+    figure = plt.figure(figsize=(10, 4.6))
+    grid = figure.add_gridspec(2, max(len(picks), 1), height_ratios=[1, 2.4], hspace=0.35)
+    for column, index in enumerate(picks):
+        axis = figure.add_subplot(grid[0, column])
+        window = video.windows[index]
+        if window.thumbnail is not None:
+            axis.imshow(window.thumbnail)
+        axis.set_title(f"{window.start_s:.1f} s: {window.predicted}", fontsize=8, color=CLASS_COLOURS[window.predicted])
+        axis.axis("off")
+    axis = figure.add_subplot(grid[1, :])
+    for index, name in enumerate(CLASS_NAMES):
+        axis.plot(centres, fused[:, index], marker="o", markersize=3, color=CLASS_COLOURS[name], label=name)
+    axis.set_ylim(0, 1)
+    axis.set_xlim(0, max(video.duration_s, centres.max() + 0.1))
+    axis.set_xlabel("time (s), window centres")
+    axis.set_ylabel("fused probability")
+    axis.legend(loc="upper right", fontsize=8, ncol=3)
+    shares = ", ".join(f"{c} {s:.0%}" for c, s in video.class_shares.items())
+    figure.suptitle(
+        f"{video.path.name}: {video.verdict} ({video.probabilities.max():.2f}); windows: {shares}", fontsize=10
+    )
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
+    return path
+
+
+def write_outputs(
+    out: str | Path,
+    videos: list[VideoPrediction],
+    modalities: list[str],
+    bundle_info: dict,
+    pool: str,
+    stride: int,
+    emotiw: bool = False,
+) -> PredictionsDir:
+    """Write every output file of a prediction run into ``out``; returns its layout."""
+    folder = PredictionsDir(out)
+    write_videos_csv(folder, videos)
+    write_windows_csv(folder, videos, modalities)
+    write_json(folder, videos, bundle_info, pool, stride)
+    for video in videos:
+        if video.windows:
+            save_timeline(video, folder.timeline(video_id(video)))
+    if emotiw:
+        write_emotiw(folder, videos)
+    return folder

@@ -1,0 +1,198 @@
+"""Predict the sentiment of whole videos: windows -> each modality's model -> the fusion -> one verdict per video.
+
+A window where a modality has nothing (no faces, no people, no audio track) is fused from the modalities that have
+something: the bundle's fusion when every modality is there, else a soft vote of the others (the window says so).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gvs.core.errors import GVSError
+from gvs.core.vocabulary import CLASS_NAMES
+
+POOLS: tuple[str, ...] = ("mean", "max")
+FUSED = "fused"
+
+
+@dataclass
+class WindowPrediction:
+    """One window's class probabilities per modality and fused.
+
+    probabilities : {modality or "fused": ndarray of shape (3,)}
+    """
+
+    index: int
+    start_s: float
+    end_s: float
+    probabilities: dict[str, np.ndarray]
+    fused_from: list[str]
+    flags: list[str] = field(default_factory=list)
+    thumbnail: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def predicted(self) -> str:
+        return CLASS_NAMES[int(np.argmax(self.probabilities[FUSED]))]
+
+
+@dataclass
+class VideoPrediction:
+    """The verdict on one video and the windows it comes from.
+
+    probabilities : ndarray of shape (3,), the windows' fused probabilities pooled (mean or max); None if failed
+    class_shares : {class name: share of windows whose fused prediction is that class}
+    status : "done", "flagged" (done, with notes in ``flags``) or "failed" (``reason`` says why)
+    """
+
+    path: Path
+    status: str
+    windows: list[WindowPrediction] = field(default_factory=list)
+    probabilities: np.ndarray | None = None
+    class_shares: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    reason: str = ""
+    duration_s: float = 0.0
+    label: int | None = None
+    seconds: float = 0.0
+
+    @property
+    def verdict(self) -> str | None:
+        return None if self.probabilities is None else CLASS_NAMES[int(np.argmax(self.probabilities))]
+
+
+def pool_probabilities(fused: np.ndarray, pool: str = "mean") -> np.ndarray:
+    """(n_windows, 3) fused probabilities -> (3,): their mean, or each class's maximum renormalised to sum 1."""
+    if pool not in POOLS:
+        from gvs.core.errors import InputError
+
+        raise InputError(f"--pool {pool!r}: choose {' or '.join(POOLS)}")
+    pooled = fused.mean(axis=0) if pool == "mean" else fused.max(axis=0)
+    return pooled / pooled.sum()
+
+
+def class_shares(fused: np.ndarray) -> dict[str, float]:
+    """Share of windows whose fused prediction is each class."""
+    counts = np.bincount(fused.argmax(axis=1), minlength=len(CLASS_NAMES))
+    return {name: float(count / len(fused)) for name, count in zip(CLASS_NAMES, counts)}
+
+
+class Predictor:
+    """Loads a bundle's models once and predicts video after video.
+
+    Parameters
+    ----------
+    model : a Bundle, or the path of a bundle folder, its .zip, or a RUNS folder
+    stride : sampled frames between window starts (default: half a window)
+    pool : how window probabilities make the video's ("mean" or "max")
+    batch_windows : windows per model call
+    """
+
+    def __init__(self, model, stride: int | None = None, pool: str = "mean", batch_windows: int = 8) -> None:
+        from modalities.architectures import cut_at_hidden
+
+        from .bundle import Bundle, load_bundle
+        from .stream import WindowStream
+
+        self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
+        pool_probabilities(np.ones((1, len(CLASS_NAMES))), pool)  # checks the name before any work
+        self.pool = pool
+        self.batch_windows = batch_windows
+        self.stream = WindowStream(self.bundle.config, tuple(self.bundle.modalities), stride)
+        self.cuts = {m: cut_at_hidden(self.bundle.model(m)) for m in self.bundle.modalities}
+        self.fusion = self.bundle.fusion()
+
+    def predict_video(self, path: str | Path, label: int | None = None, progress=None) -> VideoPrediction:
+        """The prediction for one video; a video that cannot be read gives status "failed", never an exception."""
+        started = time.perf_counter()
+        path = Path(path)
+        try:
+            windows = list(self._windows(path, progress))
+        except (GVSError, OSError, ValueError) as error:  # one bad video never stops a batch
+            return VideoPrediction(
+                path, "failed", reason=f"{path}: {error}", label=label, seconds=time.perf_counter() - started
+            )
+        info = self.stream.info
+        fused = np.stack([w.probabilities[FUSED] for w in windows])
+        flags = list(info.flags) if info is not None else []
+        partial = [w for w in windows if len(w.fused_from) < len(self.bundle.modalities)]
+        if partial:
+            flags.append(f"{len(partial)} of {len(windows)} windows fused without some modality")
+        return VideoPrediction(
+            path,
+            "flagged" if flags else "done",
+            windows,
+            pool_probabilities(fused, self.pool),
+            class_shares(fused),
+            flags,
+            duration_s=info.duration if info is not None else windows[-1].end_s,
+            label=label,
+            seconds=time.perf_counter() - started,
+        )
+
+    def predict(
+        self, paths: Iterable[str | Path], labels: Iterable[int | None] | None = None
+    ) -> Iterator[VideoPrediction]:
+        """One VideoPrediction per path, in order; the models are loaded once for all of them."""
+        labels = list(labels) if labels is not None else None
+        for index, path in enumerate(paths):
+            yield self.predict_video(path, labels[index] if labels is not None else None)
+
+    def _windows(self, path: Path, progress) -> Iterator[WindowPrediction]:
+        batch = []
+        for window in self.stream.windows(path):
+            batch.append(window)
+            if len(batch) == self.batch_windows:
+                yield from self._predict_batch(batch)
+                if progress is not None:
+                    progress.update(len(batch))
+                batch = []
+        if batch:
+            yield from self._predict_batch(batch)
+            if progress is not None:
+                progress.update(len(batch))
+
+    def _predict_batch(self, windows: list) -> list[WindowPrediction]:
+        """Each modality's model once over the batch, then the fusion over the windows where every modality has
+        something and a soft vote of the rest elsewhere."""
+        from ensemble.outputs import ModalityOutputs
+
+        modalities = self.bundle.modalities
+        keys = [str(w.index) for w in windows]
+        outputs = {}
+        for modality in modalities:
+            x = np.stack([w.features[modality] for w in windows]).astype(np.float32)
+            hidden, probabilities = self.cuts[modality].predict_on_batch(x)
+            outputs[modality] = ModalityOutputs(
+                modality, keys, np.asarray(hidden).reshape(len(x), -1), np.asarray(probabilities)
+            )
+        complete = [i for i, w in enumerate(windows) if not set(w.empty) & set(modalities)]
+        fused = np.zeros((len(windows), len(CLASS_NAMES)), np.float32)
+        if complete:
+            rows = np.array(complete)
+            fused[rows] = self.fusion.predict_proba({m: o.take(rows) for m, o in outputs.items()})
+        predictions = []
+        for i, window in enumerate(windows):
+            present = [m for m in modalities if m not in window.empty] or list(modalities)
+            flags = list(window.flags)
+            if i not in complete:
+                fused[i] = np.mean([outputs[m].probabilities[i] for m in present], axis=0)
+                missing = ", ".join(f"{window.empty[m]}" for m in modalities if m in window.empty)
+                flags.append(f"soft vote of {'+'.join(present)} ({missing})")
+            probabilities = {m: outputs[m].probabilities[i] for m in modalities} | {FUSED: fused[i]}
+            predictions.append(
+                WindowPrediction(
+                    window.index, window.start_s, window.end_s, probabilities, present, flags, window.thumbnail
+                )
+            )
+        return predictions
+
+
+def predict_video(path: str | Path, model, stride: int | None = None, pool: str = "mean") -> VideoPrediction:
+    """Predict one video with ``model`` (a Bundle or a bundle/RUNS path); loads the models for this call only —
+    use :class:`Predictor` for many videos."""
+    return Predictor(model, stride, pool).predict_video(path)
