@@ -109,6 +109,9 @@ def bad_videos(tmp_path_factory, val_clip: Path) -> Path:
     ffmpeg("-i", str(val_clip), "-vn", "-c:a", "copy", str(folder / "audioonly.mp4"))
     ffmpeg("-i", str(val_clip), "-t", "0.3", str(folder / "tiny.mp4"))
     ffmpeg("-i", str(val_clip), "-t", "2", "-vf", "transpose=1", str(folder / "portrait.mp4"))
+    ffmpeg("-i", str(val_clip), "-t", "2", "-vf", "scale=3840:2160", str(folder / "4k.mp4"))
+    ffmpeg("-i", str(val_clip), "-vf", "select='gt(t,2.5)+not(mod(n,3))'", "-fps_mode", "vfr", str(folder / "vfr.mp4"))
+    ffmpeg("-i", str(val_clip), "-t", "3", "-c:v", "mpeg4", "-c:a", "mp3", str(folder / "old.avi"))
     ffmpeg("-i", str(val_clip), "-t", "3", "-c:v", "libvpx", "-c:a", "libvorbis", str(folder / "clip.webm"))
     ffmpeg("-i", str(val_clip), "-t", "3", "-c", "copy", str(folder / "party, 2019 é.mkv"))
     ffmpeg(
