@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import cv2
-import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -15,12 +13,9 @@ from preprocess import decode
 from preprocess.config import PreprocessConfig
 from preprocess.decode import ClipDecodeError, StreamInfo, decode_clip, nominal_rate, parse_stream_header, read_frames
 from preprocess.scene import SceneExtractor, squash_flag
+from tests.media import ffmpeg
 
 EVERY_10TH = list(range(0, 120, 10))
-
-
-def ffmpeg(*arguments: str) -> None:
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-nostdin", *arguments], check=True)
 
 
 def decoded_times(path: Path) -> np.ndarray:

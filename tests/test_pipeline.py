@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -19,6 +17,7 @@ from modalities.data import open_features
 from preprocess.config import PreprocessConfig
 from preprocess.demo import write_clip
 from preprocess.pipeline import run_preprocess
+from tests.media import ffmpeg
 
 pytestmark = pytest.mark.slow  # real models or training (`pytest -m 'not slow'` skips it)
 
@@ -31,10 +30,6 @@ def cached(cache: Path, modality: str, fingerprint: str | None = None) -> dict[s
     """Every clip's cached arrays of one modality (the last run's fingerprint unless given), by clip key."""
     features = open_features(cache, modality, fingerprint)
     return {key: features.store.read(key)[0] for key in features.keys}
-
-
-def ffmpeg(*arguments: str) -> None:
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", *arguments], check=True)
 
 
 @pytest.fixture(scope="module")

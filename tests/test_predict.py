@@ -5,22 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 
 from gvs.cli import main as gvs_main
 from gvs.core.workspace import PredictionsDir
 from predict.predictor import FUSED, Predictor
+from tests.media import ffmpeg
 
 pytestmark = pytest.mark.slow
-
-
-def ffmpeg(*arguments: str) -> None:
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", *arguments], check=True)
 
 
 @pytest.fixture(scope="module")

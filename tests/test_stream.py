@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 import types
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 
@@ -17,12 +15,9 @@ from predict.stream import VideoInfo, WindowStream
 from preprocess.audio import NO_AUDIO_FLAG, AudioExtractor, logmel_embedding, track_steps
 from preprocess.config import PreprocessConfig
 from preprocess.decode import ClipDecodeError, decode_clip, read_audio
+from tests.media import ffmpeg
 
 SMALL = PreprocessConfig(scene_width=96, scene_height=64, scene_weights="none", pose_input_size=128)
-
-
-def ffmpeg(*arguments: str) -> None:
-    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-nostdin", *arguments], check=True)
 
 
 @pytest.fixture(scope="module")
