@@ -13,7 +13,7 @@ DESCRIPTION = (
 )
 EPILOG = """\
 examples:
-  gvs explain --cache cache/demo --runs runs/demo --clip Val/Positive_1 --out figures
+  gvs explain --cache cache/demo --runs runs/demo --clip Val/1_1 --out figures
   gvs explain --cache cache/demo --runs runs/demo --split Val --top 2 --out figures --modality pose audio fusion
 """
 
