@@ -1,9 +1,13 @@
 """Benchmark preprocessing on real clips: seconds per clip per stage, clips/s, peak memory, per worker count.
 
-    .venv/bin/python benchmarks/bench_preprocess.py [--source ../shared/data/vgaf] [--workers 1 2] [--preset paper fast]
+    .venv/bin/python benchmarks/bench_preprocess.py [--source ../shared/data/vgaf] [--workers 1 2]
+        [--preset paper fast] [--precision float32 bfloat16]
 
 Each configuration runs on a fresh cache. Stage figures are medians over clips (the first clip of each worker
-also pays model loading and graph tracing, which the wall-clock clips/s includes).
+also pays model loading and graph tracing, which the wall-clock clips/s includes). With more than one
+--precision, the rows of one preset and worker count sit together, followed by the speed-up of each precision
+over the first one (scene + pose stages) and the agreement of its features with the first one's: the lowest and
+mean cosine of the scene maps per frame, and the share of faces with the same top FER expression.
 """
 
 from __future__ import annotations
@@ -22,8 +26,33 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gvs.core.vocabulary import MODALITIES  # noqa: E402
+from gvs.core.workspace import CacheDir  # noqa: E402
+from preprocess.agreement import Agreement  # noqa: E402
 from preprocess.config import preset  # noqa: E402
-from preprocess.pipeline import run_preprocess  # noqa: E402
+from preprocess.pipeline import RunSummary, run_preprocess  # noqa: E402
+from preprocess.precision import PRECISIONS  # noqa: E402
+
+SPEED_STAGES = ("scene", "pose")  # the stages issue 17's speed-up is measured on
+
+
+def agreement(reference: Path, other: Path, ref_summary: RunSummary, other_summary: RunSummary) -> Agreement:
+    """Scene maps and face expressions of every clip both caches hold (faces only where the boxes are the same)."""
+    totals = Agreement()
+    for modality in ("scene", "faces"):
+        if modality not in ref_summary.fingerprints or modality not in other_summary.fingerprints:
+            continue
+        stores = [
+            CacheDir(root).store(modality, s.fingerprints[modality])
+            for root, s in ((reference, ref_summary), (other, other_summary))
+        ]
+        for key in sorted(set(stores[0].keys()) & set(stores[1].keys())):
+            (a, _), (b, _) = stores[0].read(key), stores[1].read(key)
+            if modality == "scene":
+                real = a["mask"].astype(bool)
+                totals.add_scene(a["features"][real].astype(np.float32), b["features"][real].astype(np.float32))
+            elif np.array_equal(a["boxes"], b["boxes"]):
+                totals.add_faces(a["scores"], b["scores"])
+    return totals
 
 
 def main() -> None:
@@ -31,36 +60,69 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=REPO.parent / "shared" / "data" / "vgaf")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--preset", nargs="+", default=["paper", "fast"])
+    parser.add_argument("--precision", nargs="+", default=["auto"], choices=PRECISIONS)
     parser.add_argument("--only", nargs="+", default=list(MODALITIES), choices=MODALITIES)
     args = parser.parse_args()
     os.environ.setdefault("GVS_MODEL_DIR", str(REPO.parent / "shared" / "models"))
     print(f"source {args.source}, {os.cpu_count()} cores")
     header = (
-        f"{'preset':7} {'workers':>7} "
+        f"{'preset':7} {'workers':>7} {'precision':>9} "
         + " ".join(f"{s:>7}" for s in ("decode", *args.only))
         + f" {'sum':>6} {'steady/s':>8} {'clips/s':>8} {'wall s':>7} {'peak MB':>8} {'failed':>6}"
     )
     print(header)
+    notes = []
     for preset_name in args.preset:
         for workers in args.workers:
-            with tempfile.TemporaryDirectory() as cache:
-                started = time.perf_counter()
-                summary = run_preprocess(
-                    args.source, cache, preset(preset_name), tuple(args.only), workers, progress=False
-                )
-                wall = time.perf_counter() - started
-                clips = summary.done + summary.failed
-                stages = [float(np.median(summary.stage_seconds.get(s, [np.nan]))) for s in ("decode", *args.only)]
-                print(
-                    f"{preset_name:7} {workers:7d} "
-                    + " ".join(f"{v:7.2f}" for v in stages)
-                    + f" {np.nansum(stages):6.2f} {workers / np.nansum(stages):8.3f} {clips / wall:8.3f} {wall:7.1f} {summary.peak_memory_mb:8.0f}"
-                    f" {summary.failed:6d}"
-                )
+            with tempfile.TemporaryDirectory() as scratch:
+                runs = []
+                for precision in args.precision:
+                    cache = Path(scratch) / precision
+                    started = time.perf_counter()
+                    summary = run_preprocess(
+                        args.source,
+                        cache,
+                        preset(preset_name, precision=precision),
+                        tuple(args.only),
+                        workers,
+                        progress=False,
+                    )
+                    wall = time.perf_counter() - started
+                    clips = summary.done + summary.failed
+                    stages = [float(np.median(summary.stage_seconds.get(s, [np.nan]))) for s in ("decode", *args.only)]
+                    used = summary.precision.split()[0]
+                    print(
+                        f"{preset_name:7} {workers:7d} {used:>9} "
+                        + " ".join(f"{v:7.2f}" for v in stages)
+                        + f" {np.nansum(stages):6.2f} {workers / np.nansum(stages):8.3f} {clips / wall:8.3f}"
+                        f" {wall:7.1f} {summary.peak_memory_mb:8.0f} {summary.failed:6d}"
+                    )
+                    runs.append((cache, summary))
+                notes.extend(compare(preset_name, workers, runs))
     print(
         "stage columns: median seconds per clip; steady/s = workers / sum, the throughput once models are "
         "loaded; clips/s and wall include process start and model loading"
     )
+    for note in notes:
+        print(note)
+
+
+def compare(preset_name: str, workers: int, runs: list[tuple[Path, RunSummary]]) -> list[str]:
+    """One line per precision after the first: its speed-up on the scene + pose stages and its agreement."""
+    (reference, ref_summary), lines = runs[0], []
+
+    def speed_stages(summary: RunSummary) -> float:
+        return sum(float(np.median(summary.stage_seconds.get(s, [np.nan]))) for s in SPEED_STAGES)
+
+    for cache, summary in runs[1:]:
+        figures = agreement(reference, cache, ref_summary, summary).figures()
+        lines.append(
+            f"{preset_name} x{workers}: {summary.precision} against {ref_summary.precision}: scene + pose "
+            f"{speed_stages(ref_summary) / speed_stages(summary):.2f}x faster; scene maps cosine min "
+            f"{figures['scene_cosine_min']:.5f} mean {figures['scene_cosine_mean']:.5f} over {figures['frames']} "
+            f"frames; same top face expression {figures['face_top1_equal']:.3f} of {figures['faces']} faces"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from pathlib import Path
 from gvs.core.command import positive_int
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import CLASS_NAMES, VIDEO_EXTENSIONS
+from preprocess.precision import PRECISIONS
 
 DESCRIPTION = (
     "Say whether each video is Positive, Neutral or Negative: windows over the whole video, each "
@@ -58,6 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("mean", "max"),
         default="mean",
         help="how window probabilities make the video's (default mean)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="backbone arithmetic: auto (default; bfloat16 on a CPU with AVX512_BF16/AMX or a GPU, else float32), "
+        "float32 or bfloat16",
     )
     parser.add_argument("--emotiw", action="store_true", help="also write EmotiW submission files and their zip")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -152,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
     videos, skipped = expand_inputs(args.inputs)
     if not videos:
         raise InputError(f"no videos in {', '.join(map(str, args.inputs))} ({', '.join(VIDEO_EXTENSIONS)})")
-    predictor = Predictor(model, args.stride, args.pool)
+    predictor = Predictor(model, args.stride, args.pool, precision=args.precision)
+    print(f"backbone precision: {predictor.precision}")
     out = args.out or Path("predictions") / args.inputs[0].stem
     results = []
     bar = tqdm(videos, unit="video", desc="predict", disable=args.quiet, dynamic_ncols=True)
@@ -169,8 +178,7 @@ def run(args: argparse.Namespace) -> int:
         results,
         predictor.bundle.modalities,
         predictor.bundle.summary(),
-        args.pool,
-        predictor.stream.stride,
+        predictor.settings(),
         args.emotiw,
     )
     print(_summary(results, folder, skipped))

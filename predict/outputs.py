@@ -92,7 +92,7 @@ def write_windows_csv(out: PredictionsDir, videos: list[VideoPrediction], modali
     atomic_write_csv(out.windows_csv, header, rows)
 
 
-def write_json(out: PredictionsDir, videos: list[VideoPrediction], bundle_info: dict, pool: str, stride: int) -> None:
+def write_json(out: PredictionsDir, videos: list[VideoPrediction], bundle_info: dict, settings: dict) -> None:
     def video_record(v: VideoPrediction) -> dict:
         return {
             "video": str(v.path),
@@ -125,8 +125,7 @@ def write_json(out: PredictionsDir, videos: list[VideoPrediction], bundle_info: 
         {
             "package_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "pool": pool,
-            "stride_frames": stride,
+            **settings,
             "bundle": bundle_info,
             "videos": [video_record(v) for v in videos],
         },
@@ -192,15 +191,15 @@ def write_outputs(
     videos: list[VideoPrediction],
     modalities: list[str],
     bundle_info: dict,
-    pool: str,
-    stride: int,
+    settings: dict,
     emotiw: bool = False,
 ) -> PredictionsDir:
-    """Write every output file of a prediction run into ``out``; returns its layout."""
+    """Write every output file of a prediction run into ``out``; returns its layout. ``settings``: how the
+    videos were predicted (Predictor.settings: pool, stride, precision), recorded in predictions.json."""
     folder = PredictionsDir(out)
     write_videos_csv(folder, videos)
     write_windows_csv(folder, videos, modalities)
-    write_json(folder, videos, bundle_info, pool, stride)
+    write_json(folder, videos, bundle_info, settings)
     for video in videos:
         if video.windows:
             save_timeline(video, folder.timeline(video_id(video)))

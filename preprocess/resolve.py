@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .config import PreprocessConfig
 from .model_files import MODEL_FILES, resolve
+from .precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ def imagenet_weights_available() -> bool:
 
 
 def resolve_config(config: PreprocessConfig, modalities: tuple[str, ...]) -> PreprocessConfig:
-    """Replace scene_weights='auto' and audio_backend='auto' by what will actually be used."""
+    """Replace scene_weights, audio_backend and precision 'auto' by what will actually be used."""
+    config = replace(config, precision=resolve_precision(config.precision)[0])
     if "scene" in modalities and config.scene_weights == "auto":
         if imagenet_weights_available():
             config = replace(config, scene_weights="imagenet")

@@ -12,6 +12,7 @@ from gvs.core.errors import InputError
 from .config import PreprocessConfig
 from .decode import DecodedClip
 from .extractor import ModalityResult
+from .precision import building_in, resolve_precision
 
 RANDOM_WEIGHTS_SEED = 0
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -32,12 +33,18 @@ class SceneWeightsError(InputError):
         )
 
 
-def build_backbone(weights: str, width: int, height: int):
+def build_backbone(weights: str, width: int, height: int, precision: str = "float32"):
     """Frozen ResNet-50 without its top for ``height x width`` frames, and a description of the weights used.
 
     ``weights``: "imagenet" (Keras downloads and caches them), "none" (seeded random initialisation),
     "auto" (imagenet when available, else none; see resolve.py) or the path of a weights file.
+    ``precision``: float32 or bfloat16 (see precision.py; the weights stay float32).
     """
+    with building_in(precision):
+        return _build_backbone(weights, width, height)
+
+
+def _build_backbone(weights: str, width: int, height: int):
     import keras
 
     def random_backbone():
@@ -96,9 +103,16 @@ class SceneExtractor:
         import tensorflow as tf
 
         self.config = config
-        self.model, weights_used = build_backbone(config.scene_weights, config.scene_width, config.scene_height)
-        self.forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True)
-        self.resolved = {"weights": weights_used, "feature_shape": list(self.model.output_shape[1:])}
+        precision, _ = resolve_precision(config.precision)
+        self.model, weights_used = build_backbone(
+            config.scene_weights, config.scene_width, config.scene_height, precision
+        )
+        self.forward = tf.function(lambda x: tf.cast(self.model(x, training=False), tf.float32), reduce_retracing=True)
+        self.resolved = {
+            "weights": weights_used,
+            "feature_shape": list(self.model.output_shape[1:]),
+            "precision": precision,
+        }
 
     def extract(self, clip: DecodedClip) -> ModalityResult:
         batch = prepare_frames(clip.frames, self.config.scene_width, self.config.scene_height)
