@@ -1,7 +1,7 @@
 """Benchmark `gvs predict` end to end (decode -> four modalities -> fusion) against issue 10's speed targets.
 
     .venv/bin/python benchmarks/bench_predict.py [--model BUNDLE] [--fast-model BUNDLE] [--preset paper fast]
-                                                 [--long-minutes 10] [--skip-long] [--workdir DIR]
+                                                 [--precision auto] [--long-minutes 10] [--skip-long] [--workdir DIR]
 
 Clips: Val/1_1.mp4 and Test/Test_1..10.mp4 of $GVS_SHARED/data/vgaf (default ../shared). Long videos: the clips
 re-encoded to 1280x720 at 25 fps and joined (repeating them) into a 60-s video, then that looped into a
@@ -13,7 +13,8 @@ Each preset is measured in ONE fresh process (models loaded once): cold start (p
 construction; the median with --cold-starts - 1 more fresh processes), one warm-up clip, then every clip (median),
 the 60-s video, the long video (peak RSS: ru_maxrss, and VmRSS sampled every 0.2 s). Stage seconds come from the
 stream's VideoInfo.seconds; model+fusion is the time in Predictor._predict_batch; other = the rest (windows,
-thumbnails). "load average" above ~2 means other jobs shared the 2 cores while it ran.
+thumbnails). "load average" above ~2 means other jobs shared the 2 cores while it ran. With several --precision
+values each preset is measured once per precision (columns "paper/float32", "paper/bfloat16", ...).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from preprocess.precision import PRECISIONS  # noqa: E402
+
 SHARED = Path(os.environ.get("GVS_SHARED") or REPO.parent / "shared")
 os.environ.setdefault("GVS_MODEL_DIR", str(SHARED / "models"))
 CLIPS = ["Val/1_1.mp4", *(f"Test/Test_{i}.mp4" for i in range(1, 11))]
@@ -49,12 +52,12 @@ def sample_rss(samples: list[float], done: threading.Event) -> None:
             samples.append(next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024)
 
 
-def worker(model: str, videos: list[str], out: Path, started: float) -> None:
+def worker(model: str, precision: str, videos: list[str], out: Path, started: float) -> None:
     """Runs in the fresh process: load once, then time every video; writes the figures to ``out`` (JSON)."""
     from predict.predictor import Predictor
 
-    predictor = Predictor(model)
-    result = {"cold_s": time.time() - started}
+    predictor = Predictor(model, precision=precision)
+    result = {"cold_s": time.time() - started, "precision": predictor.precision}
     in_model, predict_batch = [0.0], predictor._predict_batch
 
     def timed_batch(windows):
@@ -151,14 +154,17 @@ def main() -> None:
     parser.add_argument("--model", help="paper-preset bundle (default: made on the demo data)")
     parser.add_argument("--fast-model", help="fast-preset bundle (default: made on the demo data)")
     parser.add_argument("--preset", nargs="+", default=["paper", "fast"], choices=list(TARGETS))
+    parser.add_argument("--precision", nargs="+", default=["auto"], choices=PRECISIONS, help="backbone precisions")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the long video (default 10)")
     parser.add_argument("--skip-long", action="store_true", help="no long video")
     parser.add_argument("--cold-starts", type=int, default=3, help="fresh processes timed to ready (median)")
     parser.add_argument("--workdir", type=Path, help="keep bundles and videos here (default: a temporary folder)")
-    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)  # OUT MODEL VIDEO...: the measured process
+    # OUT MODEL PRECISION VIDEO...: the measured process
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.worker[1], args.worker[2:], Path(args.worker[0]), float(os.environ["GVS_BENCH_T0"]))
+        out, model, precision, *videos = args.worker
+        return worker(model, precision, videos, Path(out), float(os.environ["GVS_BENCH_T0"]))
     begun = time.perf_counter()
     with tempfile.TemporaryDirectory() as temporary:
         work = args.workdir or Path(temporary)
@@ -167,19 +173,27 @@ def main() -> None:
         videos = make_long_videos(clips, work, None if args.skip_long else args.long_minutes)
         given = {"paper": args.model, "fast": args.fast_model}
         results = {}
-        for name in args.preset:
-            bundle = given[name] or make_bundle(name, work / name)
-            out = work / f"result-{name}.json"
-            print(f"measuring {name} with {bundle} ...", flush=True)
-            command = [sys.executable, __file__, "--worker", str(out), str(bundle)]
-            for videos_given in [[]] * max(0, args.cold_starts - 1) + [list(map(str, clips + videos))]:
-                env = dict(os.environ, GVS_BENCH_T0=repr(time.time()))  # the worker's cold start counts from here
-                run_logged(command + videos_given, work / f"worker-{name}.log", f"measuring {name}", env=env)
-                result = json.loads(out.read_text())
-                result["colds"] = results.get(name, {}).get("colds", []) + [result["cold_s"]]
-                results[name] = result
+        for preset in args.preset:
+            bundle = given[preset] or make_bundle(preset, work / preset)
+            for precision in args.precision:
+                name = preset if len(args.precision) == 1 else f"{preset}/{precision}"
+                out = work / f"result-{preset}-{precision}.json"
+                print(f"measuring {name} with {bundle} ...", flush=True)
+                command = [sys.executable, __file__, "--worker", str(out), str(bundle), precision]
+                log = work / f"worker-{preset}-{precision}.log"
+                for videos_given in [[]] * max(0, args.cold_starts - 1) + [list(map(str, clips + videos))]:
+                    env = dict(os.environ, GVS_BENCH_T0=repr(time.time()))  # the worker's cold start counts from here
+                    run_logged(command + videos_given, log, f"measuring {name}", env=env)
+                    result = json.loads(out.read_text())
+                    result["colds"] = results.get(name, {}).get("colds", []) + [result["cold_s"]]
+                    results[name] = result
     report(results, args.long_minutes)
     print(f"\nwhole benchmark: {time.perf_counter() - begun:.0f} s wall, {os.cpu_count()} cores")
+
+
+def targets(name: str) -> tuple[float, float, float]:
+    """The targets of a column named "paper" or "paper/bfloat16"."""
+    return TARGETS[name.split("/")[0]]
 
 
 def check(value: float, target: float, unit: str = "") -> str:
@@ -209,15 +223,16 @@ def report(results: dict, minutes: float) -> None:
 
     print()
     line("measurement", lambda n, r: n)
-    line("cold start s, median (process+models)", lambda n, r: check(statistics.median(r["colds"]), TARGETS[n][2]))
+    line("backbone precision", lambda n, r: r["precision"].split()[0])
+    line("cold start s, median (process+models)", lambda n, r: check(statistics.median(r["colds"]), targets(n)[2]))
     line("  each cold start s", lambda n, r: " ".join(f"{c:.1f}" for c in r["colds"]))
     line("warm-up clip s (graph tracing)", lambda n, r: f"{r['warmup']['s']:.2f}")
     line(
         f"clip s, median of {len(CLIPS)} 5-s clips",
-        lambda n, r: check(statistics.median([c["s"] for c in r["clips"]]), TARGETS[n][0]),
+        lambda n, r: check(statistics.median([c["s"] for c in r["clips"]]), targets(n)[0]),
     )
-    line("60-s video s", lambda n, r: check(r["60s"]["s"], TARGETS[n][1]))
-    line("60-s video s / video s", lambda n, r: check(r["60s"]["s"] / r["60s"]["duration"], TARGETS[n][1] / 60, "x"))
+    line("60-s video s", lambda n, r: check(r["60s"]["s"], targets(n)[1]))
+    line("60-s video s / video s", lambda n, r: check(r["60s"]["s"] / r["60s"]["duration"], targets(n)[1] / 60, "x"))
     counts = ("frames_decoded", "frames_sampled", "frames_extracted", "windows")
     line("60-s decoded/sampled/run/windows", lambda n, r: "/".join(str(r["60s"][k]) for k in counts))
     line(f"{minutes:g}-min video s", lambda n, r: f"{r['long']['s']:.1f}")
