@@ -15,6 +15,36 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 .venv/bin/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 # The package itself (the `gvs` command), editable, with the test and lint tools.
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+
+# OpenL3 (the paper's audio embeddings) from its source beside the project (../shared or $GVS_SHARED), when there:
+# its setup.py downloads six weight files while installing, which needs internet, so that step is taken out.
+# Without the weights `--audio-backend auto` stays on the built-in log-mel features.
+install_openl3() {  # $1: the openl3 0.4.2 source tarball; says why and returns 1 when it cannot
+  local build status=0
+  build="$(mktemp -d)"
+  local setup="$build/openl3-0.4.2/setup.py"
+  if ! tar -xzf "$1" -C "$build"; then
+    status=1
+  elif ! sed -i "s/^if len(sys.argv) > 1 and sys.argv\[1\] == 'sdist':$/if True:  # gvs: no weight download/" "$setup" \
+    || ! grep -q "^if True:  # gvs: no weight download" "$setup"; then
+    echo "install.sh: $1: no weight download found to take out of setup.py" >&2
+    status=1
+  elif ! .venv/bin/python -m pip install --quiet --no-deps "$build/openl3-0.4.2" >"$build/pip.log" 2>&1; then
+    cat "$build/pip.log" >&2
+    status=1
+  fi
+  rm -rf "$build"
+  return "$status"
+}
+OPENL3_SOURCE="${GVS_SHARED:-../shared}/src/openl3-0.4.2-source.tar.gz"
+if [ -f "$OPENL3_SOURCE" ]; then
+  if install_openl3 "$OPENL3_SOURCE"; then
+    echo "install.sh: openl3 installed from $OPENL3_SOURCE without its weights (audio backend auto uses logmel);" \
+      "the real weights need internet: .venv/bin/pip install --force-reinstall --no-deps openl3==0.4.2"
+  else
+    echo "install.sh: openl3 could not be installed from $OPENL3_SOURCE (see above); audio uses logmel" >&2
+  fi
+fi
 .venv/bin/python -c "import tensorflow, keras, cv2, dlib, face_recognition, tf_keras_vis, sklearn; print('installed: tensorflow', tensorflow.__version__, '| keras', keras.__version__, '| opencv', cv2.__version__)"
 if [ "${1:-}" != "--no-run" ]; then
   .venv/bin/gvs run

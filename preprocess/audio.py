@@ -2,15 +2,21 @@
 
 One embedding every ``config.audio_hop`` seconds, centred at t = 0, hop, ..., ``config.audio_seconds``
 (11 steps for 5 s at 0.5 s). Step k is real when its centre sample ``round(t_k * sr)`` is at most the number
-of audio samples (a 2-s track has real steps at 0, 0.5, 1.0, 1.5, 2.0); later steps are zeros with mask False.
-Clips without an audio track embed 5 s of silence (all steps real) and carry the flag "no audio track".
-``AudioExtractor.embed_track`` embeds every step of a whole track of any length on the same grid, a chunk of
+of audio samples (a 2-s track has real steps at 0, 0.5, 1.0, 1.5, 2.0) and the track holds one 25-ms analysis
+frame; later steps are zeros with mask False. The log-mel backend summarises only the audio inside the track (the
+first and last steps see the half window the track has); OpenL3 embeds 1-s windows, zero-padded at the ends as
+openl3 does. Clips without an audio track embed 5 s of silence (all steps real) and carry the flag "no audio
+track". ``AudioExtractor.embed_track`` embeds every step of a whole track of any length on the same grid, a chunk of
 steps at a time (memory bounded); its first steps are those ``extract`` gives for the track's first 5.5 s.
+
+Backend "auto" is OpenL3 when the openl3 package and its weight file are installed, else log-mel (logged).
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -20,12 +26,14 @@ from .config import PreprocessConfig
 from .decode import DecodedClip
 from .extractor import ModalityResult
 
+log = logging.getLogger(__name__)
+
 NO_AUDIO_FLAG = "no audio track"
 LOG_EPS = 1e-10  # log(power + eps): silence embeds to finite values
 
 # Built-in log-mel backend.
 LOGMEL_SAMPLE_RATE = 16000
-LOGMEL_WINDOW_SECONDS = 1.0  # each step summarises a 1-s window centred on its time
+LOGMEL_WINDOW_SECONDS = 1.0  # each step summarises the part inside the track of a 1-s window centred on its time
 FRAME_SECONDS = 0.025  # STFT analysis frame (Hann window)
 FRAME_HOP_SECONDS = 0.010  # STFT hop
 N_MELS = 64
@@ -38,10 +46,18 @@ TRACK_CHUNK_STEPS = 240  # steps embedded per chunk of a whole track (2 min at h
 # Cramer et al. (2019) also found the music-trained embedding at least as good on environmental sound tasks.
 OPENL3_SAMPLE_RATE = 48000
 OPENL3_PARAMS = {"input_repr": "mel256", "content_type": "music", "embedding_size": 6144}
+# openl3's setup.py downloads the weights while installing (needs internet); --no-deps keeps our pins (it wants an old
+# resampy); its dependencies come with requirements.txt.
+OPENL3_INSTALL = "pip install --force-reinstall --no-deps openl3==0.4.2"
 OPENL3_MISSING = (
-    "audio backend 'openl3' needs the openl3 package, which is not installed; `pip install openl3` "
-    "needs internet (it also downloads the model weights). Without it, use --audio-backend logmel "
+    "audio backend 'openl3' needs the openl3 package, which is not installed; with internet, "
+    f"`{OPENL3_INSTALL}` installs it with its model weights. Without it, use --audio-backend logmel "
     "(built-in log-mel features, no download)."
+)
+OPENL3_NO_WEIGHTS = (
+    "audio backend 'openl3': openl3 is installed without its weights ({path} is missing; install.sh installs "
+    f"openl3 from source without them). With internet, `{OPENL3_INSTALL}` downloads them while installing. "
+    "Without them, use --audio-backend logmel or auto (built-in log-mel features)."
 )
 
 
@@ -78,40 +94,59 @@ def mel_filterbank(
 
 def step_mask(n_samples: int, sample_rate: int, hop: float, steps: int, first_step: int = 0) -> np.ndarray:
     """(steps,) bool for steps first_step, first_step + 1, ...: step k is real when its centre sample
-    round(k * hop * sr) <= n_samples (> 0)."""
+    round(k * hop * sr) <= n_samples and the track holds at least one whole analysis frame (FRAME_SECONDS)."""
     centres = np.round(np.arange(first_step, first_step + steps) * hop * sample_rate)
-    return (centres <= n_samples) & (n_samples > 0)
+    return (centres <= n_samples) & (n_samples >= _frame_sizes(sample_rate)[0])
 
 
 def track_steps(n_samples: int, sample_rate: int, hop: float) -> int:
     """Real steps of a track of ``n_samples`` (those ``step_mask`` calls real): 0 for an empty track."""
-    if n_samples <= 0:
-        return 0
     return int(step_mask(n_samples, sample_rate, hop, int(n_samples // (hop * sample_rate)) + 2).sum())
 
 
-def _frames(
-    audio: np.ndarray, sample_rate: int, hop: float, steps: int, first_step: int = 0
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Analysis frames centred every 10 ms (on the track's grid from t = -0.5 s) that steps first_step ..
-    first_step + steps - 1 need; each step's first frame among them; frames per step."""
-    frame_len = int(round(FRAME_SECONDS * sample_rate))
-    frame_hop = int(round(FRAME_HOP_SECONDS * sample_rate))
+def _frame_sizes(sample_rate: int) -> tuple[int, int]:
+    """Analysis frame length and hop in samples."""
+    return int(round(FRAME_SECONDS * sample_rate)), int(round(FRAME_HOP_SECONDS * sample_rate))
+
+
+def _window_frames(
+    n_samples: int, sample_rate: int, hop: float, steps: int, first_step: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, F) index of the analysis frames in each step's window, and (steps, F) bool: the frame lies wholly
+    inside the track. Frame m holds samples m * frame_hop .. + frame_len; step k's window holds the F frames
+    (1 s of frame hops) whose centres are nearest to its centre sample round(k * hop * sr) +- 0.5 s."""
+    frame_len, frame_hop = _frame_sizes(sample_rate)
     half_window = int(round(LOGMEL_WINDOW_SECONDS * sample_rate / 2))
-    frames_per_window = 2 * half_window // frame_hop
-    first_frame = np.ceil(np.round(np.arange(first_step, first_step + steps) * hop * sample_rate) / frame_hop)
-    base = int(first_frame[0])  # 0 for first_step 0
-    first_frame = first_frame.astype(int) - base
-    n_frames = int(first_frame[-1]) + frames_per_window
-    # Frame j covers padded[j * frame_hop : + frame_len], centred on original sample (base + j) * frame_hop -
-    # half_window; padded[i] holds sample i + origin (zeros outside the track).
-    padded = np.zeros((n_frames - 1) * frame_hop + frame_len, dtype=np.float32)
-    origin = base * frame_hop - half_window - frame_len // 2
-    low, high = max(0, origin), min(audio.size, origin + padded.size)
-    if high > low:
-        padded[low - origin : high - origin] = audio[low:high]
-    frames = np.lib.stride_tricks.sliding_window_view(padded, frame_len)[::frame_hop][:n_frames]
-    return frames, first_frame, frames_per_window
+    centres = np.round(np.arange(first_step, first_step + steps) * hop * sample_rate)
+    first = np.ceil((centres - half_window - frame_len / 2) / frame_hop).astype(np.int64)
+    index = first[:, None] + np.arange(2 * half_window // frame_hop)
+    track_frames = 1 + (n_samples - frame_len) // frame_hop if n_samples >= frame_len else 0
+    return index, (index >= 0) & (index < track_frames)
+
+
+def _frame_features(audio: np.ndarray, sample_rate: int, first: int, count: int) -> np.ndarray:
+    """(count, N_MELS + 2) per analysis frame first .. first + count - 1 (wholly inside ``audio``): log-mel bands,
+    log energy (log mean square) and spectral centroid (kHz)."""
+    frame_len, frame_hop = _frame_sizes(sample_rate)
+    segment = audio[first * frame_hop : (first + count - 1) * frame_hop + frame_len]
+    frames = np.lib.stride_tricks.sliding_window_view(segment, frame_len)[::frame_hop]
+    n_fft = int(2 ** np.ceil(np.log2(frame_len)))
+    power = np.abs(np.fft.rfft(frames * np.hanning(frame_len).astype(np.float32), n=n_fft)) ** 2
+    log_mel = np.log(power @ mel_filterbank(sample_rate, n_fft, N_MELS).T + LOG_EPS)
+    log_energy = np.log(np.mean(frames**2, axis=1) + LOG_EPS)[:, None]
+    bin_khz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate) / 1000.0
+    centroid = ((power @ bin_khz) / (power.sum(axis=1) + LOG_EPS))[:, None]
+    return np.concatenate([log_mel, log_energy, centroid], axis=1)
+
+
+def _masked_mean_std(values: np.ndarray, inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std over axis 1 of (steps, F, D) ``values`` where (steps, F) ``inside``: two (steps, D) arrays,
+    zero for a step with no frame inside."""
+    keep = inside[:, :, None]
+    count = np.maximum(inside.sum(axis=1), 1)[:, None]
+    mean = np.where(keep, values, 0.0).sum(axis=1) / count
+    std = np.sqrt(np.where(keep, (values - mean[:, None]) ** 2, 0.0).sum(axis=1) / count)
+    return mean, std
 
 
 def logmel_embedding(
@@ -119,34 +154,25 @@ def logmel_embedding(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(steps, LOGMEL_DIM) float32 summaries of 1-s windows centred every ``hop`` s, and the (steps,) real mask.
 
-    Per window (zero-padded at the ends of the track): mean and std over frames of the 64 log-mel bands, then
-    mean and std of the frame log energy (log mean square) and of the spectral centroid (kHz). One STFT for the
-    steps asked for. ``first_step`` > 0 embeds steps first_step .. first_step + steps - 1 of the track's grid
-    (centred at first_step * hop, ...): the same values as those rows of an embedding from step 0.
+    Per window, over its 25-ms analysis frames that lie wholly inside the track (no padding: the first and last
+    steps summarise the half window the track has): mean and std of the 64 log-mel bands, then mean and std of the
+    frame log energy (log mean square) and of the spectral centroid (kHz). One STFT for the steps asked for.
+    ``first_step`` > 0 embeds steps first_step .. first_step + steps - 1 of the track's grid (centred at
+    first_step * hop, ...): the same values as those rows of an embedding from step 0.
     """
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    frames, first_frame, frames_per_window = _frames(audio, sample_rate, hop, steps, first_step)
-    frame_len = frames.shape[1]
-    n_fft = int(2 ** np.ceil(np.log2(frame_len)))
-    power = np.abs(np.fft.rfft(frames * np.hanning(frame_len).astype(np.float32), n=n_fft)) ** 2
-    log_mel = np.log(power @ mel_filterbank(sample_rate, n_fft, N_MELS).T + LOG_EPS)
-    log_energy = np.log(np.mean(frames**2, axis=1) + LOG_EPS)[:, None]
-    bin_khz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate) / 1000.0
-    centroid = ((power @ bin_khz) / (power.sum(axis=1) + LOG_EPS))[:, None]
-    per_frame = np.concatenate([log_mel, log_energy, centroid], axis=1)
-    windows = per_frame[first_frame[:, None] + np.arange(frames_per_window)]  # (steps, frames, N_MELS + 2)
-    means, stds = windows.mean(axis=1), windows.std(axis=1)
-    features = np.concatenate(
-        [
-            means[:, :N_MELS],
-            stds[:, :N_MELS],
-            np.stack([means[:, N_MELS], stds[:, N_MELS], means[:, N_MELS + 1], stds[:, N_MELS + 1]], axis=1),
-        ],
-        axis=1,
-    )
     mask = step_mask(audio.size, sample_rate, hop, steps, first_step)
-    features[~mask] = 0.0
-    return features.astype(np.float32), mask
+    features = np.zeros((steps, LOGMEL_DIM), dtype=np.float32)
+    if not mask.any():
+        return features, mask
+    index, inside = _window_frames(audio.size, sample_rate, hop, steps, first_step)  # a real step has frames inside
+    first, last = index[inside].min(), index[inside].max()
+    per_frame = _frame_features(audio, sample_rate, first, last - first + 1)
+    windows = per_frame[np.clip(index - first, 0, last - first)]  # (steps, F, N_MELS + 2)
+    mean, std = _masked_mean_std(windows, inside)
+    energy_centroid = np.stack([mean[:, N_MELS], std[:, N_MELS], mean[:, N_MELS + 1], std[:, N_MELS + 1]], axis=1)
+    features[mask] = np.concatenate([mean[:, :N_MELS], std[:, :N_MELS], energy_centroid], axis=1)[mask]
+    return features, mask
 
 
 def _import_openl3():
@@ -161,17 +187,51 @@ def _import_openl3():
         ) from error
 
 
+def _openl3_weights(openl3) -> Path:
+    """Where the installed openl3 keeps the weight file of the OPENL3_PARAMS audio model."""
+    return Path(
+        openl3.models.get_audio_embedding_model_path(OPENL3_PARAMS["input_repr"], OPENL3_PARAMS["content_type"])
+    )
+
+
+def _load_openl3_model(openl3):
+    """The OpenL3 audio model (OPENL3_PARAMS); AudioBackendError naming the weight file when it cannot be read."""
+    try:
+        return openl3.models.load_audio_embedding_model(**OPENL3_PARAMS)
+    except OSError as error:  # h5py: FileNotFoundError for a missing weight file
+        weights = _openl3_weights(openl3)
+        if not weights.is_file():
+            raise AudioBackendError(OPENL3_NO_WEIGHTS.format(path=weights)) from error
+        raise AudioBackendError(
+            f"openl3 weight file {weights} could not be read ({error}); reinstall it with `{OPENL3_INSTALL}` "
+            "(needs internet) or use --audio-backend logmel."
+        ) from error
+
+
 def resolve_backend(name: str) -> str:
-    """'auto' -> 'openl3' when it imports, else 'logmel'; unknown names raise ValueError."""
+    """'auto' -> 'openl3' when the package and its weight file are installed, else 'logmel' (logged, saying why);
+    'openl3' and 'logmel' as given; unknown names raise InputError."""
     if name not in ("auto", "openl3", "logmel"):
         raise InputError(f"unknown audio backend {name!r}; choose auto, openl3 or logmel")
     if name != "auto":
         return name
     try:
-        _import_openl3()
-        return "openl3"
-    except AudioBackendError:
+        openl3 = _import_openl3()
+    except AudioBackendError as error:  # not installed is the usual case; a broken install is worth a warning
+        log.log(
+            logging.INFO if str(error) == OPENL3_MISSING else logging.WARNING, "audio backend auto: logmel (%s)", error
+        )
         return "logmel"
+    weights = _openl3_weights(openl3)
+    if not weights.is_file():
+        log.warning(
+            "audio backend auto: logmel, because openl3 is installed without its weights (%s is missing); "
+            "with internet, `%s` downloads them",
+            weights,
+            OPENL3_INSTALL,
+        )
+        return "logmel"
+    return "openl3"
 
 
 class AudioExtractor:
@@ -187,7 +247,7 @@ class AudioExtractor:
         if self.backend == "openl3":
             openl3 = _import_openl3()
             self._openl3 = openl3
-            self._model = openl3.models.load_audio_embedding_model(**OPENL3_PARAMS)
+            self._model = _load_openl3_model(openl3)
             self.sample_rate = OPENL3_SAMPLE_RATE
             self.resolved = {
                 "backend": "openl3",

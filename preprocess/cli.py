@@ -92,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--audio-backend",
         choices=("auto", "openl3", "logmel"),
-        help="auto: OpenL3 when the openl3 package is installed, else the built-in log-mel embedding",
+        help="auto: OpenL3 when the openl3 package and its weights are installed, else the built-in log-mel "
+        "embedding (the log says why)",
     )
     group.add_argument("--audio-hop", type=positive_float, help="seconds between audio embeddings (paper: 0.5)")
     group.add_argument("--face-detector", choices=("hog", "cnn"), help="face_recognition detector (default hog)")

@@ -18,7 +18,7 @@ _MODALITY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 # Version of each modality's feature code: bump it when the features change for the same parameters (a new
 # encoding, a fixed bug), so caches made by the old code get a new fingerprint instead of mixing with new ones.
-FEATURE_VERSIONS: dict[str, int] = {"scene": 1, "pose": 1, "audio": 1, "faces": 1}
+FEATURE_VERSIONS: dict[str, int] = {"scene": 1, "pose": 1, "audio": 2, "faces": 1}
 _MODALITY_PACKAGES: dict[str, tuple[str, ...]] = {
     "scene": ("tensorflow", "keras", "opencv-python-headless"),
     "pose": ("tensorflow", "opencv-python-headless"),
@@ -38,7 +38,7 @@ class PreprocessConfig:
     scene_weights: str = "auto"  # auto (imagenet, else seeded random with a warning) | imagenet | none | FILE
     pose_input_size: int = 368
     pose_threshold: float = 0.1
-    audio_backend: str = "auto"  # auto (openl3 if installed, else logmel) | openl3 | logmel
+    audio_backend: str = "auto"  # auto (openl3 if installed with its weights, else logmel) | openl3 | logmel
     audio_hop: float = 0.5  # seconds between embeddings
     audio_seconds: float = 5.0  # embeddings cover this many seconds (11 steps at hop 0.5)
     face_detector: str = "hog"  # hog | cnn (face_recognition)

@@ -1,9 +1,13 @@
-"""Audio extractor: real clips, mel filterbank on pure tones, the padding rule, silence, the openl3 error."""
+"""Audio extractor: real clips, mel filterbank on pure tones, the padding rule, steady energy up to the ends of the
+track, silence, choosing and refusing openl3."""
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import subprocess
+import sys
+import types
+from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
@@ -18,12 +22,16 @@ from preprocess.audio import (
     logmel_embedding,
     mel_band_centres,
     mel_filterbank,
+    resolve_backend,
+    track_steps,
 )
 from preprocess.config import PreprocessConfig
 from preprocess.decode import DecodedClip, decode_clip
 
 SR = 16000
 CONFIG = PreprocessConfig(audio_backend="logmel")
+ENERGY_MEAN = 2 * N_MELS  # column of the mean frame log energy (natural log of the mean square)
+DB = 10 / np.log(10)
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +93,26 @@ def test_steps_real_while_centre_within_audio(n_samples, n_real):
     assert not features[n_real:].any() and np.abs(features[:n_real]).sum(axis=1).min() > 0
 
 
+def test_track_shorter_than_one_frame_has_no_real_step():
+    features, mask = logmel_embedding(tone(440.0, 0.02), SR)  # 20 ms: less than one 25-ms analysis frame
+    assert not mask.any() and not features.any() and track_steps(int(0.02 * SR), SR, 0.5) == 0
+
+
+def test_steady_tone_has_the_same_energy_up_to_the_ends_of_the_track(extractor):
+    """The first and last steps' windows reach 0.5 s beyond the track: they summarise only the audio inside it, so a
+    steady tone (amplitude 0.5: mean square 1/8, -9.03 dB) reads the same energy there as in the middle."""
+    no_frames = np.zeros((0, 1, 1, 3), np.uint8)
+    clip = DecodedClip(Path("tone.mp4"), no_frames, [], 0.0, 12, audio=tone(440.0, 5.0), sample_rate=SR)
+    result = extractor.extract(clip)
+    track = extractor.embed_track(tone(440.0, 12.0))  # a whole track for gvs predict: steps at 0, 0.5, ..., 12 s
+    assert result.arrays["mask"].all() and track.shape == (25, LOGMEL_DIM)
+    for features in (result.arrays["features"], track):
+        energy_db = features[:, ENERGY_MEAN] * DB
+        first, middle, last = energy_db[0], energy_db[len(energy_db) // 2], energy_db[-1]
+        assert abs(first - middle) < 0.5 and abs(last - middle) < 0.5
+        assert np.allclose(energy_db, 10 * np.log10(0.125), atol=0.5)
+
+
 def test_clip_without_audio_embeds_finite_silence(extractor, val_clip, tmp_path):
     silent_copy = tmp_path / "video_only.mp4"
     subprocess.run(
@@ -119,11 +147,28 @@ def test_wrong_sample_rate_names_clip(extractor, val_clip):
         extractor.extract(clip)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("openl3") is not None, reason="openl3 is installed here")
-def test_openl3_without_package_says_how_to_fix():
-    with pytest.raises(AudioBackendError, match=r"pip install openl3.*internet.*--audio-backend logmel"):
+def test_openl3_without_package_says_how_to_fix(monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "openl3", None)  # import openl3 fails as when it is not installed
+    with pytest.raises(
+        AudioBackendError,
+        match=r"with internet, `pip install --force-reinstall --no-deps openl3==0.4.2`.*--audio-backend logmel",
+    ):
         AudioExtractor(PreprocessConfig(audio_backend="openl3"))
-    assert AudioExtractor(PreprocessConfig(audio_backend="auto")).resolved["backend"] == "logmel"
+    with caplog.at_level(logging.INFO, logger="preprocess.audio"):
+        assert AudioExtractor(PreprocessConfig(audio_backend="auto")).resolved["backend"] == "logmel"
+    assert "audio backend auto: logmel (audio backend 'openl3' needs the openl3 package" in caplog.text
+
+
+def test_auto_takes_openl3_only_with_its_weight_file(monkeypatch, caplog, tmp_path):
+    """An installed openl3 (here a stand-in module) whose weight file is missing leaves auto on logmel, saying why."""
+    weights = tmp_path / "openl3_audio_mel256_music.h5"
+    models = types.SimpleNamespace(get_audio_embedding_model_path=lambda input_repr, content_type: str(weights))
+    monkeypatch.setitem(sys.modules, "openl3", types.SimpleNamespace(models=models))
+    with caplog.at_level(logging.WARNING, logger="preprocess.audio"):
+        assert resolve_backend("auto") == "logmel"
+    assert f"installed without its weights ({weights} is missing)" in caplog.text
+    weights.write_bytes(b"")
+    assert resolve_backend("auto") == "openl3"
 
 
 def test_unknown_backend_is_rejected():
