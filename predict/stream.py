@@ -12,9 +12,10 @@ its first frame's time: steps past the end of the track are zero rows (mask Fals
 One pass: every frame is grabbed once; each sampled frame goes through each backbone once (in chunks of
 ``stride`` sampled frames) and its per-frame feature rows sit in a rolling buffer of one window; the audio
 track is decoded once and embedded once. Memory holds that buffer, one chunk of frames, and the audio track
-with its embeddings, whatever the video's length. Scene, pose and faces rows depend only on their own frame
-(ResNet-50 in inference mode; people and faces are found, normalised and pooled per frame), so a window's
-features equal those preprocessing computes for a clip made of the same frames.
+with its embeddings, whatever the video's length. Scene and faces rows depend only on their own frame
+(ResNet-50 in inference mode; faces are found and pooled per frame), and pose rows on their frame and the few
+sampled frames before it (static skeletons such as logos are dropped by comparing frames, see preprocess/pose.py),
+so a window's features equal, or for pose nearly equal, those preprocessing computes for a clip of the same frames.
 """
 
 from __future__ import annotations

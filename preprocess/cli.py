@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=sorted(PRESETS),
         default="paper",
         help="paper: the reference paper's settings (480x320 scene frames, pose input 368); "
-        "fast: 240x160 scene frames and pose input 256, about 3x faster scene features",
+        "fast: 240x160 scene frames, about 3x faster scene features (pose input stays 368)",
     )
     group = parser.add_argument_group("parameters (override the preset)")
     group.add_argument("--frame-step", type=positive_int, help="keep every Nth frame (paper: 10)")

@@ -16,6 +16,7 @@ from preprocess.pose import (
     N_FEATURES,
     PoseExtractor,
     detect_people,
+    drop_static,
     network_input,
     network_size,
     pose_features,
@@ -103,6 +104,19 @@ def test_frames_without_people_count_zero(extractor: PoseExtractor) -> None:
     assert np.all(features[2:] == 0)
     assert result.arrays["keypoints"].shape == (0, N_KEYPOINTS, 3)
     assert "no people" in result.flags
+
+
+def test_a_still_picture_is_no_person_across_chunks_of_one_video(extractor: PoseExtractor) -> None:
+    """The streaming path gives a video in chunks: the extractor compares each chunk with the frames before it."""
+    image = data.astronaut()
+
+    def counts(path: str, first: int) -> list[int]:
+        clip = DecodedClip(Path(path), np.stack([image] * 3), [first, first + 10, first + 20], 30.0, n_frames=3)
+        return extractor.extract(clip).arrays["people_per_frame"].tolist()
+
+    assert counts("photo.mp4", 0) == [1, 1, 1]  # 2 other frames: too few to tell
+    assert counts("photo.mp4", 30) == [0, 0, 0]  # the video goes on: 5 frames to compare, all the same
+    assert counts("other.mp4", 60) == [1, 1, 1]  # another video: compared with its own frames only
 
 
 def test_short_clip_is_zero_padded(extractor: PoseExtractor, real_results: dict, val_clip: Path) -> None:
@@ -198,6 +212,27 @@ def test_group_people_separates_two_people() -> None:
 def test_group_people_without_fields_finds_nobody() -> None:
     heatmaps, _ = _render_maps([_stick_figure(20, 10)])
     assert group_people(heatmaps, np.zeros((38, 46, 46), np.float32)).shape == (0, N_KEYPOINTS, 3)
+
+
+# --- static skeletons on hand-made frames ------------------------------------------------------------------
+
+
+def test_drop_static_keeps_people_whose_pixels_change() -> None:
+    rng = np.random.default_rng(0)
+    grey = np.repeat(rng.integers(0, 256, (1, 120, 160), dtype=np.uint8), 12, axis=0)  # a still textured scene
+    grey[:, 60:, 80:] = np.clip(grey[:, 60:, 80:] + rng.integers(-3, 4, (12, 60, 80)), 0, 255)  # ~2 grey levels
+    picture = _person({NECK: (20, 20), RIGHT_HIP: (20, 40)})  # on the still part
+    alive = _person({NECK: (100, 80), RIGHT_HIP: (100, 100)})  # on the part that changes
+    people = [np.stack([picture, alive])] * 12
+    kept = drop_static(people, grey)
+    assert all(len(frame) == 1 and frame[0, NECK, 0] == 100 for frame in kept)
+    # Earlier frames only serve for comparison; with fewer than 5 others nothing is dropped.
+    assert [len(frame) for frame in drop_static(people[:2], grey)] == [1, 1]
+    assert [len(frame) for frame in drop_static(people[:5], grey[:5])] == [2] * 5
+    # Unchanged in 5 of 11 other frames (a cut after the 6th): not static across the clip.
+    grey[6:, :60, :80] = 255 - grey[6:, :60, :80]
+    assert [len(frame) for frame in drop_static(people, grey)] == [2] * 12
+    assert drop_static([np.zeros((0, N_KEYPOINTS, 3), np.float32)], grey[:1])[0].shape == (0, N_KEYPOINTS, 3)
 
 
 # --- features from hand-made people ------------------------------------------------------------------------
