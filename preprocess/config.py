@@ -18,12 +18,12 @@ _MODALITY_FIELDS: dict[str, tuple[str, ...]] = {
 }
 # Version of each modality's feature code: bump it when the features change for the same parameters (a new
 # encoding, a fixed bug), so caches made by the old code get a new fingerprint instead of mixing with new ones.
-FEATURE_VERSIONS: dict[str, int] = {"scene": 1, "pose": 2, "audio": 2, "faces": 1}
+FEATURE_VERSIONS: dict[str, int] = {"scene": 1, "pose": 2, "audio": 2, "faces": 2}
 _MODALITY_PACKAGES: dict[str, tuple[str, ...]] = {
     "scene": ("tensorflow", "keras", "opencv-python-headless"),
     "pose": ("tensorflow", "opencv-python-headless"),
     "audio": ("numpy", "scipy", "imageio-ffmpeg", "openl3"),
-    "faces": ("dlib-bin", "face-recognition", "keras", "tensorflow", "opencv-python-headless"),
+    "faces": ("mtcnn", "dlib-bin", "face-recognition", "keras", "tensorflow", "opencv-python-headless"),
 }
 
 
@@ -41,10 +41,14 @@ class PreprocessConfig:
     audio_backend: str = "auto"  # auto (openl3 if installed with its weights, else logmel) | openl3 | logmel
     audio_hop: float = 0.5  # seconds between embeddings
     audio_seconds: float = 5.0  # embeddings cover this many seconds (11 steps at hop 0.5)
-    face_detector: str = "hog"  # hog | cnn (face_recognition)
-    min_face: int = 40  # faces smaller than min_face x min_face pixels are dropped
-    face_detect_width: int = 1280  # wider frames are downscaled to this width for detection (boxes map back)
-    face_upsample: int = 0  # detector upsampling passes; 1 finds faces down to ~40 px but costs ~3x
+    face_detector: str = "mtcnn"  # mtcnn | hog | cnn (face_recognition); benchmarks/bench_faces.py compares them
+    # Faces less than min_face px tall in the SOURCE frame (the decoded video frame, at whatever resolution the
+    # clip has; not the 480-px scene frame, not the detection image) are neither detected, counted nor scored.
+    # The paper drops faces under 40 x 40; at 40 MTCNN keeps 0.76 of the faces a person counts, at 28 0.89.
+    min_face: int = 28
+    face_detect_width: int = 640  # wider frames are downscaled to this width for detection (boxes map back);
+    # mtcnn's cost is set by min_face, not by this; hog/cnn find faces from ~80 px of it: use 1280 with them
+    face_upsample: int = 0  # hog/cnn upsampling passes; 1 finds faces half as large but costs ~4x
     precision: str = "auto"  # scene and FER: auto (bfloat16 where the CPU has it or on a GPU) | float32 | bfloat16
 
     def fields_for(self, modality: str) -> dict:
@@ -60,10 +64,11 @@ class PreprocessConfig:
 
 PRESETS: dict[str, PreprocessConfig] = {
     "paper": PreprocessConfig(),
-    # Smaller scene input (4x fewer pixels): about 3x faster scene features. Pose keeps the paper's 368 input:
+    # Smaller scene input (4x fewer pixels): about 3x faster scene features. Pose and faces keep the paper preset's
+    # settings (the same cached features); pose keeps the 368 input:
     # 256 ran the pose stage 1.9x faster but found 12 % fewer people on the shared clips, up to a third fewer in
     # crowds (benchmarks/bench_pose.py).
-    "fast": PreprocessConfig(scene_width=240, scene_height=160, face_detect_width=960),
+    "fast": PreprocessConfig(scene_width=240, scene_height=160),
 }
 
 
