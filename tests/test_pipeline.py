@@ -17,7 +17,7 @@ from modalities.data import open_features
 from preprocess.config import PreprocessConfig
 from preprocess.demo import write_clip
 from preprocess.pipeline import run_preprocess
-from tests.media import ffmpeg
+from tests.media import common_bad_copies, ffmpeg
 
 pytestmark = pytest.mark.slow  # real models or training (`pytest -m 'not slow'` skips it)
 
@@ -37,11 +37,7 @@ def bad_clips(tmp_path_factory, val_clip: Path) -> Path:
     """A folder of one good clip and every kind of bad one, all derived from the real Val clip."""
     folder = tmp_path_factory.mktemp("bad") / "Mixed"
     folder.mkdir()
-    shutil.copy(val_clip, folder / "good.mp4")
-    (folder / "empty.mp4").write_bytes(b"")
-    (folder / "text.mp4").write_text("this is not a video\n")
-    (folder / "truncated.mp4").write_bytes(val_clip.read_bytes()[: val_clip.stat().st_size // 3])
-    ffmpeg("-i", str(val_clip), "-an", "-c:v", "copy", str(folder / "noaudio.mp4"))
+    common_bad_copies(folder, val_clip)
     ffmpeg("-i", str(val_clip), "-t", "1", str(folder / "short.mp4"))
     flat = (np.full((432, 768, 3), 128, np.uint8) for _ in range(125))
     write_clip(folder / "blank.mp4", flat, None)  # no people, no faces, no audio

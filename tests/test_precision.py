@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gvs.core.errors import InputError
 from preprocess.agreement import Agreement
 from preprocess.config import PreprocessConfig
 from preprocess.decode import decode_clip
@@ -50,7 +51,7 @@ def test_auto_precision_follows_the_cpu(monkeypatch):
     expected = "bfloat16" if cpu_bfloat16_flags() or gpu_count() else "float32"
     assert precision == expected and why.startswith("auto")
     assert resolve_precision("float32") == ("float32", "asked for")
-    with pytest.raises(Exception, match="unknown precision 'half'"):
+    with pytest.raises(InputError, match="unknown precision 'half'"):
         resolve_precision("half")
     assert set(PRECISIONS) == {"auto", "float32", "bfloat16"}
 

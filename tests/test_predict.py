@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from gvs.cli import main as gvs_main
 from gvs.core.workspace import PredictionsDir
 from predict.predictor import FUSED, Predictor
-from tests.media import ffmpeg
+from tests.media import common_bad_copies, ffmpeg
 
 pytestmark = pytest.mark.slow
 
@@ -95,12 +94,8 @@ def bad_videos(tmp_path_factory, val_clip: Path) -> Path:
     """One folder of good and bad videos, all derived from the real Val clip."""
     folder = tmp_path_factory.mktemp("mixed") / "Mixed"
     folder.mkdir()
-    shutil.copy(val_clip, folder / "good.mp4")
-    (folder / "empty.mp4").write_bytes(b"")
-    (folder / "text.mp4").write_text("not a video\n")
-    (folder / "truncated.mp4").write_bytes(val_clip.read_bytes()[: val_clip.stat().st_size // 3])
+    common_bad_copies(folder, val_clip)
     (folder / "gone.mp4").symlink_to(folder / "nowhere.mp4")
-    ffmpeg("-i", str(val_clip), "-an", "-c:v", "copy", str(folder / "noaudio.mp4"))
     ffmpeg("-i", str(val_clip), "-vn", "-c:a", "copy", str(folder / "audioonly.mp4"))
     ffmpeg("-i", str(val_clip), "-t", "0.3", str(folder / "tiny.mp4"))
     ffmpeg("-i", str(val_clip), "-t", "2", "-vf", "transpose=1", str(folder / "portrait.mp4"))
