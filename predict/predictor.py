@@ -94,6 +94,8 @@ class Predictor:
     precision : the backbones' arithmetic, auto | float32 | bfloat16 (see preprocess.precision); it may differ
         from the precision the bundle's training features were made in: the two agree to the figures
         tests/test_precision.py checks
+    keep_raw : keep each window's frames, keypoints, faces and audio samples (``WindowFeatures.raw``) for the
+        ``on_window`` callback of ``predict_video`` (explanations); off for plain prediction
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class Predictor:
         pool: str = "mean",
         batch_windows: int = 8,
         precision: str = "auto",
+        keep_raw: bool = False,
     ) -> None:
         from modalities.architectures import cut_at_hidden
 
@@ -116,7 +119,7 @@ class Predictor:
         used, why = resolve_precision(precision)
         self.precision = f"{used} ({why})"
         config = replace(self.bundle.config, precision=used)
-        self.stream = WindowStream(config, tuple(self.bundle.modalities), stride)
+        self.stream = WindowStream(config, tuple(self.bundle.modalities), stride, keep_raw=keep_raw)
         self.cuts = {m: cut_at_hidden(self.bundle.model(m)) for m in self.bundle.modalities}
         self.fusion = self.bundle.fusion()
 
@@ -124,12 +127,18 @@ class Predictor:
         """How this predictor predicts: the pooling, the stride in sampled frames and the backbones' precision."""
         return {"pool": self.pool, "stride_frames": self.stream.stride, "precision": self.precision}
 
-    def predict_video(self, path: str | Path, label: int | None = None, progress=None) -> VideoPrediction:
-        """The prediction for one video; a video that cannot be read gives status "failed", never an exception."""
+    def predict_video(
+        self, path: str | Path, label: int | None = None, progress=None, on_window=None
+    ) -> VideoPrediction:
+        """The prediction for one video; a video that cannot be read gives status "failed", never an exception.
+
+        ``on_window(features, prediction)`` is called with each window's WindowFeatures and WindowPrediction as
+        they come (nothing of them is kept otherwise).
+        """
         started = time.perf_counter()
         path = Path(path)
         try:
-            windows = list(self._windows(path, progress))
+            windows = list(self._windows(path, progress, on_window))
         except (GVSError, OSError, ValueError) as error:  # one bad video never stops a batch
             return VideoPrediction(
                 path, "failed", reason=f"{path}: {error}", label=label, seconds=time.perf_counter() - started
@@ -160,53 +169,69 @@ class Predictor:
         for index, path in enumerate(paths):
             yield self.predict_video(path, labels[index] if labels is not None else None)
 
-    def _windows(self, path: Path, progress) -> Iterator[WindowPrediction]:
+    def _windows(self, path: Path, progress, on_window) -> Iterator[WindowPrediction]:
         batch = []
         for window in self.stream.windows(path):
             batch.append(window)
             if len(batch) == self.batch_windows:
-                yield from self._predict_batch(batch)
+                yield from self._predict_batch(batch, on_window)
                 if progress is not None:
                     progress.update(len(batch))
                 batch = []
         if batch:
-            yield from self._predict_batch(batch)
+            yield from self._predict_batch(batch, on_window)
             if progress is not None:
                 progress.update(len(batch))
 
-    def _predict_batch(self, windows: list) -> list[WindowPrediction]:
-        """Each modality's model once over the batch, then the fusion over the windows where every modality has
-        something and a soft vote of the rest elsewhere."""
+    def present(self, empty: dict[str, str]) -> list[str]:
+        """The bundle's modalities a window is fused from: those with something in it (all when none has)."""
+        return [m for m in self.bundle.modalities if m not in empty] or list(self.bundle.modalities)
+
+    def score(self, features: dict[str, np.ndarray], present: list[str]) -> dict[str, np.ndarray]:
+        """Probabilities of a batch of windows: {modality or "fused": (B, 3)}.
+
+        ``features``: {modality: (B, steps, ...) model input}. The fused row is the bundle's fusion when every
+        modality is ``present``, else a soft vote of the present ones (the rule ``predict_video`` uses).
+        """
         from ensemble.outputs import ModalityOutputs
 
         modalities = self.bundle.modalities
-        keys = [str(w.index) for w in windows]
         outputs = {}
         for modality in modalities:
-            x = np.stack([w.features[modality] for w in windows]).astype(np.float32)
+            x = np.asarray(features[modality], dtype=np.float32)
             hidden, probabilities = self.cuts[modality].predict_on_batch(x)
+            keys = [str(i) for i in range(len(x))]
             outputs[modality] = ModalityOutputs(
                 modality, keys, np.asarray(hidden).reshape(len(x), -1), np.asarray(probabilities)
             )
-        complete = [i for i, w in enumerate(windows) if not set(w.empty) & set(modalities)]
-        fused = np.zeros((len(windows), len(CLASS_NAMES)), np.float32)
-        if complete:
-            rows = np.array(complete)
-            fused[rows] = self.fusion.predict_proba({m: o.take(rows) for m, o in outputs.items()})
+        if len(present) == len(modalities):
+            fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
+        else:
+            fused = np.mean([outputs[m].probabilities for m in present], axis=0)
+        return {m: outputs[m].probabilities for m in modalities} | {FUSED: fused}
+
+    def _predict_batch(self, windows: list, on_window=None) -> list[WindowPrediction]:
+        """Each modality's model once over the batch, then the fusion over the windows where every modality has
+        something and a soft vote of the rest elsewhere."""
+        modalities = self.bundle.modalities
+        features = {m: np.stack([w.features[m] for w in windows]) for m in modalities}
+        complete = self.score(features, list(modalities))
         predictions = []
         for i, window in enumerate(windows):
-            present = [m for m in modalities if m not in window.empty] or list(modalities)
+            present = self.present(window.empty)
             flags = list(window.flags)
-            if i not in complete:
-                fused[i] = np.mean([outputs[m].probabilities[i] for m in present], axis=0)
+            probabilities = {name: p[i] for name, p in complete.items()}
+            if len(present) < len(modalities):
+                probabilities[FUSED] = np.mean([probabilities[m] for m in present], axis=0)
                 missing = ", ".join(f"{window.empty[m]}" for m in modalities if m in window.empty)
                 flags.append(f"soft vote of {'+'.join(present)} ({missing})")
-            probabilities = {m: outputs[m].probabilities[i] for m in modalities} | {FUSED: fused[i]}
             predictions.append(
                 WindowPrediction(
                     window.index, window.start_s, window.end_s, probabilities, present, flags, window.thumbnail
                 )
             )
+            if on_window is not None:
+                on_window(window, predictions[-1])
         return predictions
 
 

@@ -54,6 +54,28 @@ LATE_S = 1.0  # a video that decodes, or an audio track that lasts, this much le
 
 
 @dataclass
+class WindowRaw:
+    """What one window's features were computed from, kept when the stream is asked to (``keep_raw``).
+
+    frames : (n_real, H, W, 3) uint8 RGB, one per real sampled position (a repeated frame appears again)
+    times : (n_real,) seconds of each frame from the first frame of the video
+    keypoints : per frame, (people, 18, 3) x, y (source-frame pixels), confidence of each COCO keypoint
+    face_boxes : per frame, (faces, 4) int (top, right, bottom, left) in source-frame pixels
+    face_scores : per frame, (faces, 7) FER probabilities in preprocess.faces.EXPRESSIONS order
+    audio : mono float32 samples from ``audio_start_s`` for the window's audio span; None without a track
+    """
+
+    frames: np.ndarray
+    times: np.ndarray
+    keypoints: list[np.ndarray] = field(default_factory=list)
+    face_boxes: list[np.ndarray] = field(default_factory=list)
+    face_scores: list[np.ndarray] = field(default_factory=list)
+    audio: np.ndarray | None = None
+    sample_rate: int = 0
+    audio_start_s: float = 0.0
+
+
+@dataclass
 class WindowFeatures:
     """One window's model inputs.
 
@@ -75,6 +97,7 @@ class WindowFeatures:
     thumbnail: np.ndarray | None = field(default=None, repr=False)  # (~90, W, 3) uint8 RGB of the first frame
     frame_indices: list[int] = field(default_factory=list)  # decode index of each real frame
     audio_start_s: float | None = None  # centre of the first audio step; None without audio
+    raw: WindowRaw | None = field(default=None, repr=False)  # only when the stream keeps raw data
 
 
 @dataclass
@@ -114,15 +137,24 @@ class _Row:
     counts: dict[str, int]
     thumbnail: np.ndarray
     repeated: bool  # the same frame as the previous position (a gap in the video's timestamps)
+    raw: dict | None = None  # with keep_raw: "frame", "keypoints", "face_boxes", "face_scores" of this frame
 
 
 class _AudioTrack:
     """The whole track's embeddings on the hop grid, and each window's slice of them."""
 
     def __init__(
-        self, embeddings: np.ndarray | None, silence: np.ndarray | None, config: PreprocessConfig, seconds: float
+        self,
+        embeddings: np.ndarray | None,
+        silence: np.ndarray | None,
+        config: PreprocessConfig,
+        seconds: float,
+        samples: np.ndarray | None = None,
+        sample_rate: int = 0,
     ):
         self.embeddings = embeddings  # (track steps, dim); None when the video has no audio track
+        self.samples = samples  # the decoded track, kept only when the stream keeps raw data
+        self.sample_rate = sample_rate
         self.silence = silence  # what preprocessing gives a clip without audio: its features, every step real
         self.hop = config.audio_hop
         self.steps = config.audio_steps
@@ -144,6 +176,13 @@ class _AudioTrack:
         elif len(rows) < self.steps:
             flag = f"audio: {len(rows)} of {self.steps} steps (the track ends at {self.seconds:.1f} s)"
         return features, mask, empty, flag, first * self.hop
+
+    def clip(self, start_s: float) -> np.ndarray | None:
+        """The kept samples of the window's audio span (``audio_steps * audio_hop`` s from ``start_s``)."""
+        if self.samples is None:
+            return None
+        first = max(0, int(round(start_s * self.sample_rate)))
+        return self.samples[first : first + int(round(self.steps * self.hop * self.sample_rate))]
 
 
 class VideoWindows:
@@ -179,6 +218,8 @@ class WindowStream:
     modalities : which of scene, pose, audio, faces to compute
     stride : sampled frames between window starts, 1 .. n_frames (default n_frames // 2: half a window)
     thumbnail_height : pixels of each window's thumbnail
+    keep_raw : attach to each window what its features were computed from (frames, keypoints, face boxes and
+        scores, audio samples: ``WindowFeatures.raw``), for explanations; holds one window of frames more
     """
 
     def __init__(
@@ -187,6 +228,7 @@ class WindowStream:
         modalities: Iterable[str] = MODALITIES,
         stride: int | None = None,
         thumbnail_height: int = THUMBNAIL_HEIGHT,
+        keep_raw: bool = False,
     ) -> None:
         modalities = check_modalities(list(modalities))
         if not modalities:
@@ -198,6 +240,7 @@ class WindowStream:
         self.modalities = modalities
         self.stride = stride
         self.thumbnail_height = thumbnail_height
+        self.keep_raw = keep_raw
         self.extractors = {m: make_extractor(m, config) for m in modalities}
         self._beside = ThreadPoolExecutor(1, thread_name_prefix="gvs-beside")
         self.info: VideoInfo | None = None  # the last video's (set when its windows are asked for)
@@ -285,6 +328,7 @@ class WindowStream:
         )
         features: dict[str, np.ndarray] = {}
         counts: dict[str, np.ndarray] = {}
+        raw: list[dict] = [{"frame": f.rgb} for f in frames] if self.keep_raw else []
         beside = {m: self._beside.submit(self.extractors[m].extract, clip) for m in BESIDE if m in self.extractors}
         for modality in FRAME_MODALITIES:
             if modality not in self.extractors:
@@ -295,6 +339,8 @@ class WindowStream:
             features[modality] = result.arrays["features"]
             if modality in COUNTS:
                 counts[modality] = result.arrays[COUNTS[modality][0]]
+                if raw:
+                    _split_details(modality, result.arrays, counts[modality][: len(frames)], raw)
             if modality == "scene":
                 for flag in result.flags:  # the squashed-aspect note: the same for every chunk
                     info.add_flag(flag)
@@ -313,6 +359,7 @@ class WindowStream:
                         {m: int(c[i]) for m, c in counts.items()},
                         thumbnail,
                         repeat > 0,
+                        raw[i] if raw else None,
                     )
                 )
         return rows
@@ -349,6 +396,7 @@ class WindowStream:
                 empty["audio"] = reason
             if flag:
                 flags.append(flag)
+        raw = self._raw(rows, audio) if self.keep_raw else None
         window = WindowFeatures(
             info.windows,
             rows[0].position,
@@ -361,9 +409,25 @@ class WindowStream:
             rows[0].thumbnail,
             [row.index for row in rows],
             audio_start,
+            raw,
         )
         info.windows += 1
         return window
+
+    @staticmethod
+    def _raw(rows: list[_Row], audio: _AudioTrack | None) -> WindowRaw:
+        details = [row.raw for row in rows]
+        start = rows[0].time if math.isfinite(rows[0].time) else 0.0
+        return WindowRaw(
+            np.stack([d["frame"] for d in details]),
+            np.array([row.time for row in rows], dtype=np.float64),
+            [d["keypoints"] for d in details if "keypoints" in d],
+            [d["face_boxes"] for d in details if "face_boxes" in d],
+            [d["face_scores"] for d in details if "face_scores" in d],
+            audio.clip(start) if audio is not None else None,
+            audio.sample_rate if audio is not None else 0,
+            start,
+        )
 
     # Audio: the whole track, decoded and embedded once.
 
@@ -378,7 +442,10 @@ class WindowStream:
             result = _AudioTrack(None, self._no_audio_features(path), self.config, 0.0)
         else:
             info.audio_seconds = track.size / extractor.sample_rate
-            result = _AudioTrack(extractor.embed_track(track), None, self.config, info.audio_seconds)
+            samples = track if self.keep_raw else None
+            result = _AudioTrack(
+                extractor.embed_track(track), None, self.config, info.audio_seconds, samples, extractor.sample_rate
+            )
         info.timed("audio", started)
         return result
 
@@ -404,3 +471,12 @@ class WindowStream:
             info.add_flag(f"decoding stopped at {info.duration:.1f} s of {expected:.1f} s (truncated file?)")
         if info.audio_seconds is not None and info.duration and info.audio_seconds < info.duration - LATE_S:
             info.add_flag(f"audio track ends at {info.audio_seconds:.1f} s of {info.duration:.1f} s")
+
+
+def _split_details(modality: str, arrays: dict[str, np.ndarray], counts: np.ndarray, raw: list[dict]) -> None:
+    """Per-frame slices of an extractor's chunk-level keypoints (pose) or face boxes and scores (faces)."""
+    ends = np.cumsum(counts)
+    names = {"pose": {"keypoints": "keypoints"}, "faces": {"face_boxes": "boxes", "face_scores": "scores"}}[modality]
+    for key, name in names.items():
+        for details, part in zip(raw, np.split(arrays[name], ends[:-1])):
+            details[key] = part
