@@ -12,6 +12,7 @@ padding, exactly as they ignore the padding of a short clip.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -61,12 +62,19 @@ class ExplainedWindow:
         """(n_real, H, W, 3) uint8 RGB sampled frames of the window."""
         return self.window.raw.frames
 
-    @property
+    @cached_property
     def display_frames(self) -> np.ndarray:
-        """The frames to draw on: ``frames``, with every detected face blurred when ``blur_faces`` is on."""
+        """The frames to draw on: ``frames``, with every detected face blurred when ``blur_faces`` is on (faces
+        found for the faces model, or found now with the bundle's face detector when it has no faces model)."""
         if not self.blur_faces:
             return self.frames
-        boxes = self.window.raw.face_boxes or [np.zeros((0, 4))] * len(self.frames)
+        boxes = self.window.raw.face_boxes
+        if not boxes:
+            from preprocess.faces import find_faces
+
+            config = self.predictor.stream.config
+            found = find_faces(self.frames, config.face_detector, config.min_face, config.face_detect_width)
+            boxes = [np.round(f.boxes).astype(int) for f in found]
         return np.stack([blur_faces(frame, b) for frame, b in zip(self.frames, boxes)])
 
     @property
@@ -75,7 +83,7 @@ class ExplainedWindow:
         return self.window.raw.times
 
     def audio_step_times(self) -> np.ndarray:
-        """(audio_steps,) seconds of each audio step's start from the start of the video (NaN without audio)."""
+        """(audio_steps,) seconds of each audio step's centre from the start of the video (NaN without audio)."""
         config = self.predictor.stream.config
         start = self.window.audio_start_s
         if start is None:
