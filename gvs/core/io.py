@@ -50,10 +50,18 @@ def disk_errors(folder: Path) -> Iterator[None]:
         raise
 
 
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(handle)`` on a temporary file next to ``path``, fsync it, then rename it to ``path``.
 
-    A crash, Ctrl-C or kill leaves at most a hidden ``.<name>.*.tmp`` file, never a partial ``path``.
+    A crash, Ctrl-C or kill leaves at most a hidden ``.<name>.*.tmp`` file, never a partial ``path``. The file
+    gets the permissions a plain ``open`` would give it (0666 less the umask; mkstemp's own are 0600).
     """
     path = Path(path)
     with disk_errors(path.parent):
@@ -64,6 +72,7 @@ def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], object]) -> None
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
+            os.chmod(temporary, 0o666 & ~_umask())
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
