@@ -105,8 +105,12 @@ class ExplainedWindow:
         parts = []
         for begin in range(0, size, batch):
             end = min(begin + batch, size)
-            full = self.tiled(end - begin)
-            full.update({m: np.asarray(x[begin:end], dtype=np.float32) for m, x in features.items()})
+            full = {m: np.asarray(x[begin:end], dtype=np.float32) for m, x in features.items()}
+            full |= {
+                m: np.repeat(self.window.features[m][None].astype(np.float32), end - begin, axis=0)
+                for m in self.modalities
+                if m not in features
+            }
             parts.append(self.predictor.score(full, self.present))
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
