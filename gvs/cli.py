@@ -6,6 +6,9 @@ gvs preprocess videos -> feature cache
 gvs train      one modality's model
 gvs fuse       fusions, comparison and ablation tables
 gvs explain    saliency and explanation figures
+gvs export     a model bundle
+gvs predict    the sentiment of any video
+gvs report     one HTML page per video explaining its verdict
 """
 
 from __future__ import annotations
@@ -240,6 +243,7 @@ SUBCOMMANDS: dict[str, tuple[str, object]] = {
     "explain": ("saliency and explanation figures", _stage_command("saliency.cli")),
     "export": ("write a model bundle (models, fusion, parameters, manifest)", lambda: _export_command()),
     "predict": ("the sentiment of any video, window by window and per video", _stage_command("predict.cli")),
+    "report": ("one HTML page per video: what drove its verdict", _stage_command("report.cli")),
 }
 
 

@@ -148,8 +148,15 @@ def write_emotiw(out: PredictionsDir, videos: list[VideoPrediction]) -> Path:
 
 
 def save_timeline(video: VideoPrediction, path: Path, thumbnails: int = 6) -> Path:
-    """Fused probability of each class over time (window centres), the windows' modality agreement as dots,
-    and thumbnails of a few windows along the top."""
+    """Write :func:`timeline_png` to ``path`` (atomically)."""
+    png = timeline_png(video, thumbnails)
+    atomic_write_bytes(path, lambda handle: handle.write(png))
+    return path
+
+
+def timeline_png(video: VideoPrediction, thumbnails: int = 6) -> bytes:
+    """PNG of the fused probability of each class over time (window centres), with thumbnails of a few windows
+    along the top (none when ``thumbnails`` is 0)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,8 +165,9 @@ def save_timeline(video: VideoPrediction, path: Path, thumbnails: int = 6) -> Pa
     centres = np.array([(w.start_s + w.end_s) / 2 for w in video.windows])
     fused = np.stack([w.probabilities[FUSED] for w in video.windows])
     picks = np.unique(np.linspace(0, len(video.windows) - 1, min(thumbnails, len(video.windows))).round().astype(int))
-    figure = plt.figure(figsize=(10, 4.6))
-    grid = figure.add_gridspec(2, max(len(picks), 1), height_ratios=[1, 2.4], hspace=0.35)
+    rows = 2 if len(picks) else 1
+    figure = plt.figure(figsize=(10, 4.6 if rows == 2 else 3.4))
+    grid = figure.add_gridspec(rows, max(len(picks), 1), height_ratios=[1, 2.4][-rows:], hspace=0.35)
     for column, index in enumerate(picks):
         axis = figure.add_subplot(grid[0, column])
         window = video.windows[index]
@@ -167,7 +175,7 @@ def save_timeline(video: VideoPrediction, path: Path, thumbnails: int = 6) -> Pa
             axis.imshow(window.thumbnail)
         axis.set_title(f"{window.start_s:.1f} s: {window.predicted}", fontsize=8, color=CLASS_COLOURS[window.predicted])
         axis.axis("off")
-    axis = figure.add_subplot(grid[1, :])
+    axis = figure.add_subplot(grid[rows - 1, :])
     for index, name in enumerate(CLASS_NAMES):
         axis.plot(centres, fused[:, index], marker="o", markersize=3, color=CLASS_COLOURS[name], label=name)
     axis.set_ylim(0, 1)
@@ -182,8 +190,7 @@ def save_timeline(video: VideoPrediction, path: Path, thumbnails: int = 6) -> Pa
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(figure)
-    atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
-    return path
+    return buffer.getvalue()
 
 
 def write_outputs(

@@ -92,3 +92,31 @@ def deletion_figure(curves: dict[str, DeletionCurve], class_name: str):
         axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def faithfulness_section(curves: dict[str, DeletionCurve], class_name: str):
+    """Section 8: every explanation's deletion curve against random orders, with the areas in a table."""
+    from .sections import Figure, Section, Table, png_bytes
+
+    rows = [
+        [
+            name,
+            f"{curve.ranked_area:.3f}",
+            f"{curve.random_area:.3f}",
+            "better than random" if curve.ranked_area < curve.random_area else "NOT better than random",
+        ]
+        for name, curve in curves.items()
+    ]
+    return Section(
+        "faithfulness",
+        "Faithfulness check",
+        f"Each explanation's parts are removed most important first, and the probability of {class_name} is read "
+        f"after each removal (solid line); the dashed line does the same in random orders (mean of "
+        f"{next(iter(curves.values())).orders}, band: one standard deviation). A faithful explanation makes the "
+        "probability fall faster than random: its curve lies below and its area is smaller.",
+        figures=[Figure("deletion-curves", png_bytes(deletion_figure(curves, class_name)), "Deletion curves")],
+        tables=[Table(["explanation", "area (ranked)", "area (random)", "verdict"], rows, "Areas under the curves")],
+        caveat="A curve close to the random one means the ranking is no better than chance for this window; "
+        "removal replaces parts by padding (sections) or a flat colour (superpixels), inputs the models rarely saw.",
+        arrays={f"{name}_{kind}": getattr(c, kind) for name, c in curves.items() for kind in ("ranked", "random")},
+    )

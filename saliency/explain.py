@@ -382,20 +382,22 @@ def explain(
                 written.append(explainer.explain_fusion(fusion, clip))
                 continue
             explainer.require_training_cache()
-            for rank, (key, pick) in _ranked(pick_clips(explainer.runs.fusion(fusion).read_predictions(), split, top)):
+            for rank, (key, pick) in number_picks(
+                pick_clips(explainer.runs.fusion(fusion).read_predictions(), split, top)
+            ):
                 written.append(explainer.explain_fusion(fusion, key, f"{pick}-{rank}-{key.replace('/', '_')}"))
             continue
         if clip is not None:
             written.append(explainer.explain_clip(modality, clip))
             continue
-        for rank, (key, pick) in _ranked(pick_clips(explainer.predictions(modality), split, top)):
+        for rank, (key, pick) in number_picks(pick_clips(explainer.predictions(modality), split, top)):
             written.append(explainer.explain_clip(modality, key, f"{pick}-{rank}-{key.replace('/', '_')}"))
         if modality == "audio":
             written.append(explainer.audio_projection(split, projection))
     return written
 
 
-def _ranked(picks: list[tuple[str, str]]) -> list[tuple[int, tuple[str, str]]]:
+def number_picks(picks: list[tuple[str, str]]) -> list[tuple[int, tuple[str, str]]]:
     """Number the picks 1.. within each kind (confident-1, confident-2, wrong-1, ...)."""
     counts: dict[str, int] = {}
     ranked = []

@@ -1,8 +1,14 @@
 """The main job on the real demo videos: real extractors, real training, fusion and ablation, then a resume."""
 
+import base64
+import contextlib
 import csv
+import io
+import re
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 import run_ensemble
@@ -11,6 +17,7 @@ from gvs.core.workspace import RunsDir
 from preprocess.demo import make_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
+REPORT_SECTIONS = ("verdict", "sections", "lime", "pixels", "people", "audio", "modalities", "faithfulness")
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +29,17 @@ def tables(printed: str) -> str:
     return printed[printed.index("### Comparison") :]
 
 
-def test_demo_chain_ends_with_tables_and_resumes_without_redoing_work(demo: Path, tmp_path: Path, capsys) -> None:
+@pytest.fixture(scope="module")
+def chain(demo: Path, tmp_path_factory) -> tuple[list[str], str, Path]:
+    """The main job run once on the demo (fast preset, fc fusion, faces dropped): its arguments, what it printed
+    and its RUNS folder."""
+    work = tmp_path_factory.mktemp("chain")
     arguments = [
         str(demo),
         "--cache",
-        str(tmp_path / "cache"),
+        str(work / "cache"),
         "--runs",
-        str(tmp_path / "runs"),
+        str(work / "runs"),
         "--preset",
         "fast",
         "--fusion",
@@ -40,11 +51,17 @@ def test_demo_chain_ends_with_tables_and_resumes_without_redoing_work(demo: Path
         "--epochs",
         "40",
     ]
-    assert run_ensemble.main(arguments) == 0
-    printed = capsys.readouterr().out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert run_ensemble.main(arguments) == 0
+    return arguments, printed.getvalue(), work / "runs"
+
+
+def test_demo_chain_ends_with_tables_and_resumes_without_redoing_work(chain, capsys) -> None:
+    arguments, printed, runs_root = chain
     assert "### Comparison" in printed and "### Ablation: fc fusion (loo)" in printed
     assert "30 clips: 30 done" in printed and "0 failed" in printed
-    runs = RunsDir(tmp_path / "runs")
+    runs = RunsDir(runs_root)
     with runs.ablation_stem("fc").with_suffix(".csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["dropped"] for r in rows] == ["—", "audio", "pose", "scene"]
@@ -59,3 +76,30 @@ def test_demo_chain_ends_with_tables_and_resumes_without_redoing_work(demo: Path
     assert "30 skipped (already cached)" in again and "already trained" in again
     assert {m: runs.modality(m).model.stat().st_mtime_ns for m in models_before} == models_before
     assert tables(again) == tables(printed)
+
+
+def test_report_of_the_real_clip_with_the_demo_bundle_has_every_section(chain, val_clip: Path, tmp_path: Path) -> None:
+    """`gvs report` on the shared clip Val/1_1 with the bundle the main job exported: one page with all eight
+    sections and no broken image; in headless Chromium too when it is installed."""
+    from report.screenshot import find_chromium, rendered_dom
+
+    _, _, runs_root = chain
+    bundle = RunsDir(runs_root).bundle_path
+    out = tmp_path / "reports"
+    arguments = ["report", str(val_clip), "--model", str(bundle), "--out", str(out), "--lime-samples", "40"]
+    assert gvs_main([*arguments, "--blur-faces", "--quiet"]) == 0
+    page = out / "1_1.html"
+    html = page.read_text(encoding="utf-8")
+    for key in REPORT_SECTIONS:
+        assert f'id="{key}"' in html, key
+    images = re.findall(r'<img[^>]+src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= len(REPORT_SECTIONS)
+    for encoded in images:
+        decoded = cv2.imdecode(np.frombuffer(base64.b64decode(encoded), np.uint8), cv2.IMREAD_COLOR)
+        assert decoded is not None and decoded.size > 0 and decoded.std() > 0
+    assert "1_1.html" in (out / "index.html").read_text(encoding="utf-8")
+    if find_chromium() is None:
+        pytest.skip("headless Chromium not installed (apt-get install chromium): the page was checked as HTML only")
+    dom = rendered_dom(page)
+    for key in REPORT_SECTIONS:
+        assert f'id="{key}"' in dom, key

@@ -1,0 +1,61 @@
+"""``gvs report --cache CACHE --split S --top N``: the clips of a split worth a report, picked from cached features.
+
+The bundle's models score every cached clip of the split (features made with the bundle's own fingerprints, so
+they are what the models were trained on); the ``top`` most confident correct and ``top`` most confidently
+wrong clips (by the fused prediction) get a report made from their video files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from gvs.core.errors import CacheError, InputError
+from gvs.core.vocabulary import CLASS_NAMES
+from gvs.core.workspace import CacheDir
+from predict.predictor import FUSED, Predictor
+from saliency.explain import number_picks, pick_clips
+
+BATCH = 32
+
+
+def cache_picks(cache: str | Path, predictor: Predictor, split: str, top: int) -> list[tuple[Path, int | None, str]]:
+    """(video path, label or None, "confident-1" / "wrong-2" ...) of the picked clips of ``split``."""
+    from modalities.data import open_features
+
+    bundle = predictor.bundle
+    features = {}
+    for modality in bundle.modalities:
+        fingerprint = bundle.info["models"][modality]["fingerprint"]
+        try:
+            features[modality] = open_features(cache, modality, fingerprint)
+        except CacheError as error:
+            raise InputError(
+                f"{cache}: no {modality} features made with the bundle's preprocessing (fingerprint {fingerprint}); "
+                f"preprocess the dataset with the bundle's parameters first ({error})"
+            ) from error
+    keys = sorted(set.intersection(*(set(f.keys) for f in features.values())))
+    rows_of = {m: {k: i for i, k in enumerate(f.keys)} for m, f in features.items()}
+    rows = []
+    for start in range(0, len(keys), BATCH):
+        batch = keys[start : start + BATCH]
+        loaded = {m: features[m].load([rows_of[m][k] for k in batch]) for m in bundle.modalities}
+        fused = predictor.score(loaded, list(bundle.modalities))[FUSED]
+        first = features[bundle.modalities[0]]
+        for key, probabilities in zip(batch, fused):
+            index = rows_of[bundle.modalities[0]][key]
+            rows.append(
+                {
+                    "key": key,
+                    "split": first.splits[index],
+                    "part": "",
+                    "label": str(int(first.labels[index])),
+                    **{f"p_{name}": str(p) for name, p in zip(CLASS_NAMES, np.asarray(probabilities))},
+                }
+            )
+    clips = {record.key: record for record in CacheDir(cache).clips()}
+    return [
+        (clips[key].path, clips[key].label, f"{pick}-{rank}")
+        for rank, (key, pick) in number_picks(pick_clips(rows, split, top))
+    ]
