@@ -75,13 +75,14 @@ def log_mel(audio: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray
     return 10 * np.log10(mel + 1e-10), (np.arange(len(frames)) * hop + length / 2) / sample_rate
 
 
-def audio_section(window: ExplainedWindow) -> Section:
-    """Section "audio": waveform, log-mel spectrogram, per-step saliency and drops; a table of the key steps.
-    A window without an audio track (or a bundle without an audio model) gives a section that says so."""
+def audio_section(window: ExplainedWindow, samples: int = 16) -> Section:
+    """Section "audio": waveform, log-mel spectrogram, per-step saliency (SmoothGrad over ``samples`` noisy
+    copies) and drops; a table of the key steps. A window without an audio track (or a bundle without an audio
+    model) gives a section that says so."""
     missing = _missing(window)
     if missing:
         return Section("audio", "Which sounds", missing)
-    result = audio_steps(window)
+    result = audio_steps(window, samples)
     c, name = window.class_index, window.class_name
     rows = [
         [

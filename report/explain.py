@@ -25,18 +25,21 @@ from .verdict import verdict_section
 from .window import ExplainedWindow, explained_window
 
 KEY_FRAMES = 3  # key frames drawn for pixel saliency and people: the middle frame of the top sections
+QUICK_SAMPLES = 4  # SmoothGrad copies with --quick
 
 
 @dataclass
 class ReportOptions:
     """What a report computes.
 
-    quick : occlusion and gradients only (no LIME)
+    quick : occlusion and gradients only (no LIME), pixel saliency on the top key frame only, and SmoothGrad over
+        QUICK_SAMPLES noisy copies instead of ``smooth_samples``
     lime_samples : perturbed copies of the key frame LIME scores (each one backbone pass)
     segments : SLIC superpixels of the key frame
     blur_faces : blur every detected face in every image of the report
     explain_class : a class name to explain instead of the verdict
     seed : for LIME's samples, SmoothGrad's noise and the random deletion orders
+    smooth_samples : noisy copies per SmoothGrad map (pose, faces, audio; pixels use half as many)
     """
 
     quick: bool = False
@@ -45,6 +48,12 @@ class ReportOptions:
     blur_faces: bool = False
     explain_class: str | None = None
     seed: int = 0
+    smooth_samples: int = 16
+
+    @property
+    def samples(self) -> int:
+        """Noisy copies per SmoothGrad map for this report."""
+        return QUICK_SAMPLES if self.quick else self.smooth_samples
 
 
 @dataclass
@@ -103,13 +112,21 @@ class ReportMaker:
         self.predictor = Predictor(model, stride, precision=precision, keep_raw=True)
 
     def explain(
-        self, path: str | Path, progress: Callable[[str], None] | None = None, options: ReportOptions | None = None
+        self,
+        path: str | Path,
+        progress: Callable[[str], None] | None = None,
+        options: ReportOptions | None = None,
+        on_prediction: Callable[[VideoPrediction], None] | None = None,
     ) -> Report:
         """The report of one video (``options`` default: the maker's); a video that cannot be read gives a Report
-        with a failed prediction. ``progress(stage)`` is called as each section starts."""
+        with a failed prediction. ``progress(stage)`` is called as each section starts; ``on_prediction(video)``
+        once the whole-video prediction is done (failed or not), before any section, so a caller can show the
+        verdict while the sections are computed."""
         options = options or self.options
         started = time.perf_counter()
         video, window = explained_window(self.predictor, path, options.explain_class, options.blur_faces)
+        if on_prediction is not None:
+            on_prediction(video)
         report = Report(video, window, options=options, seconds={"predict": time.perf_counter() - started})
         if window is None:
             return report
@@ -137,12 +154,16 @@ class ReportMaker:
             sections.append(timed("lime", lambda: lime_frame.section(found, window)))
             curves["superpixels (LIME, fused)"] = found.curve
         if "scene" in window.modalities:
-            maps = timed("pixels", lambda: pixels.pixel_saliency(window, keys, seed=options.seed))
+            pixel_keys = keys[:1] if options.quick else keys
+            maps = timed(
+                "pixels",
+                lambda: pixels.pixel_saliency(window, pixel_keys, max(1, options.samples // 2), seed=options.seed),
+            )
             sections.append(timed("pixels", lambda: pixels.section(maps, window)))
         if {"pose", "faces"} & set(window.modalities):
-            sections.append(timed("people", lambda: people.people_section(window, keys)))
+            sections.append(timed("people", lambda: people.people_section(window, keys, options.samples)))
         if "audio" in window.modalities:
-            sections.append(timed("audio", lambda: audio_section.audio_section(window)))
+            sections.append(timed("audio", lambda: audio_section.audio_section(window, options.samples)))
         shares = timed("modalities", lambda: modality_shares.modality_shares(window))
         sections.append(timed("modalities", lambda: modality_shares.section(shares, window)))
         sections.append(faithfulness_section(curves, window.class_name))

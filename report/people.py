@@ -50,23 +50,23 @@ def statistic_shares(window: ExplainedWindow, samples: int = 16, seed: int = 0) 
     return columns / columns.sum() if columns.sum() > 0 else columns
 
 
-def people_section(window: ExplainedWindow, frame_indices: list[int]) -> Section:
+def people_section(window: ExplainedWindow, frame_indices: list[int], samples: int = 16) -> Section:
     """Section "people": the key frames (indices into ``window.frames``; the middle frame when none) with
     skeletons, keypoint saliency and labelled face boxes, and tables of the keypoints and face statistics the
-    pose and faces models used."""
+    pose and faces models used (SmoothGrad over ``samples`` noisy copies)."""
     frames = list(dict.fromkeys(frame_indices)) or [len(window.frames) // 2]
     raw = window.window.raw
     has_pose, has_faces = "pose" in window.modalities, "faces" in window.modalities
     people_seen = any(len(k) for k in raw.keypoints)
     faces_seen = any(len(b) for b in raw.face_boxes)
-    saliency = pose_saliency(window) if has_pose and people_seen else None
+    saliency = pose_saliency(window, samples) if has_pose and people_seen else None
     tables, arrays = [], {"key_frames": np.array(frames)}
     if saliency is not None:
         shares = keypoint_shares(saliency)
         tables.append(_keypoint_table(shares, window.class_name))
         arrays |= {"keypoint_shares": shares, "keypoint_saliency": pose_keypoint_saliency(saliency)}
     if has_faces and faces_seen:
-        statistics = statistic_shares(window)
+        statistics = statistic_shares(window, samples)
         tables.append(_statistics_table(statistics, window.class_name))
         arrays["statistic_shares"] = statistics
     figure = _figure(window, frames, arrays.get("keypoint_saliency"))

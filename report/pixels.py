@@ -17,6 +17,7 @@ casts, and everything after it (feature maps, the scene model, the gradients ret
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -71,45 +72,46 @@ def preprocess(images):
     return images[..., ::-1] - tf.constant(IMAGENET_BGR_MEANS, dtype=tf.float32)
 
 
-def scene_log_probability(window: ExplainedWindow) -> Callable:
-    """The differentiable path from a key frame's pixels to the scene model's log p(explained class).
+def scene_log_probability(predictor) -> Callable:
+    """The differentiable path from a key frame's pixels to the scene model's log p(class).
 
-    Returns f(images, row): images (B, h, w, 3) float32 RGB 0..255, row (steps,) float32 one-hot of the key
-    frame's row -> ((B, fh, fw, C) float32 feature maps, (B,) log p), each image's map taking that row of the
-    window's scene features, the other rows unchanged.
+    Returns f(images, row, fixed, class_index): images (B, h, w, 3) float32 RGB 0..255, row (steps,) float32
+    one-hot of the key frame's row, fixed (1, steps, fh, fw, C) the window's scene features, class_index an int32
+    scalar -> ((B, fh, fw, C) float32 feature maps, (B,) log p), each image's map taking that row of ``fixed``.
     """
     import tensorflow as tf
 
-    backbone = window.predictor.stream.extractors["scene"].model
-    head = window.predictor.bundle.model("scene")
-    fixed = tf.constant(window.window.features["scene"][None].astype(np.float32))  # (1, steps, fh, fw, C)
+    backbone = predictor.stream.extractors["scene"].model
+    head = predictor.bundle.model("scene")
 
-    def log_probability(images, row):
+    def log_probability(images, row, fixed, class_index):
         maps = tf.cast(backbone(preprocess(images), training=False), tf.float32)
         chosen = tf.reshape(row, (1, -1, 1, 1, 1))
         rows = fixed * (1.0 - chosen) + maps[:, None] * chosen
         probabilities = tf.cast(head(rows, training=False), tf.float32)
-        return maps, tf.math.log(probabilities[:, window.class_index] + EPSILON)
+        return maps, tf.math.log(tf.gather(probabilities, class_index, axis=1) + EPSILON)
 
     return log_probability
 
 
-def compiled_gradients(window: ExplainedWindow) -> Callable:
-    """A tf.function (images (B, h, w, 3), row (steps,) one-hot) -> (d log p / d pixel (B, h, w, 3),
-    d log p / d feature map (B, fh, fw, C), feature maps (B, fh, fw, C)), see ``scene_log_probability``.
+@functools.cache
+def compiled_gradients(predictor) -> Callable:
+    """A tf.function (images (B, h, w, 3), row (steps,) one-hot, fixed, class_index) -> (d log p / d pixel
+    (B, h, w, 3), d log p / d feature map (B, fh, fw, C), feature maps (B, fh, fw, C)), see
+    ``scene_log_probability``; one per loaded bundle, so every window and video reuses its trace.
 
     Each image's gradients are its own (the copies do not interact). Compiled because eager gradients through
-    ResNet-50 are about 3x slower on a CPU; it is traced once per batch size.
+    ResNet-50 are about 3x slower on a CPU; it is traced once per batch size (about 4 s).
     """
     import tensorflow as tf
 
-    log_probability = scene_log_probability(window)
+    log_probability = scene_log_probability(predictor)
 
     @tf.function(reduce_retracing=True)
-    def gradients(images, row):
+    def gradients(images, row, fixed, class_index):
         with tf.GradientTape() as tape:
             tape.watch(images)
-            maps, log_p = log_probability(images, row)
+            maps, log_p = log_probability(images, row, fixed, class_index)
             total = tf.reduce_sum(log_p)
         pixel_gradient, map_gradient = tape.gradient(total, [images, maps])
         return pixel_gradient, map_gradient, maps
@@ -121,12 +123,14 @@ def frame_saliency(
     gradients: Callable,
     frame: np.ndarray,
     row: np.ndarray,
+    window: ExplainedWindow,
     samples: int,
     noise: float,
     rng: np.random.Generator,
     batch: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """SmoothGrad (h, w) and raw Grad-CAM cells (fh, fw) of one (h, w, 3) uint8 key frame in feature row ``row``.
+    """SmoothGrad (h, w) and raw Grad-CAM cells (fh, fw) of one (h, w, 3) uint8 key frame in feature row ``row``
+    of ``window``.
 
     The frame and its ``samples`` noisy copies go through ``gradients`` (``compiled_gradients``) ``batch`` images
     at a time; Grad-CAM uses the frame's own gradients, SmoothGrad the copies'.
@@ -136,8 +140,11 @@ def frame_saliency(
     images = np.concatenate([clean[None], clean[None] + rng.normal(0.0, spread, (samples, *clean.shape))])
     images = images.astype(np.float32)
     smooth, cells = np.zeros(clean.shape[:2], np.float32), None
+    fixed = window.window.features["scene"][None].astype(np.float32)
+    class_index = np.int32(window.class_index)
     for begin in range(0, len(images), batch):
-        pixel_gradient, map_gradient, maps = (t.numpy() for t in gradients(images[begin : begin + batch], row))
+        outputs = gradients(images[begin : begin + batch], row, fixed, class_index)
+        pixel_gradient, map_gradient, maps = (t.numpy() for t in outputs)
         if cells is None:  # the first batch starts with the frame itself
             cells = gradcam_cells(maps[0], map_gradient[0])
             pixel_gradient = pixel_gradient[1:]
@@ -167,13 +174,13 @@ def pixel_saliency(
     """
     rng = np.random.default_rng(seed)
     width, height = scene_size(window)
-    gradients = compiled_gradients(window)
+    gradients = compiled_gradients(window.predictor)
     steps = len(window.window.features["scene"])
     smooth, cells = [], []
     for index in frame_indices:
         frame = at_scene_size(window, window.frames[index])
         row = np.eye(steps, dtype=np.float32)[index]
-        s, c = frame_saliency(gradients, frame, row, samples, noise, rng, batch)
+        s, c = frame_saliency(gradients, frame, row, window, samples, noise, rng, batch)
         smooth.append(s)
         cells.append(c)
     cells = np.stack(cells)

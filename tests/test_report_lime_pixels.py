@@ -164,8 +164,11 @@ def test_preprocessing_in_tensorflow_matches_prepare_frames():
 def test_the_differentiable_path_gives_the_window_probability(window):
     frame = pixels.at_scene_size(window, window.frames[KEY]).astype(np.float32)
     row = np.eye(len(window.frames), dtype=np.float32)[KEY]
-    _, log_p = pixels.scene_log_probability(window)(tf.constant(frame[None]), tf.constant(row))
-    assert float(np.exp(log_p[0])) == pytest.approx(window.prediction.probabilities["scene"][0], abs=1e-5)
+    fixed = window.window.features["scene"][None].astype(np.float32)
+    log_probability = pixels.scene_log_probability(window.predictor)
+    _, log_p = log_probability(tf.constant(frame[None]), tf.constant(row), tf.constant(fixed), window.class_index)
+    expected = window.prediction.probabilities["scene"][window.class_index]
+    assert float(np.exp(log_p[0])) == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.fixture(scope="module")
