@@ -103,3 +103,39 @@ def test_report_of_the_real_clip_with_the_demo_bundle_has_every_section(chain, v
     dom = rendered_dom(page)
     for key in REPORT_SECTIONS:
         assert f'id="{key}"' in dom, key
+
+
+def test_report_picks_clips_of_a_split_from_the_cache_and_explains_the_asked_class(chain, tmp_path: Path) -> None:
+    """`gvs report --cache --split --top`: the bundle scores the split's cached clips and reports the most confident
+    correct (and most confidently wrong) ones; --explain-class explains that class instead of the verdict."""
+    arguments, _, runs_root = chain
+    cache = arguments[arguments.index("--cache") + 1]
+    out = tmp_path / "picks"
+    assert (
+        gvs_main(
+            [
+                "report",
+                "--cache",
+                cache,
+                "--split",
+                "Val",
+                "--top",
+                "1",
+                "--model",
+                str(RunsDir(runs_root).bundle_path),
+                "--out",
+                str(out),
+                "--quick",
+                "--explain-class",
+                "Negative",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    index = (out / "index.html").read_text(encoding="utf-8")
+    pages = sorted(out.glob("*.html"))
+    assert 2 <= len(pages) <= 3  # index + the confident pick (+ the wrong pick when the demo model errs on Val)
+    assert "confident-1" in index
+    page = next(p for p in pages if p.name != "index.html").read_text(encoding="utf-8")
+    assert "why the model says Negative" in page and 'id="lime"' not in page  # --quick: no LIME
