@@ -284,7 +284,7 @@ def _text(result: LimeResult, window: ExplainedWindow) -> str:
 
 
 def _caveat(result: LimeResult, window: ExplainedWindow) -> str:
-    weights = getattr(window.predictor.stream.extractors["scene"], "resolved", {}).get("weights", "")
+    weights = window.scene_weights
     random_backbone = (
         f" This bundle's ResNet-50 has random weights ({weights}), so the regions say nothing about what the frame "
         "shows."

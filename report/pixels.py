@@ -251,7 +251,7 @@ def section(result: PixelSaliency, window: ExplainedWindow) -> Section:
 
 def _caveat(window: ExplainedWindow, grid: str) -> str:
     """When not to trust the maps: the backbone's weights and the Grad-CAM grid."""
-    weights = getattr(window.predictor.stream.extractors["scene"], "resolved", {}).get("weights", "")
+    weights = window.scene_weights
     backbone = (
         f"This bundle's ResNet-50 has random weights ({weights}): the maps show the plumbing (which pixels reach "
         "the scene head), not meaning."

@@ -53,6 +53,13 @@ class ExplainedWindow:
         return list(self.predictor.bundle.modalities)
 
     @property
+    def scene_weights(self) -> str:
+        """The scene backbone's weights as preprocessing records them ("imagenet", "random(seed=0)", a file); ""
+        when the bundle has no scene model."""
+        extractor = self.predictor.stream.extractors.get("scene")
+        return getattr(extractor, "resolved", {}).get("weights", "")
+
+    @property
     def present(self) -> list[str]:
         """Modalities the fused prediction is made from (those with something in this window)."""
         return self.predictor.present(self.window.empty)
