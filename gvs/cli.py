@@ -9,6 +9,7 @@ gvs explain    saliency and explanation figures
 gvs export     a model bundle
 gvs predict    the sentiment of any video
 gvs report     one HTML page per video explaining its verdict
+gvs serve      a web app: upload a video, get its verdict, timeline and report
 """
 
 from __future__ import annotations
@@ -244,6 +245,7 @@ SUBCOMMANDS: dict[str, tuple[str, object]] = {
     "export": ("write a model bundle (models, fusion, parameters, manifest)", lambda: _export_command()),
     "predict": ("the sentiment of any video, window by window and per video", _stage_command("predict.cli")),
     "report": ("one HTML page per video: what drove its verdict", _stage_command("report.cli")),
+    "serve": ("a web app: upload a video, get its verdict and report", _stage_command("serve.cli")),
 }
 
 

@@ -12,6 +12,7 @@ import pytest
 from gvs.cli import main as gvs_main
 from gvs.core.workspace import PredictionsDir
 from predict.predictor import FUSED, Predictor
+from tests.bundles import build_small_bundle
 from tests.media import common_bad_copies, ffmpeg
 
 pytestmark = pytest.mark.slow
@@ -27,21 +28,7 @@ def demo(tmp_path_factory, shared_dir: Path) -> Path:
 @pytest.fixture(scope="module")
 def bundle(demo: Path, tmp_path_factory) -> Path:
     """Pose and audio models trained on the demo (fast preset), soft fusion, exported as a bundle."""
-    work = tmp_path_factory.mktemp("work")
-    cache, runs = work / "cache", work / "runs"
-    assert (
-        gvs_main(
-            ["preprocess", str(demo), "--cache", str(cache), "--only", "pose", "audio", "--preset", "fast", "--quiet"]
-        )
-        == 0
-    )
-    for modality in ("pose", "audio"):
-        assert (
-            gvs_main(["train", modality, "--cache", str(cache), "--runs", str(runs), "--epochs", "40", "--quiet"]) == 0
-        )
-    assert gvs_main(["fuse", "--cache", str(cache), "--runs", str(runs), "--fusion", "soft", "--ablation", "none"]) == 0
-    assert gvs_main(["export", "--runs", str(runs), "--fusion", "soft-audio+pose", "--out", str(work / "bundle")]) == 0
-    return work / "bundle"
+    return build_small_bundle(demo, tmp_path_factory.mktemp("work"))
 
 
 @pytest.fixture(scope="module")

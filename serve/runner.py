@@ -1,0 +1,164 @@
+"""What a worker does with one job: predict the whole video, show the verdict at once, explain it, write the files.
+
+A worker's maker has ``explain(path, progress=, on_prediction=, on_window=) -> Report`` (ReportMaker's, plus
+``on_window(features, prediction)`` per predicted window) and ``describe() -> (bundle summary, prediction
+settings)`` for predictions.json. :class:`ServeReportMaker` is the real one; tests pass a fast fake.
+
+Right after the prediction pass the job gets its verdict, probabilities, timeline.png and predictions.json; the
+report's sections follow, then report.html. A video that fails (or any error) fails the job with the reason, with
+the server's paths replaced by the video's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from gvs.core.errors import GVSError
+from gvs.core.vocabulary import CLASS_NAMES
+from gvs.core.workspace import PredictionsDir
+from predict.outputs import save_timeline, write_json
+from predict.predictor import FUSED, VideoPrediction, pool_probabilities
+from report.explain import Report, ReportMaker, ReportOptions
+
+from .jobs import Job, JobBoard
+from .settings import ServeSettings
+from .storage import PREDICTIONS, REPORT, TIMELINE
+
+log = logging.getLogger(__name__)
+
+
+class _WindowTap:
+    """A Predictor that also calls ``listener(features, prediction)`` (when set) for each window it predicts; all
+    else is the wrapped predictor's (models, stream, scoring)."""
+
+    def __init__(self, predictor) -> None:
+        self._predictor = predictor
+        self.listener: Callable | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self._predictor, name)
+
+    def predict_video(self, path, label=None, progress=None, on_window=None) -> VideoPrediction:
+        def both(features, prediction) -> None:
+            if on_window is not None:
+                on_window(features, prediction)
+            if self.listener is not None:
+                self.listener(features, prediction)
+
+        return self._predictor.predict_video(path, label, progress, both)
+
+
+class ServeReportMaker(ReportMaker):
+    """A ReportMaker (models loaded once) whose ``explain`` also reports each predicted window.
+
+    The tap on its predictor is made once: report sections cache compiled functions per predictor object
+    (report.pixels.compiled_gradients), so a new wrapper per job would retrace them and hold each trace forever.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.predictor = _WindowTap(self.predictor)
+
+    def explain(self, path, progress=None, options=None, on_prediction=None, on_window=None) -> Report:
+        self.predictor.listener = on_window
+        try:
+            return super().explain(path, progress, options, on_prediction)
+        finally:
+            self.predictor.listener = None
+
+    def describe(self) -> tuple[dict, dict]:
+        """The bundle's summary and the prediction settings, as predictions.json records them."""
+        return self.predictor.bundle.summary(), self.predictor.settings()
+
+
+def maker_factory(settings: ServeSettings) -> Callable[[], ServeReportMaker]:
+    """What each worker calls once to load its models: quick reports unless ``settings.full_report``."""
+    options = ReportOptions(quick=not settings.full_report)
+    return lambda: ServeReportMaker(settings.model, options, precision=settings.precision)
+
+
+def modality_probabilities(video: VideoPrediction) -> dict[str, dict[str, float]]:
+    """{modality or "fused": {class: p}}: each modality's window probabilities pooled like the video's (mean)."""
+    names = [name for name in video.windows[0].probabilities if name != FUSED]
+    return {
+        name: _by_class(pool_probabilities(np.stack([w.probabilities[name] for w in video.windows]))) for name in names
+    }
+
+
+def _by_class(probabilities) -> dict[str, float]:
+    return {c: round(float(p), 4) for c, p in zip(CLASS_NAMES, probabilities)}
+
+
+class _JobProgress:
+    """The callbacks of one job's explain: each window, the prediction, each report section."""
+
+    def __init__(self, job: Job, maker, board: JobBoard) -> None:
+        self.job, self.maker, self.board = job, maker, board
+        self.windows = 0
+
+    def window(self, features, prediction) -> None:
+        self.windows += 1
+        self.board.update(
+            self.job.id,
+            save=False,
+            windows=self.windows,
+            detail=f"{self.windows} window(s), up to {prediction.end_s:.1f} s of the video",
+        )
+
+    def prediction(self, video: VideoPrediction) -> None:
+        if video.status == "failed":
+            return
+        named = dataclasses.replace(video, path=Path(self.job.name))  # the name shown, never a path on disk
+        save_timeline(named, self.job.folder / TIMELINE)
+        bundle, settings = self.maker.describe()
+        write_json(PredictionsDir(self.job.folder), [named], bundle, settings)
+        self.board.update(
+            self.job.id,
+            stage="sections",
+            detail="",
+            verdict=video.verdict,
+            probabilities=_by_class(video.probabilities),
+            modalities=modality_probabilities(video),
+            flags=list(video.flags),
+            duration_s=round(video.duration_s, 2),
+            windows=len(video.windows),
+            verdict_at=time.time(),
+            files=[TIMELINE, PREDICTIONS],
+        )
+
+    def stage(self, name: str) -> None:
+        if name != self.job.stage:
+            self.board.update(self.job.id, stage=name)
+
+
+def run_job(job: Job, maker, board: JobBoard) -> None:
+    """Run one job to its end (done or failed); never raises."""
+    board.update(job.id, status="running", stage="predict", started=time.time())
+    progress = _JobProgress(job, maker, board)
+    try:
+        report = maker.explain(
+            job.video, progress=progress.stage, on_prediction=progress.prediction, on_window=progress.window
+        )
+        if report.video.status == "failed":
+            _fail(job, board, report.video.reason)
+            return
+        board.update(job.id, stage="writing")
+        report.video = dataclasses.replace(report.video, path=Path(job.name))  # the page's title
+        report.write_html(job.folder, Path(REPORT).stem)
+        board.update(job.id, status="done", stage="done", files=[TIMELINE, PREDICTIONS, REPORT], finished=time.time())
+    except (GVSError, OSError, ValueError) as error:
+        _fail(job, board, str(error))
+    except Exception as error:  # a bug: the job says so, the worker goes on with the next one
+        log.exception("job %s failed", job.id)
+        _fail(job, board, f"internal error ({type(error).__name__}: {error}); see the server's log")
+
+
+def _fail(job: Job, board: JobBoard, reason: str) -> None:
+    reason = reason.replace(str(job.video), job.name).replace(str(job.folder), "")
+    board.update(job.id, status="failed", stage="failed", error=reason, finished=time.time())
