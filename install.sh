@@ -45,15 +45,16 @@ if [ -f "$OPENL3_SOURCE" ]; then
     echo "install.sh: openl3 could not be installed from $OPENL3_SOURCE (see above); audio uses logmel" >&2
   fi
 fi
-# Headless Chromium renders `gvs report` pages for screenshots and the page test; reports themselves need no browser.
+# Headless Chromium (and its driver) render `gvs report` pages for screenshots and drive `gvs serve`'s page in the
+# browser test; reports and the server themselves need no browser.
 # Installed with apt where this runs as root (Debian's chromium: browsers a package downloads at run time need
 # internet); elsewhere a hint.
-if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+if ! command -v chromedriver >/dev/null || { ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
-      || echo "install.sh: chromium could not be installed with apt; the report page test checks HTML only" >&2
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+      || echo "install.sh: chromium could not be installed with apt; the report page test checks HTML only, the browser test skips" >&2
   else
-    echo "install.sh: no chromium; for report screenshots: sudo apt-get install chromium (optional)"
+    echo "install.sh: no chromium; for report screenshots and the browser tests: sudo apt-get install chromium chromium-driver (optional)"
   fi
 fi
 .venv/bin/python -c "import tensorflow, keras, cv2, dlib, face_recognition, tf_keras_vis, sklearn; print('installed: tensorflow', tensorflow.__version__, '| keras', keras.__version__, '| opencv', cv2.__version__)"
