@@ -39,3 +39,19 @@ def val_clip(vgaf_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def test_clips(vgaf_root: Path) -> list[Path]:
     return sorted((vgaf_root / "Test").glob("*.mp4"))
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory, shared_dir: Path) -> Path:
+    """The demo dataset, written once per session (shared_dir: the pose model file comes from there offline)."""
+    from preprocess.demo import make_demo
+
+    return make_demo(tmp_path_factory.mktemp("demo") / "demo")
+
+
+@pytest.fixture(scope="session")
+def small_bundle(demo: Path, tmp_path_factory) -> Path:
+    """Pose and audio models trained on the demo (fast preset), soft fusion, exported as a bundle (tests/bundles.py)."""
+    from tests.bundles import build_small_bundle
+
+    return build_small_bundle(demo, tmp_path_factory.mktemp("small-bundle"))

@@ -14,15 +14,9 @@ import pytest
 import run_ensemble
 from gvs.cli import main as gvs_main
 from gvs.core.workspace import RunsDir
-from preprocess.demo import make_demo
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 REPORT_SECTIONS = ("verdict", "sections", "lime", "pixels", "people", "audio", "modalities", "faithfulness")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory, shared_dir: Path) -> Path:  # shared_dir: the pose model file comes from there offline
-    return make_demo(tmp_path_factory.mktemp("demo") / "demo")
 
 
 def tables(printed: str) -> str:

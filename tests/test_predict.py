@@ -12,28 +12,14 @@ import pytest
 from gvs.cli import main as gvs_main
 from gvs.core.workspace import PredictionsDir
 from predict.predictor import FUSED, Predictor
-from tests.bundles import build_small_bundle
 from tests.media import common_bad_copies, ffmpeg
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory, shared_dir: Path) -> Path:
-    from preprocess.demo import make_demo
-
-    return make_demo(tmp_path_factory.mktemp("demo") / "demo")
-
-
-@pytest.fixture(scope="module")
-def bundle(demo: Path, tmp_path_factory) -> Path:
-    """Pose and audio models trained on the demo (fast preset), soft fusion, exported as a bundle."""
-    return build_small_bundle(demo, tmp_path_factory.mktemp("work"))
-
-
-@pytest.fixture(scope="module")
-def predictor(bundle: Path) -> Predictor:
-    return Predictor(bundle)
+def predictor(small_bundle: Path) -> Predictor:
+    return Predictor(small_bundle)
 
 
 def test_a_positive_then_negative_video_changes_class_across_the_join(
@@ -112,10 +98,13 @@ def bad_videos(tmp_path_factory, val_clip: Path) -> Path:
 
 
 def test_every_bad_video_gets_its_own_outcome_and_the_batch_goes_on(
-    bad_videos: Path, bundle: Path, tmp_path: Path, capsys
+    bad_videos: Path, small_bundle: Path, tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "out"
-    assert gvs_main(["predict", str(bad_videos), "--model", str(bundle), "--out", str(out), "--quiet", "--emotiw"]) == 0
+    assert (
+        gvs_main(["predict", str(bad_videos), "--model", str(small_bundle), "--out", str(out), "--quiet", "--emotiw"])
+        == 0
+    )
     printed = capsys.readouterr().out
     with PredictionsDir(out).videos_csv.open(newline="", encoding="utf-8") as handle:
         rows = {Path(r["video"]).name: r for r in csv.DictReader(handle)}
@@ -145,7 +134,7 @@ def test_every_bad_video_gets_its_own_outcome_and_the_batch_goes_on(
 
 
 def test_predict_without_model_uses_the_last_export_and_says_so(
-    val_clip: Path, bundle: Path, tmp_path: Path, capsys, monkeypatch
+    val_clip: Path, small_bundle: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
     from predict.bundle import last_bundle
 

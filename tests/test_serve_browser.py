@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 
 from serve.app import create_app
 from serve.settings import ServeSettings
-from tests.bundles import build_small_bundle
 from tests.media import ffmpeg
 from tests.test_serve_api import running_server, upload
 
@@ -25,19 +24,6 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 JOB_DEADLINE_S = 240.0  # the first job builds every model's graph; 2 shared cores
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory, shared_dir: Path) -> Path:
-    from preprocess.demo import make_demo
-
-    return make_demo(tmp_path_factory.mktemp("demo") / "demo")
-
-
-@pytest.fixture(scope="module")
-def bundle(demo: Path, tmp_path_factory) -> Path:
-    """Pose and audio models trained on the demo (fast preset), soft fusion (tests/bundles.py)."""
-    return build_small_bundle(demo, tmp_path_factory.mktemp("work"))
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +44,12 @@ def browser():
 
 
 def test_a_browser_uploads_a_real_clip_and_gets_the_verdict_timeline_and_report(
-    browser, bundle: Path, val_clip: Path, tmp_path: Path
+    browser, small_bundle: Path, val_clip: Path, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    app = create_app(ServeSettings(model=bundle, store=tmp_path / "store"), samples={})
+    app = create_app(ServeSettings(model=small_bundle, store=tmp_path / "store"), samples={})
     with running_server(app) as base:
         browser.get(f"{base}/")
         browser.find_element(By.ID, "file").send_keys(str(val_clip))
@@ -96,11 +82,11 @@ def _wait_done(client: TestClient, job_id: str) -> dict:
 
 
 def test_the_real_worker_flags_a_video_without_audio_and_takes_a_4k_clip(
-    bundle: Path, val_clip: Path, tmp_path: Path
+    small_bundle: Path, val_clip: Path, tmp_path: Path
 ) -> None:
     ffmpeg("-i", str(val_clip), "-an", "-c:v", "copy", str(tmp_path / "noaudio.mp4"))
     ffmpeg("-i", str(val_clip), "-t", "2", "-vf", "scale=3840:2160", "-preset", "ultrafast", str(tmp_path / "4k.mp4"))
-    with TestClient(create_app(ServeSettings(model=bundle, store=tmp_path / "store"), samples={})) as client:
+    with TestClient(create_app(ServeSettings(model=small_bundle, store=tmp_path / "store"), samples={})) as client:
         silent = _wait_done(client, upload(client, tmp_path / "noaudio.mp4").json()["id"])
         assert silent["status"] == "done" and silent["verdict"], silent
         assert any("without some modality" in flag for flag in silent["flags"]), silent["flags"]
@@ -111,11 +97,11 @@ def test_the_real_worker_flags_a_video_without_audio_and_takes_a_4k_clip(
         assert client.get(large["files"]["report.html"]).status_code == 200
 
 
-def test_the_serve_maker_reports_each_window_and_keeps_one_predictor(bundle: Path, val_clip: Path) -> None:
+def test_the_serve_maker_reports_each_window_and_keeps_one_predictor(small_bundle: Path, val_clip: Path) -> None:
     from report.explain import ReportOptions
     from serve.runner import ServeReportMaker
 
-    maker = ServeReportMaker(bundle, ReportOptions(quick=True))
+    maker = ServeReportMaker(small_bundle, ReportOptions(quick=True))
     predictor = maker.predictor  # report sections cache compiled functions per predictor: one for the maker's life
     for _ in range(2):
         seen, predicted = [], []
