@@ -139,7 +139,7 @@ class ReportMaker:
             report.seconds[name] = report.seconds.get(name, 0.0) + time.perf_counter() - begin
             return result
 
-        moments = timed("sections", lambda: occlusion.occlusion(window))
+        moments = timed("sections", lambda: occlusion.occlusion(window, seed=options.seed))
         keys = key_frames(moments, KEY_FRAMES)
         curves = {"key moments": moments.curve}
         sections = [
