@@ -35,13 +35,21 @@ def _clip_name(text: str) -> str:
     return path.stem if path.suffix.lower() in VIDEO_EXTENSIONS else text
 
 
-def _add_label(labels: dict[str, int], lines: dict[str, int], name: str, label: int, where: Path, line: int) -> None:
+def _add_label(
+    labels: dict[str, int],
+    lines: dict[str, int],
+    name: str,
+    label: int,
+    where: Path,
+    line: int,
+    class_names: tuple[str, ...] = CLASS_NAMES,
+) -> None:
     """Record ``name``'s label; the same label twice warns, two different labels are an error naming both lines."""
     if name in labels:
         if labels[name] != label:
             raise LabelFileError(
                 f"{where}:{lines[name]} and line {line}: clip {name!r} is labelled both "
-                f"{CLASS_NAMES[labels[name]]} and {CLASS_NAMES[label]}; keep one of the two lines"
+                f"{class_names[labels[name]]} and {class_names[label]}; keep one of the two lines"
             )
         log.warning("%s:%d: clip %r is listed again (line %d) with the same label", where, line, name, lines[name])
         return
@@ -73,35 +81,76 @@ def read_vgaf_labels(path: str | Path) -> dict[str, int]:
     return labels
 
 
-def label_index(name: str, where: str) -> int:
-    """Class index of a label name (case-insensitive) or VGAF code; ``where`` names the source in errors."""
+def label_index(name: str, where: str, class_names: tuple[str, ...] = CLASS_NAMES) -> int:
+    """Class index of a label name (case-insensitive) among ``class_names``, or a VGAF code when those are VGAF's
+    classes; ``where`` names the source in errors."""
     text = name.strip()
-    if text in VGAF_CODES:
+    if tuple(class_names) == CLASS_NAMES and text in VGAF_CODES:
         return VGAF_CODES[text]
-    for index, class_name in enumerate(CLASS_NAMES):
+    for index, class_name in enumerate(class_names):
         if text.lower() == class_name.lower():
             return index
-    raise LabelFileError(f"{where}: unknown label {name!r}; use one of {', '.join(CLASS_NAMES)} (or codes 1/2/3)")
+    codes = " (or codes 1/2/3)" if tuple(class_names) == CLASS_NAMES else ""
+    raise LabelFileError(f"{where}: unknown label {name!r}; use one of {', '.join(class_names)}{codes}")
 
 
-def read_csv_labels(path: str | Path) -> dict[str, int]:
-    """Read a CSV with columns ``video,label`` (label names or codes) -> {video path as written: class index}."""
+def class_set(label_texts: list[str]) -> tuple[str, ...]:
+    """The classes a list of labels names: VGAF's three (in their order) when every label is one of their names
+    or codes, else the distinct labels (case-insensitive, first spelling kept) sorted case-insensitively."""
+    texts = [t.strip() for t in label_texts if t.strip()]
+    vgaf = {c.lower() for c in CLASS_NAMES} | set(VGAF_CODES)
+    if all(t.lower() in vgaf for t in texts):
+        return CLASS_NAMES
+    spelling: dict[str, str] = {}
+    for text in texts:
+        spelling.setdefault(text.lower(), text)
+    return tuple(spelling[k] for k in sorted(spelling))
+
+
+@dataclass
+class CsvLabels:
+    """A CSV ``video,label[,group]``: labels by video path as written, the class set they name, and groups."""
+
+    labels: dict[str, int]
+    classes: tuple[str, ...]
+    groups: dict[str, str]  # video -> its group ("" when the CSV has no group column or leaves it empty)
+
+
+def read_csv_labels(path: str | Path) -> CsvLabels:
+    """Read a CSV with columns ``video,label`` and optionally ``group`` (clips cut from one source video share a
+    group, so they are never split between train and select). The classes are the labels' (see
+    :func:`class_set`)."""
     path = Path(path)
-    labels: dict[str, int] = {}
-    lines: dict[str, int] = {}
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"video", "label"} <= {f.strip().lower() for f in reader.fieldnames}:
             raise LabelFileError(f"{path}: needs a header with columns 'video,label', found {reader.fieldnames}")
         reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
-        for line_number, row in enumerate(reader, start=2):
-            video = (row["video"] or "").strip()
-            if not video:
-                raise LabelFileError(f"{path}:{line_number}: empty video path")
-            _add_label(
-                labels, lines, video, label_index(row["label"] or "", f"{path}:{line_number}"), path, line_number
-            )
-    return labels
+        rows = list(enumerate(reader, start=2))
+    classes = class_set([row["label"] or "" for _, row in rows])
+    labels: dict[str, int] = {}
+    lines: dict[str, int] = {}
+    groups: dict[str, str] = {}
+    for line_number, row in rows:
+        video = (row["video"] or "").strip()
+        if not video:
+            raise LabelFileError(f"{path}:{line_number}: empty video path")
+        label = label_index(row["label"] or "", f"{path}:{line_number}", classes)
+        _add_label(labels, lines, video, label, path, line_number, classes)
+        groups[video] = (row.get("group") or "").strip()
+    return CsvLabels(labels, classes, groups)
+
+
+GROUP_RULES: dict[str, str] = {
+    "vgaf": "the clip name before its last '_' (the source video VGAF cut it from)",
+    "csv": "the CSV's group column (the clip itself where it has none)",
+    "folder": "the clip itself",
+}
+
+
+def vgaf_group(name: str) -> str:
+    """The source video of a VGAF clip: its name before the last ``_`` (``12_3`` -> ``12``)."""
+    return name.rsplit("_", 1)[0] if "_" in name else name
 
 
 @dataclass
@@ -111,6 +160,7 @@ class Dataset:
     source: Path
     kind: str  # vgaf | csv | folder
     clips: list[ClipRecord]
+    classes: tuple[str, ...] = CLASS_NAMES
     missing: dict[str, list[str]] = field(default_factory=dict)
     not_taken: dict[str, str] = field(default_factory=dict)  # path -> why it was not taken
 
@@ -119,7 +169,7 @@ class Dataset:
 
     def source_record(self) -> dict:
         """What identifies this dataset in a cache's source.json."""
-        return {"path": str(self.source), "kind": self.kind}
+        return {"path": str(self.source), "kind": self.kind, "group_rule": GROUP_RULES[self.kind]}
 
 
 def _is_video(path: Path) -> bool:
@@ -192,13 +242,18 @@ def _discover_vgaf(root: Path, label_files: list[Path]) -> Dataset:
         on_disk = {p.stem: p for p in videos}
         for name, label in labels.items():
             if name in on_disk:
-                dataset.clips.append(ClipRecord(name, split, on_disk[name], label))
+                dataset.clips.append(ClipRecord(name, split, on_disk[name], label, vgaf_group(name)))
             else:
                 dataset.missing.setdefault(split, []).append(name)
-        dataset.clips.extend(ClipRecord(n, split, on_disk[n], None) for n in sorted(set(on_disk) - set(labels)))
+        dataset.clips.extend(
+            ClipRecord(n, split, on_disk[n], None, vgaf_group(n)) for n in sorted(set(on_disk) - set(labels))
+        )
     for name, folder in sorted(folders.items()):
         if name not in labelled:
-            dataset.clips.extend(ClipRecord(p.stem, folder.name, p) for p in _videos_in(folder, dataset.not_taken))
+            dataset.clips.extend(
+                ClipRecord(p.stem, folder.name, p, None, vgaf_group(p.stem))
+                for p in _videos_in(folder, dataset.not_taken)
+            )
     for video in _videos_in(root, dataset.not_taken):
         dataset.not_taken[str(video)] = "a video at the root of a VGAF layout; put it in a split folder"
     return dataset
@@ -221,15 +276,16 @@ def _discover_folder(folder: Path) -> Dataset:
 
 
 def _discover_csv(path: Path) -> Dataset:
-    dataset = Dataset(path, "csv", [])
-    for video, label in read_csv_labels(path).items():
+    listing = read_csv_labels(path)
+    dataset = Dataset(path, "csv", [], listing.classes)
+    for video, label in listing.labels.items():
         video_path = Path(os.path.normpath(path.parent / video))  # ../x.mp4 is outside the CSV's folder
         if video_path.is_file():
             try:
                 name = video_path.relative_to(path.parent).with_suffix("").as_posix()
             except ValueError:  # a video outside the CSV's folder: named by its absolute path
                 name = video_path.with_suffix("").as_posix().lstrip("/")
-            dataset.clips.append(ClipRecord(name, "all", video_path, label))
+            dataset.clips.append(ClipRecord(name, "all", video_path, label, listing.groups[video]))
         elif video_path.is_symlink():
             dataset.not_taken[str(video_path)] = "a symlink to a missing file"
         else:

@@ -255,7 +255,7 @@ def run_preprocess(
         if writable or cache_dir.source_path.is_file():  # read-only: still refuse another source's cache
             cache_dir.claim_source(dataset.source_record())
         config, stores = prepare_stores(cache_dir, config, modalities, writable)
-        cache_dir.write_clips(dataset.clips)
+        cache_dir.write_clips(dataset.clips, dataset.classes)
         summary = RunSummary(
             missing=dataset.missing,
             not_taken=dataset.not_taken,

@@ -279,6 +279,7 @@ def test_conflicting_duplicate_labels_name_the_file_and_both_lines(tmp_path: Pat
     path.write_text(path.read_text().replace(" 3\n", " 1\n").replace(",Negative\n", ",Positive\n"))
     with caplog.at_level(logging.WARNING, logger="preprocess.labels"):
         labels = read(path)
+    labels = labels if isinstance(labels, dict) else labels.labels
     assert len(labels) == 2 and 0 in labels.values()
     assert any("listed again" in r.getMessage() and str(path) in r.getMessage() for r in caplog.records)
 

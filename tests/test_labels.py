@@ -45,11 +45,26 @@ def test_bad_vgaf_label_files_name_the_file_and_line(tmp_path: Path, content: st
 def test_csv_labels_accept_names_and_codes_and_reject_unknown(tmp_path: Path) -> None:
     good = tmp_path / "labels.csv"
     good.write_text("video,label\na.mp4,positive\nb.mp4,Negative\nc.mp4,2\n")
-    assert read_csv_labels(good) == {"a.mp4": 0, "b.mp4": 2, "c.mp4": 1}
+    listing = read_csv_labels(good)
+    assert listing.labels == {"a.mp4": 0, "b.mp4": 2, "c.mp4": 1}
+    assert listing.classes == ("Positive", "Neutral", "Negative") and listing.groups == dict.fromkeys(
+        listing.labels, ""
+    )
     bad = tmp_path / "bad.csv"
-    bad.write_text("video,label\na.mp4,happy\n")
-    with pytest.raises(LabelFileError, match="bad.csv:2: unknown label 'happy'"):
+    bad.write_text("video,label\na.mp4,happy\nb.mp4,\n")
+    with pytest.raises(LabelFileError, match="bad.csv:3: unknown label ''"):
         read_csv_labels(bad)
+
+
+def test_csv_labels_name_their_own_classes_and_groups(tmp_path: Path) -> None:
+    listing_path = tmp_path / "moods.csv"
+    listing_path.write_text(
+        "video,label,group\na.mp4,Excited,party\nb.mp4,calm,party\nc.mp4,excited,talk\nd.mp4,Bored,\n"
+    )
+    listing = read_csv_labels(listing_path)
+    assert listing.classes == ("Bored", "calm", "Excited")  # sorted case-insensitively, first spelling kept
+    assert listing.labels == {"a.mp4": 2, "b.mp4": 1, "c.mp4": 2, "d.mp4": 0}
+    assert listing.groups == {"a.mp4": "party", "b.mp4": "party", "c.mp4": "talk", "d.mp4": ""}
 
 
 def test_csv_dataset_resolves_paths_and_reports_missing(tmp_path: Path, val_clip: Path) -> None:

@@ -3,7 +3,8 @@
 CACHE/ (written by preprocessing)::
 
     source.json                                       the dataset this cache belongs to (one source per cache)
-    clips.csv                                         the source's clips: key, split, name, label, path
+    clips.csv                                         the source's clips: key, split, name, label, path, group
+    classes.json                                      the class names the labels index (default VGAF's three)
     current.json                                      fingerprint of the last run, per modality
     .lock                                             held by the run that is writing
     logs/<time>.json                                  summary of each run
@@ -20,6 +21,10 @@ RUNS/ (written by training and fusion)::
     fusion/<fusion>-<modalities>/                     a RunFolder of a fusion: fusion.json, model.keras, ...
     fusion/outputs/<modality>.npz                     each frozen modality model's outputs on every clip
     fusion/comparison.{md,csv,json}  ablation/<fusion>.{md,csv,json,png}
+    fusion/reliability.png                            reliability diagram of every compared model
+    config.toml                                       the resolved experiment (`gvs run --config` re-runs it)
+    oof/k<K>/fold-<k>/                                cross-fitting runs (--oof K): their own partition and models
+    seed-<seed>/  seeds.{md,csv,json}                 one runs folder per seed (--seeds) and the mean ± std table
 """
 
 from __future__ import annotations
@@ -44,18 +49,24 @@ from .vocabulary import CLASS_NAMES
 # Scene maps barely compress (7.4 -> 5.8 MB a clip) but decompressing them makes each read 3.5x slower
 # (44 vs 12.5 ms), and training reads every clip every epoch; the small modalities stay compressed.
 UNCOMPRESSED_MODALITIES = frozenset({"scene"})
-CLIP_COLUMNS: list[str] = ["key", "split", "name", "label", "path"]
-PREDICTION_COLUMNS: list[str] = ["key", "split", "part", "label", *(f"p_{c}" for c in CLASS_NAMES), "pred"]
+CLIP_COLUMNS: list[str] = ["key", "split", "name", "label", "path", "group"]
+
+
+def prediction_columns(class_names: tuple[str, ...] | list[str] = CLASS_NAMES) -> list[str]:
+    """Columns of a predictions.csv: key, split, part, label, p_<class> per class, pred."""
+    return ["key", "split", "part", "label", *(f"p_{c}" for c in class_names), "pred"]
 
 
 @dataclass(frozen=True)
 class ClipRecord:
-    """One clip of a dataset: its name (unique within its split), split, video path, class index (None if unknown)."""
+    """One clip of a dataset: its name (unique within its split), split, video path, class index (None if unknown)
+    and group (clips cut from one source video share one; "" means the clip is its own group)."""
 
     name: str
     split: str
     path: Path
     label: int | None = None
+    group: str = ""
 
     @property
     def key(self) -> str:
@@ -198,6 +209,7 @@ class CacheDir:
 
     clips_path = property(lambda self: self.root / "clips.csv")
     current_path = property(lambda self: self.root / "current.json")
+    classes_path = property(lambda self: self.root / "classes.json")
     source_path = property(lambda self: self.root / "source.json")
     lock_path = property(lambda self: self.root / ".lock")
     logs = property(lambda self: self.root / "logs")
@@ -223,20 +235,31 @@ class CacheDir:
             )
         return self.store(modality, fingerprint)
 
-    def write_clips(self, clips: list[ClipRecord]) -> None:
-        """CACHE/clips.csv := exactly ``clips`` (the current source's clips; written only when it changes)."""
-        rows = [[c.key, c.split, c.name, "" if c.label is None else c.label, str(c.path)] for c in clips]
-        current = [[r[c] for c in CLIP_COLUMNS] for r in self.clip_rows()]
+    def write_clips(self, clips: list[ClipRecord], class_names: tuple[str, ...] = CLASS_NAMES) -> None:
+        """CACHE/clips.csv := exactly ``clips`` (the current source's clips) and CACHE/classes.json := the names
+        their labels index; each written only when it changes."""
+        if self.class_names() != tuple(class_names) or not self.classes_path.is_file():
+            atomic_write_json(self.classes_path, {"classes": list(class_names)})
+        rows = [[c.key, c.split, c.name, "" if c.label is None else c.label, str(c.path), c.group] for c in clips]
+        current = [[r.get(c, "") for c in CLIP_COLUMNS] for r in self.clip_rows()]
         if current != [[str(v) for v in row] for row in rows]:
             atomic_write_csv(self.clips_path, CLIP_COLUMNS, rows)
 
     def clip_rows(self) -> list[dict[str, str]]:
-        """Rows of clips.csv (key, split, name, label, path), [] when there is none."""
-        return read_csv(self.clips_path) if self.clips_path.is_file() else []
+        """Rows of clips.csv (key, split, name, label, path, group), [] when there is none; caches written before
+        groups existed get group "" (each clip its own group)."""
+        rows = read_csv(self.clips_path) if self.clips_path.is_file() else []
+        return [{"group": ""} | row for row in rows]
+
+    def class_names(self) -> tuple[str, ...]:
+        """The class names the labels of clips.csv index (VGAF's three for caches written before classes.json)."""
+        return tuple(read_json(self.classes_path)["classes"]) if self.classes_path.is_file() else CLASS_NAMES
 
     def clips(self) -> list[ClipRecord]:
         return [
-            ClipRecord(r["name"], r["split"], Path(r["path"]), int(r["label"]) if r["label"] != "" else None)
+            ClipRecord(
+                r["name"], r["split"], Path(r["path"]), int(r["label"]) if r["label"] != "" else None, r["group"]
+            )
             for r in self.clip_rows()
         ]
 
@@ -254,7 +277,8 @@ class CacheDir:
                     f"{self.root} holds the features of {owner.get('path')}, not of {source['path']}; pass another "
                     f"--cache for this dataset (one cache per dataset, so clips of two datasets are never mixed)"
                 )
-            return
+            if owner == source:
+                return
         atomic_write_json(self.source_path, source)
 
     def source(self) -> dict:
@@ -313,9 +337,10 @@ class RunFolder:
     result = property(lambda self: self.folder / "result.json")
     latents = property(lambda self: self.folder / "latents.png")
 
-    def write_predictions(self, rows: list[list]) -> None:
-        """predictions.csv: one row per clip, columns PREDICTION_COLUMNS (probabilities as written)."""
-        atomic_write_csv(self.predictions, PREDICTION_COLUMNS, rows)
+    def write_predictions(self, rows: list[list], class_names: tuple[str, ...] = CLASS_NAMES) -> None:
+        """predictions.csv: one row per clip, columns ``prediction_columns(class_names)`` (probabilities as
+        written)."""
+        atomic_write_csv(self.predictions, prediction_columns(class_names), rows)
 
     def read_predictions(self) -> list[dict[str, str]]:
         """Rows of predictions.csv (key, split, part, label, p_<class>..., pred)."""
@@ -359,6 +384,7 @@ class RunsDir:
         return f"RunsDir({str(self.root)!r})"
 
     partition_path = property(lambda self: self.root / "partition.json")
+    config_path = property(lambda self: self.root / "config.toml")  # the resolved experiment of the last `gvs run`
     workspace_path = property(lambda self: self.root / "workspace.json")
     fusion_root = property(lambda self: self.root / "fusion")
     outputs_root = property(lambda self: self.root / "fusion" / "outputs")
@@ -379,6 +405,19 @@ class RunsDir:
 
     def outputs_path(self, modality: str) -> Path:
         return self.outputs_root / f"{modality}.npz"
+
+    def oof_fold(self, folds: int, fold: int) -> RunsDir:
+        """The runs folder of one cross-fitting fold: models trained on the train part without fold ``fold`` of
+        ``folds`` (RUNS/oof/k<folds>/fold-<fold>/, with its own partition.json)."""
+        return RunsDir(self.root / "oof" / f"k{folds}" / f"fold-{fold}")
+
+    def seed_runs(self, seed: int) -> RunsDir:
+        """The runs folder of one seed of a multi-seed run (RUNS/seed-<seed>/)."""
+        return RunsDir(self.root / f"seed-{seed}")
+
+    def seeds_stem(self) -> Path:
+        """RUNS/seeds.{md,csv,json}: the mean ± std over seeds of every table row."""
+        return self.root / "seeds"
 
     @property
     def bundle_path(self) -> Path:
@@ -428,7 +467,7 @@ class BundleDir:
                                     scaler.npz, and decoder.keras for vae)
     """
 
-    FORMAT = 1  # bump when the layout or bundle.json changes in a way older readers cannot follow
+    FORMAT = 2  # bump when the layout or bundle.json changes so older readers cannot follow (2: presence masks)
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
