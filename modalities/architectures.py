@@ -77,8 +77,10 @@ class PooledStepMask(layers.Layer):
         return {**super().get_config(), "pool": self.pool, "n_pools": self.n_pools}
 
 
-def build_model(modality: str, input_shape: tuple[int, ...], **sizes) -> keras.Model:
-    """The (uncompiled) model of ``modality`` for per-clip features of ``input_shape``."""
+def build_model(
+    modality: str, input_shape: tuple[int, ...], n_classes: int = len(CLASS_NAMES), **sizes
+) -> keras.Model:
+    """The (uncompiled) model of ``modality`` for per-clip features of ``input_shape``, ``n_classes`` outputs."""
     if modality not in _BUILDERS:
         raise InputError(f"unknown modality {modality!r}; choose from {', '.join(_BUILDERS)}")
     unknown = set(sizes) - set(DEFAULT_SIZES[modality])
@@ -90,7 +92,7 @@ def build_model(modality: str, input_shape: tuple[int, ...], **sizes) -> keras.M
     hidden = _BUILDERS[modality](inputs, **(DEFAULT_SIZES[modality] | sizes))
     l2 = sizes.get("l2", DEFAULT_SIZES[modality].get("l2"))
     outputs = layers.Dense(
-        len(CLASS_NAMES),
+        n_classes,
         activation="softmax",
         name=PROBABILITIES_LAYER,
         kernel_regularizer=regularizers.L2(l2) if l2 else None,
@@ -99,7 +101,7 @@ def build_model(modality: str, input_shape: tuple[int, ...], **sizes) -> keras.M
 
 
 def cut_at_hidden(model: keras.Model) -> keras.Model:
-    """The same model with two outputs: its hidden vectors (batch, H...) and its probabilities (batch, 3)."""
+    """The same model with two outputs: its hidden vectors (batch, H...) and its probabilities (batch, n_classes)."""
     return keras.Model(
         model.inputs, [model.get_layer(HIDDEN_LAYER).output, model.get_layer(PROBABILITIES_LAYER).output]
     )

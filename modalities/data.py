@@ -26,6 +26,7 @@ class ModalityFeatures:
     labels: np.ndarray  # (N,) int, -1 where unlabelled
     shape: tuple[int, ...]  # per clip
     params: dict
+    class_names: tuple[str, ...]  # what the labels index (CACHE/classes.json)
     _memory: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -78,7 +79,9 @@ def open_features(cache_root: str | Path, modality: str, fingerprint: str | None
             f"run `gvs preprocess DATASET --cache {cache.root}` first"
         )
     labels = np.array([int(r["label"]) if r["label"] != "" else -1 for r in rows])
-    return ModalityFeatures(store, [r["key"] for r in rows], [r["split"] for r in rows], labels, shape, store.params())
+    return ModalityFeatures(
+        store, [r["key"] for r in rows], [r["split"] for r in rows], labels, shape, store.params(), cache.class_names()
+    )
 
 
 class ClipBatches(keras.utils.PyDataset):

@@ -12,12 +12,14 @@ from gvs.core.io import atomic_write_bytes
 from gvs.core.vocabulary import CLASS_NAMES
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, split: str = "") -> dict:
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, split: str = "", class_names: tuple[str, ...] = CLASS_NAMES
+) -> dict:
     """Accuracy, macro precision/recall/F1 (averaged over the classes present in either array, a class never
     predicted has precision 0), per-class recall, the confusion matrix (rows: truth), n and the split the numbers
     come from, by scikit-learn. ``y_true`` and ``y_pred`` : ndarray of shape (n_clips,), class indices."""
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
-    labels = np.arange(len(CLASS_NAMES))
+    labels = np.arange(len(class_names))
     if len(y_true):
         counts = confusion_matrix(y_true, y_pred, labels=labels)
         accuracy = accuracy_score(y_true, y_pred)
@@ -35,12 +37,14 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, split: str = 
         "macro_precision": float(macro[0]),
         "macro_recall": float(macro[1]),
         "macro_f1": float(macro[2]),
-        "per_class_recall": {name: float(value) for name, value in zip(CLASS_NAMES, recall)},
+        "per_class_recall": {name: float(value) for name, value in zip(class_names, recall)},
         "confusion": counts.tolist(),
     }
 
 
-def save_confusion_png(counts: np.ndarray | list, path: Path, title: str) -> Path:
+def save_confusion_png(
+    counts: np.ndarray | list, path: Path, title: str, class_names: tuple[str, ...] = CLASS_NAMES
+) -> Path:
     """Confusion matrix with class names and counts (rows: truth, columns: prediction)."""
     import matplotlib
 
@@ -48,13 +52,15 @@ def save_confusion_png(counts: np.ndarray | list, path: Path, title: str) -> Pat
     import matplotlib.pyplot as plt
 
     counts = np.asarray(counts)
-    figure, axes = plt.subplots(figsize=(4.2, 3.8))
+    side = max(3.8, 0.55 * len(class_names) + 2.2)
+    figure, axes = plt.subplots(figsize=(side + 0.4, side))
     axes.imshow(counts, cmap="Blues")
     for (row, column), value in np.ndenumerate(counts):
         colour = "white" if value > counts.max() / 2 else "black"
         axes.text(column, row, str(value), ha="center", va="center", color=colour)
-    axes.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES)
-    axes.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    tilted = {"rotation": 45, "ha": "right"} if len(class_names) > 3 else {}
+    axes.set_xticks(range(len(class_names)), class_names, **tilted)
+    axes.set_yticks(range(len(class_names)), class_names)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(textwrap.fill(title, 48), fontsize=9)

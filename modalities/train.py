@@ -22,7 +22,7 @@ import tensorflow as tf
 from gvs.core.command import positive_int, run_module
 from gvs.core.errors import CacheError, InputError, StaleModelError
 from gvs.core.io import atomic_write_json, atomic_write_text, digest_of, sha256_of, staged_folder
-from gvs.core.vocabulary import CLASS_NAMES, MODALITIES, PARTS
+from gvs.core.vocabulary import MODALITIES, PARTS
 from gvs.core.workspace import CacheDir, RunFolder, RunsDir
 
 from .architectures import DEFAULT_SIZES, build_model, compile_model
@@ -42,6 +42,7 @@ TRAIN_DEFAULTS: dict = {
     "monitor": "val_loss",
     "train_split": "Train",
     "report_split": "Val",
+    "protocol": "ours",
 }
 MIN_TRAIN_CLIPS = 6
 
@@ -80,7 +81,13 @@ def train_modality(
     features = open_features(cache, modality)
     runs_dir.claim_cache(CacheDir(cache))
     partition = ensure_partition(
-        runs, cache, settings["seed"], settings["select_fraction"], settings["train_split"], settings["report_split"]
+        runs,
+        cache,
+        settings["seed"],
+        settings["select_fraction"],
+        settings["train_split"],
+        settings["report_split"],
+        protocol=settings["protocol"],
     )
     part_of = partition.part_by_key()
     run = runs_dir.modality(modality)
@@ -89,6 +96,7 @@ def train_modality(
         "cache": str(cache.resolve()),
         "fingerprint": features.fingerprint,
         "input_shape": list(features.shape),
+        "classes": list(features.class_names),
         "options": _jsonable(settings),
         "sizes": sizes,
         "partition": {"sources": partition.sources, "digest": digest_of(partition.parts)},
@@ -133,7 +141,7 @@ def check_fingerprint(runs: Path, modality: str, cache: Path) -> None:
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities (N, 3) for features ``x`` (N, per-clip shape)."""
+    """Class probabilities (N, n_classes) for features ``x`` (N, per-clip shape)."""
     return model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
 
 
@@ -171,7 +179,7 @@ def _part_indices(features: ModalityFeatures, partition: Partition) -> dict[str,
 
 def _check_enough(modality: str, cache: Path, features: ModalityFeatures, indices: dict[str, np.ndarray]) -> None:
     train_labels = features.labels[indices["train"]]
-    counts = {name: int((train_labels == c).sum()) for c, name in enumerate(CLASS_NAMES)}
+    counts = {name: int((train_labels == c).sum()) for c, name in enumerate(features.class_names)}
     if len(train_labels) < MIN_TRAIN_CLIPS or np.count_nonzero(list(counts.values())) < 2 or not len(indices["select"]):
         raise CacheError(
             f"{cache}: too few labelled {modality} clips to train: {len(train_labels)} in the train part "
@@ -181,13 +189,13 @@ def _check_enough(modality: str, cache: Path, features: ModalityFeatures, indice
         )
 
 
-def _class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
+def _class_weights(labels: np.ndarray, mode: str, n_classes: int) -> np.ndarray:
     if mode == "none":
-        return np.ones(len(CLASS_NAMES), np.float32)
+        return np.ones(n_classes, np.float32)
     if mode != "balanced":
         raise InputError(f"class_weight must be 'balanced' or 'none', got {mode!r}")
-    counts = np.bincount(labels, minlength=len(CLASS_NAMES)).astype(np.float32)
-    return np.divide(len(labels), len(CLASS_NAMES) * counts, out=np.zeros_like(counts), where=counts > 0)
+    counts = np.bincount(labels, minlength=n_classes).astype(np.float32)
+    return np.divide(len(labels), n_classes * counts, out=np.zeros_like(counts), where=counts > 0)
 
 
 def _fit(
@@ -202,10 +210,13 @@ def _fit(
     """Seeded, deterministic training; the model of the best epoch on the select part goes to ``out.model``."""
     keras.utils.set_random_seed(settings["seed"])
     tf.config.experimental.enable_op_determinism()
-    model = compile_model(build_model(modality, features.shape, **sizes), modality, settings["learning_rate"])
-    weights = _class_weights(features.labels[indices["train"]], settings["class_weight"])
+    n_classes = len(features.class_names)
+    model = compile_model(
+        build_model(modality, features.shape, n_classes, **sizes), modality, settings["learning_rate"]
+    )
+    weights = _class_weights(features.labels[indices["train"]], settings["class_weight"], n_classes)
     train = ClipBatches(features, indices["train"], settings["batch_size"], weights, seed=settings["seed"])
-    select = ClipBatches(features, indices["select"], settings["batch_size"], np.ones(len(CLASS_NAMES), np.float32))
+    select = ClipBatches(features, indices["select"], settings["batch_size"], np.ones(n_classes, np.float32))
     monitor = settings["monitor"]
     callbacks = [
         keras.callbacks.EarlyStopping(monitor, patience=settings["patience"], restore_best_weights=True),
@@ -236,7 +247,9 @@ def _write_outputs(
         labels = features.labels[indices[part]]
         known = labels >= 0
         if known.any():
-            metrics[part] = classification_metrics(labels[known], predicted[known], partition.sources[part])
+            metrics[part] = classification_metrics(
+                labels[known], predicted[known], partition.sources[part], features.class_names
+            )
         for row, p, pred in zip(indices[part], probabilities, predicted):
             rows.append(
                 [
@@ -250,7 +263,7 @@ def _write_outputs(
             )
             if part == "test" and features.labels[row] < 0:
                 name = features.keys[row].split("/", 1)[1]
-                atomic_write_text(out.submission / f"{name}.txt", CLASS_NAMES[pred] + "\n")
+                atomic_write_text(out.submission / f"{name}.txt", features.class_names[pred] + "\n")
     monitored = history[monitor]
     best = int(np.argmin(monitored) if "loss" in monitor else np.argmax(monitored))
     metrics["checkpoint"] = {
@@ -260,14 +273,14 @@ def _write_outputs(
         "best_score": float(monitored[best]),
     }
     atomic_write_json(out.metrics, metrics)
-    out.write_predictions(rows)
+    out.write_predictions(rows, features.class_names)
     shown = "report" if metrics["report"].get("n") else "select"
     scores = metrics[shown]
     title = (
         f"{features.store.modality}, {shown} part: {scores['split']}; "
         f"accuracy {scores['accuracy']:.3f}, macro F1 {scores['macro_f1']:.3f}"
     )
-    save_confusion_png(scores["confusion"], out.confusion, title)
+    save_confusion_png(scores["confusion"], out.confusion, title, features.class_names)
 
 
 EPILOG = """\
@@ -331,6 +344,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--report-split",
         default=TRAIN_DEFAULTS["report_split"],
         help="split the reported numbers come from (never trained or selected on)",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("ours", "paper"),
+        default=TRAIN_DEFAULTS["protocol"],
+        help="ours: select on a group-wise hold-out of the train split, report on the report split (default); "
+        "paper: train on the whole train split, select and report on the report split (optimistic)",
     )
     parser.add_argument(
         "--learning-rate",
