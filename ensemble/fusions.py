@@ -1,10 +1,14 @@
 """Five fusions of the frozen modality models, each a scikit-learn classifier (hard, soft, weighted, fc, vae).
 
 ``X`` maps a modality name to its :class:`~ensemble.outputs.ModalityOutputs` (hidden vectors and probabilities
-of the frozen modality model, one row per clip, rows aligned across modalities); ``y`` holds class indices
-(``classes_`` is ``[0, 1, 2]``, the indices of CLASS_NAMES). ``fit(X, y, validation=None)`` takes
-``validation = (X, y)`` of the select part: fc and vae stop early on it (best epoch kept), weighted searches its
-weights on it; hard and soft learn nothing.
+of the frozen modality model, one row per clip, rows aligned across modalities, ``present`` marking the rows that
+have the modality); ``y`` holds class indices (``classes_`` is ``arange(n_classes)``, n_classes read from the
+probabilities). ``fit(X, y, validation=None)`` takes ``validation = (X, y)`` of the select part: fc and vae stop
+early on it (best epoch kept), weighted searches its weights on it; hard and soft learn nothing.
+
+Every fusion predicts every clip that has at least one modality: the votes count the modalities present, fc and
+vae take a presence mask (a missing hidden vector is zeros plus a 0 mask bit) and are trained with modality
+dropout so they accept any subset. A clip with no modality at all gets ``prior_``, the train part's class shares.
 
 Hyperparameters are ``__init__`` arguments (``get_params``, ``set_params``, ``clone`` work as in scikit-learn),
 learned state ends in ``_``. ``save(folder)`` writes a fusion's RunFolder; ``Class.from_run(folder)``, or
@@ -31,12 +35,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from gvs.core.errors import InputError, RunError
 from gvs.core.io import atomic_write_bytes, atomic_write_json, read_json
-from gvs.core.vocabulary import CLASS_NAMES, MODALITIES
+from gvs.core.vocabulary import MODALITIES
 from gvs.core.workspace import RunFolder, load_keras_model
 
 from .outputs import ModalityOutputs
 
-N_CLASSES = len(CLASS_NAMES)
+PRESENCE_INPUT = "presence"  # fc/vae input: (n_clips, n_modalities) 1 where the clip has the modality
 Outputs = Mapping[str, ModalityOutputs]
 Validation = tuple[Outputs, np.ndarray] | None
 
@@ -61,19 +65,33 @@ class Fusion(ClassifierMixin, BaseEstimator):
         validation : (X, y) of the select part, or None
         """
         self.modalities_ = sorted(X)
-        self.classes_ = np.arange(N_CLASSES)
+        self.classes_ = np.arange(next(iter(X.values())).probabilities.shape[1])
+        counts = np.bincount(np.asarray(y, dtype=int), minlength=len(self.classes_)) + 1.0  # Laplace: no zeros
+        self.prior_ = (counts / counts.sum()).tolist()
         return self
 
     def predict_proba(self, X: Outputs) -> np.ndarray:
-        """probabilities : ndarray of shape (n_clips, 3)"""
+        """probabilities : ndarray of shape (n_clips, n_classes)"""
         raise NotImplementedError
 
     def predict(self, X: Outputs) -> np.ndarray:
-        """classes : ndarray of shape (n_clips,), indices into CLASS_NAMES"""
+        """classes : ndarray of shape (n_clips,), class indices"""
         return self.predict_proba(X).argmax(axis=1)
 
     def _fitted_state(self) -> dict:
         return {}
+
+    def _presence(self, X: Outputs) -> np.ndarray:
+        """presence : ndarray of shape (n_modalities, n_clips), bool"""
+        self._check(X)
+        return np.stack([X[m].presence for m in self.modalities_])
+
+    def _with_prior(self, probabilities: np.ndarray, presence: np.ndarray) -> np.ndarray:
+        """``probabilities`` (n_clips, n_classes) with ``prior_`` in the rows no modality is present in."""
+        none = ~presence.any(axis=0)
+        probabilities = np.array(probabilities, dtype=np.float64)
+        probabilities[none] = self.prior_
+        return probabilities
 
     def _check(self, X: Outputs) -> None:
         check_is_fitted(self)
@@ -84,7 +102,7 @@ class Fusion(ClassifierMixin, BaseEstimator):
             )
 
     def _stacked(self, X: Outputs) -> np.ndarray:
-        """probabilities : ndarray of shape (n_modalities, n_clips, 3)"""
+        """probabilities : ndarray of shape (n_modalities, n_clips, n_classes)"""
         self._check(X)
         return np.stack([X[m].probabilities for m in self.modalities_])
 
@@ -98,7 +116,7 @@ class Fusion(ClassifierMixin, BaseEstimator):
                 "kind": self.kind,
                 "modalities": self.modalities_,
                 "params": self.get_params(),
-                "fitted": self._fitted_state(),
+                "fitted": {"prior": self.prior_, **self._fitted_state()},
             },
         )
         return run
@@ -114,7 +132,8 @@ class Fusion(ClassifierMixin, BaseEstimator):
                 "ensemble.fusions.load_fusion"
             )
         fusion = cls(**record["params"])
-        fusion.modalities_, fusion.classes_ = record["modalities"], np.arange(N_CLASSES)
+        fusion.modalities_ = record["modalities"]
+        fusion.classes_ = np.arange(len(record["fitted"]["prior"]))
         for name, value in record["fitted"].items():
             setattr(fusion, f"{name}_", value)
         return fusion
@@ -123,32 +142,35 @@ class Fusion(ClassifierMixin, BaseEstimator):
 class HardVote(Fusion):
     """Majority vote of the modalities' predicted classes.
 
-    Tie rule: among the classes with the most votes, the one with the highest summed probability wins.
-    ``predict_proba`` returns the vote shares; ``predict`` applies the tie rule.
+    Only the modalities a clip has vote. Tie rule: among the classes with the most votes, the one with the
+    highest summed probability wins. ``predict_proba`` returns the vote shares; ``predict`` applies the tie rule.
     """
 
     kind = "hard"
 
     def predict_proba(self, X: Outputs) -> np.ndarray:
-        """vote shares : ndarray of shape (n_clips, 3)"""
-        probabilities = self._stacked(X)
-        votes = np.eye(N_CLASSES)[probabilities.argmax(axis=2)].sum(axis=0)
-        return votes / len(self.modalities_)
+        """vote shares : ndarray of shape (n_clips, n_classes)"""
+        probabilities, presence = self._stacked(X), self._presence(X)
+        votes = (np.eye(len(self.classes_))[probabilities.argmax(axis=2)] * presence[..., None]).sum(axis=0)
+        shares = votes / np.maximum(presence.sum(axis=0), 1)[:, None]
+        return self._with_prior(shares, presence)
 
     def predict(self, X: Outputs) -> np.ndarray:
         shares = self.predict_proba(X)
-        summed = self._stacked(X).sum(axis=0)
+        summed = (self._stacked(X) * self._presence(X)[..., None]).sum(axis=0) + shares  # prior rows: the prior
         tied = shares == shares.max(axis=1, keepdims=True)
         return np.where(tied, summed, -np.inf).argmax(axis=1)
 
 
 class SoftVote(Fusion):
-    """Mean of the modalities' class probabilities."""
+    """Mean of the class probabilities of the modalities each clip has."""
 
     kind = "soft"
 
     def predict_proba(self, X: Outputs) -> np.ndarray:
-        return self._stacked(X).mean(axis=0)
+        presence = self._presence(X)
+        weights = presence / np.maximum(presence.sum(axis=0), 1)
+        return self._with_prior(np.einsum("mn,mnc->nc", weights, self._stacked(X)), presence)
 
 
 class WeightedVote(Fusion):
@@ -157,7 +179,8 @@ class WeightedVote(Fusion):
     ``weights`` (modality -> weight) are used as given; without them the weights are searched on a grid over
     the simplex (step ``grid_step``) for the highest accuracy on the validation rows (the training rows when no
     validation is given), ties broken by the lower log-loss. ``weights_`` are normalised to sum to 1;
-    ``weights_from_`` says where they come from (given, select or train).
+    ``weights_from_`` says where they come from (given, select or train). A clip lacking some modalities uses the
+    weights of those it has, renormalised (equal weights when all of those weigh 0).
     """
 
     kind = "weighted"
@@ -174,7 +197,7 @@ class WeightedVote(Fusion):
         else:
             on_select = validation is not None and len(validation[1]) > 0
             fit_X, fit_y = validation if on_select else (X, y)
-            raw = self._search(self._stacked(fit_X), np.asarray(fit_y, dtype=int))
+            raw = self._search(fit_X, np.asarray(fit_y, dtype=int))
             self.weights_from_ = "select" if on_select else "train"
         self.weights_ = dict(zip(self.modalities_, (raw / raw.sum()).tolist()))
         return self
@@ -191,32 +214,43 @@ class WeightedVote(Fusion):
             raise InputError(f"weights must be non-negative with a positive sum, got {dict(self.weights)}")
         return raw
 
-    def _search(self, probabilities: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """weights : ndarray of shape (n_modalities,), the best grid point for ``probabilities`` (M, N, 3)."""
+    def _search(self, X: Outputs, y: np.ndarray) -> np.ndarray:
+        """weights : ndarray of shape (n_modalities,), the best grid point on ``X``'s clips."""
+        probabilities, presence = self._stacked(X), self._presence(X)
         probabilities = probabilities / probabilities.sum(axis=2, keepdims=True, dtype=np.float64)
         steps = int(round(1 / self.grid_step))
         best, best_score = np.ones(len(probabilities)), (np.inf, np.inf)
         for combo in itertools.product(range(steps + 1), repeat=len(probabilities)):
             if sum(combo) != steps:
                 continue
-            weights = np.array(combo, dtype=float) / steps
-            fused = np.tensordot(weights, probabilities, axes=1)
+            fused = self._weighted(np.array(combo, dtype=float) / steps, probabilities, presence)
+            fused = np.clip(fused, 1e-12, None)
             score = (-float((fused.argmax(axis=1) == y).mean()), log_loss(y, fused, labels=self.classes_))
             if score < best_score:
-                best, best_score = weights, score
+                best, best_score = np.array(combo, dtype=float) / steps, score
         return best
 
+    def _weighted(self, weights: np.ndarray, probabilities: np.ndarray, presence: np.ndarray) -> np.ndarray:
+        """Per-clip weighted mean (n_clips, n_classes) of ``probabilities`` (M, N, C) over the present modalities."""
+        per_clip = weights[:, None] * presence
+        silent = (per_clip.sum(axis=0) == 0) & presence.any(axis=0)  # only zero-weight modalities present
+        per_clip[:, silent] = presence[:, silent]
+        per_clip = per_clip / np.maximum(per_clip.sum(axis=0), 1e-12)
+        return self._with_prior(np.einsum("mn,mnc->nc", per_clip, probabilities), presence)
+
     def predict_proba(self, X: Outputs) -> np.ndarray:
-        probabilities = self._stacked(X)
-        return np.tensordot(np.array([self.weights_[m] for m in self.modalities_]), probabilities, axes=1)
+        probabilities, presence = self._stacked(X), self._presence(X)
+        return self._weighted(np.array([self.weights_[m] for m in self.modalities_]), probabilities, presence)
 
     def _fitted_state(self) -> dict:
         return {"weights": self.weights_, "weights_from": self.weights_from_}
 
 
 def hidden_inputs(X: Outputs, modalities: list[str]) -> dict[str, np.ndarray]:
-    """The Keras input dict of a fused model: ``{"<modality>_hidden": ndarray of shape (n_clips, hidden)}``."""
-    return {f"{m}_hidden": X[m].hidden.astype(np.float32) for m in modalities}
+    """The Keras input dict of a fused model: ``{"<modality>_hidden": ndarray of shape (n_clips, hidden)}``, then
+    ``{"presence": ndarray of shape (n_clips, n_modalities)}``, 1.0 where the clip has the modality."""
+    inputs = {f"{m}_hidden": X[m].hidden.astype(np.float32) for m in modalities}
+    return inputs | {PRESENCE_INPUT: np.stack([X[m].presence for m in modalities], axis=1).astype(np.float32)}
 
 
 def _select_inputs(validation: Validation, modalities: list[str]) -> tuple[dict, np.ndarray] | None:
@@ -227,25 +261,73 @@ def _select_inputs(validation: Validation, modalities: list[str]) -> tuple[dict,
 
 
 def _scaled_inputs(X: Outputs, modalities: list[str]):
-    """One Keras input per modality plus a Normalization layer fitted on these (training) rows."""
+    """One Keras input per modality, standardised by a Normalization layer fitted on the training rows that have
+    it, times the modality's presence bit (a missing modality is zeros), and the presence input.
+
+    Returns (inputs, gated hidden tensors, presence tensor, scaler)."""
     import keras
 
-    inputs, scaled, scaler = [], [], {}
-    for modality in modalities:
-        hidden = X[modality].hidden.astype(np.float64)
+    inputs, gated, scaler = [], [], {}
+    presence = keras.Input(shape=(len(modalities),), name=PRESENCE_INPUT)
+    for index, modality in enumerate(modalities):
+        hidden = X[modality].hidden[X[modality].presence].astype(np.float64)
+        if not len(hidden):
+            raise InputError(f"no training clip has {modality} outputs; drop {modality} from the fusion")
         mean, variance = hidden.mean(axis=0), hidden.var(axis=0)
         variance = np.where(variance < 1e-12, 1.0, variance)  # constant units pass through centred
         scaler[f"{modality}_mean"], scaler[f"{modality}_variance"] = mean, variance
         tensor = keras.Input(shape=(hidden.shape[1],), name=f"{modality}_hidden")
         inputs.append(tensor)
-        scaled.append(keras.layers.Normalization(mean=mean, variance=variance, name=f"{modality}_scale")(tensor))
-    return inputs, scaled, scaler
+        scaled = keras.layers.Normalization(mean=mean, variance=variance, name=f"{modality}_scale")(tensor)
+        gated.append(keras.layers.Multiply(name=f"{modality}_gate")([scaled, presence[:, index : index + 1]]))
+    return [*inputs, presence], gated, presence, scaler
 
 
-def _concatenate(scaled: list):
+def _concatenate(parts: list):
     import keras
 
-    return keras.layers.Concatenate(name="fused_hidden")(scaled) if len(scaled) > 1 else scaled[0]
+    return keras.layers.Concatenate(name="fused_hidden")(parts) if len(parts) > 1 else parts[0]
+
+
+def _training_batches(inputs: dict, targets, batch_size: int, dropout: float, seed: int):
+    """A keras PyDataset over ``inputs`` (and ``targets``, or None for the VAE), reshuffled each epoch, that drops
+    each present modality of each clip with probability ``dropout`` (modality dropout: zero hidden vector, 0
+    presence bit), always keeping at least one, so the fused model learns every subset of modalities."""
+    import math
+
+    import keras
+
+    class ModalityDropout(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.epoch = 0
+            self.n = len(inputs[PRESENCE_INPUT])
+            self._draw()
+
+        def _draw(self) -> None:
+            rng = np.random.default_rng([seed, self.epoch])
+            self.order = rng.permutation(self.n)
+            presence = inputs[PRESENCE_INPUT]
+            kept = presence * (rng.random(presence.shape) >= dropout)
+            lost = (kept.sum(axis=1) == 0) & (presence.sum(axis=1) > 0)
+            for row in np.flatnonzero(lost):  # keep one of the clip's modalities, drawn at random
+                kept[row, rng.choice(np.flatnonzero(presence[row]))] = 1.0
+            self.presence = kept.astype(np.float32)
+
+        def __len__(self) -> int:
+            return math.ceil(self.n / batch_size)
+
+        def __getitem__(self, index: int):
+            rows = self.order[index * batch_size : (index + 1) * batch_size]
+            batch = {name: values[rows] for name, values in inputs.items() if name != PRESENCE_INPUT}
+            batch[PRESENCE_INPUT] = self.presence[rows]
+            return (batch,) if targets is None else (batch, targets[rows])
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            self._draw()
+
+    return ModalityDropout()
 
 
 class _KerasFusion(Fusion):
@@ -256,8 +338,16 @@ class _KerasFusion(Fusion):
     """
 
     def __init__(
-        self, epochs: int, patience: int, batch_size: int, learning_rate: float, seed: int, verbose: int
+        self,
+        epochs: int,
+        patience: int,
+        batch_size: int,
+        learning_rate: float,
+        seed: int,
+        verbose: int,
+        modality_dropout: float,
     ) -> None:
+        self.modality_dropout = modality_dropout
         self.epochs = epochs
         self.patience = patience
         self.batch_size = batch_size
@@ -273,27 +363,29 @@ class _KerasFusion(Fusion):
             optimizer=keras.optimizers.Adam(self.learning_rate), loss="categorical_crossentropy", metrics=["accuracy"]
         )
         callbacks, validation_data = [], None
+        one_hot = np.eye(len(self.classes_), dtype=np.float32)
         select = _select_inputs(validation, self.modalities_)
         if select is not None:
-            validation_data = (select[0], np.eye(N_CLASSES)[select[1]])
+            validation_data = (select[0], one_hot[select[1]])
             callbacks.append(
                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
             )
-        history = model.fit(
+        train = _training_batches(
             hidden_inputs(X, self.modalities_),
-            np.eye(N_CLASSES)[np.asarray(y, dtype=int)],
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            validation_data=validation_data,
-            callbacks=callbacks,
-            shuffle=True,
-            verbose=self.verbose,
+            one_hot[np.asarray(y, dtype=int)],
+            self.batch_size,
+            self.modality_dropout,
+            self.seed,
+        )
+        history = model.fit(
+            train, epochs=self.epochs, validation_data=validation_data, callbacks=callbacks, verbose=self.verbose
         )
         self.epochs_trained_ = len(history.history["loss"])
 
     def predict_proba(self, X: Outputs) -> np.ndarray:
-        self._check(X)
-        return self.model_.predict(hidden_inputs(X, self.modalities_), batch_size=256, verbose=0)
+        presence = self._presence(X)
+        probabilities = self.model_.predict(hidden_inputs(X, self.modalities_), batch_size=256, verbose=0)
+        return self._with_prior(probabilities, presence)
 
     def _fitted_state(self) -> dict:
         return {"epochs_trained": self.epochs_trained_}
@@ -315,7 +407,8 @@ class _KerasFusion(Fusion):
 
 
 class FCFusion(_KerasFusion):
-    """Early fusion: concatenated hidden vectors -> Dense(units, ReLU) -> softmax(3); modality models frozen."""
+    """Early fusion: gated hidden vectors and the presence mask concatenated -> Dense(units, ReLU) ->
+    softmax(n_classes); modality models frozen; ``modality_dropout`` of present modalities dropped in training."""
 
     kind = "fc"
 
@@ -330,6 +423,7 @@ class FCFusion(_KerasFusion):
         learning_rate: float = 1e-3,
         seed: int = 0,
         verbose: int = 0,
+        modality_dropout: float = 0.2,
     ) -> None:
         super().__init__(
             epochs=epochs,
@@ -338,6 +432,7 @@ class FCFusion(_KerasFusion):
             learning_rate=learning_rate,
             seed=seed,
             verbose=verbose,
+            modality_dropout=modality_dropout,
         )
         self.units = units
         self.dropout = dropout
@@ -348,12 +443,12 @@ class FCFusion(_KerasFusion):
 
         super().fit(X, y)
         keras.utils.set_random_seed(self.seed)
-        inputs, scaled, self.scaler_ = _scaled_inputs(X, self.modalities_)
+        inputs, gated, presence, self.scaler_ = _scaled_inputs(X, self.modalities_)
         x = keras.layers.Dense(
             self.units, activation="relu", kernel_regularizer=keras.regularizers.L2(self.l2), name="fusion_dense"
-        )(_concatenate(scaled))
+        )(_concatenate([*gated, presence]))
         x = keras.layers.Dropout(self.dropout, name="fusion_dropout")(x)
-        probabilities = keras.layers.Dense(N_CLASSES, activation="softmax", name="probabilities")(x)
+        probabilities = keras.layers.Dense(len(self.classes_), activation="softmax", name="probabilities")(x)
         self.model_ = keras.Model(inputs, probabilities, name="fc_fusion")
         self._fit_classifier(self.model_, X, y, validation)
         return self
@@ -439,6 +534,7 @@ class VAEFusion(_KerasFusion):
         learning_rate: float = 1e-3,
         seed: int = 0,
         verbose: int = 0,
+        modality_dropout: float = 0.2,
     ) -> None:
         super().__init__(
             epochs=epochs,
@@ -447,6 +543,7 @@ class VAEFusion(_KerasFusion):
             learning_rate=learning_rate,
             seed=seed,
             verbose=verbose,
+            modality_dropout=modality_dropout,
         )
         self.latent_dim = latent_dim
         self.encoder_units = encoder_units
@@ -459,9 +556,10 @@ class VAEFusion(_KerasFusion):
 
         super().fit(X, y)
         keras.utils.set_random_seed(self.seed)
-        inputs, scaled, self.scaler_ = _scaled_inputs(X, self.modalities_)
-        target = _concatenate(scaled)
-        hidden = keras.layers.Dense(self.encoder_units, activation="relu", name="vae_encoder_dense")(target)
+        inputs, gated, presence, self.scaler_ = _scaled_inputs(X, self.modalities_)
+        target = _concatenate(gated)
+        encoded = keras.layers.Concatenate(name="vae_encoder_input")([target, presence])
+        hidden = keras.layers.Dense(self.encoder_units, activation="relu", name="vae_encoder_dense")(encoded)
         z_mean = keras.layers.Dense(self.latent_dim, name="z_mean")(hidden)
         z_log_var = keras.layers.Dense(self.latent_dim, name="z_log_var")(hidden)
         latent = keras.Input(shape=(self.latent_dim,), name="latent")
@@ -474,7 +572,7 @@ class VAEFusion(_KerasFusion):
         self.encoder_ = keras.Model(inputs, z_mean, name="vae_latent_means")
         self.encoder_.trainable = False
         x = keras.layers.Dense(self.units, activation="relu", name="latent_dense")(z_mean)
-        probabilities = keras.layers.Dense(N_CLASSES, activation="softmax", name="probabilities")(x)
+        probabilities = keras.layers.Dense(len(self.classes_), activation="softmax", name="probabilities")(x)
         self.model_ = keras.Model(inputs, probabilities, name="vae_fusion")
         self._fit_classifier(self.model_, X, y, validation)
         return self
@@ -487,10 +585,8 @@ class VAEFusion(_KerasFusion):
         monitor = "loss" if select is None else "val_loss"
         vae.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         history = vae.fit(
-            train,
+            _training_batches(train, None, self.batch_size, self.modality_dropout, self.seed),
             epochs=self.vae_epochs,
-            batch_size=self.batch_size,
-            shuffle=True,
             validation_data=None if select is None else (select[0],),
             verbose=self.verbose,
             callbacks=[

@@ -6,20 +6,22 @@ fusing its outputs is equivalent to training a fused network with frozen bases, 
 Cached as RUNS/fusion/outputs/<modality>.npz, stamped with the model file's hash and the cache fingerprint;
 a retrained model or re-extracted features make it compute again.
 
-Clips lacking a modality's features (extraction failed) cannot be fused with it: :func:`align` keeps the
-clips that every fused modality has, and records the left-out clip keys per modality.
+A clip lacking a modality's features (no audio track, extraction failed) is still fused from the modalities it
+has: :func:`align` keeps every clip that has at least one fused modality, marks each modality's missing rows
+(``ModalityOutputs.present``), and lists the clips that have none (``FusionData.unfused``).
 """
 
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from gvs.core.errors import InputError, RunError
 from gvs.core.io import atomic_write_bytes, sha256_of
+from gvs.core.vocabulary import CLASS_NAMES
 from gvs.core.workspace import CacheDir, RunsDir
 
 
@@ -28,8 +30,10 @@ class ModalityOutputs:
     """One frozen modality model's outputs, row i = clip ``keys[i]``.
 
     hidden : ndarray of shape (n_clips, hidden_size)
-    probabilities : ndarray of shape (n_clips, 3)
+    probabilities : ndarray of shape (n_clips, n_classes)
     stamp : the model file's hash and the features' fingerprint they come from
+    present : ndarray of shape (n_clips,), bool: False where the clip lacks this modality (its hidden row is zeros
+        and its probabilities row is uniform; fusions leave it out); None means every clip has it
     """
 
     modality: str
@@ -37,11 +41,23 @@ class ModalityOutputs:
     hidden: np.ndarray
     probabilities: np.ndarray
     stamp: str = ""
+    present: np.ndarray | None = None
+
+    @property
+    def presence(self) -> np.ndarray:
+        """present : ndarray of shape (n_clips,), bool (all True when ``present`` is None)."""
+        return np.ones(len(self.keys), bool) if self.present is None else np.asarray(self.present, bool)
 
     def take(self, rows: np.ndarray) -> ModalityOutputs:
         """The outputs of the clips at ``rows``, in that order."""
+        rows = np.asarray(rows, dtype=int)
         return ModalityOutputs(
-            self.modality, [self.keys[i] for i in rows], self.hidden[rows], self.probabilities[rows], self.stamp
+            self.modality,
+            [self.keys[i] for i in rows],
+            self.hidden[rows],
+            self.probabilities[rows],
+            self.stamp,
+            None if self.present is None else self.presence[rows],
         )
 
 
@@ -127,24 +143,34 @@ def read_partition(runs: Path) -> dict[str, str]:
 
 @dataclass
 class FusionData:
-    """Aligned outputs of several modalities over the same clips, with their labels and parts."""
+    """Outputs of several modalities over the same clips (rows aligned), with their labels, parts and classes.
+
+    Every clip the partition places that has at least one of the modalities is a row; each modality's ``present``
+    marks the rows it has. ``unfused`` lists the partition's clips that have none of them.
+    """
 
     keys: list[str]
     y: np.ndarray  # (n_clips,) class index, -1 unlabelled
     parts: np.ndarray  # (n_clips,) train / select / report / test
     outputs: dict[str, ModalityOutputs]
-    left_out: dict[str, list[str]]  # modality -> clip keys dropped because it lacks them
+    class_names: tuple[str, ...] = CLASS_NAMES
+    unfused: list[str] = field(default_factory=list)
 
     @property
     def modalities(self) -> list[str]:
         return sorted(self.outputs)
 
+    def missing(self, rows: np.ndarray | None = None) -> dict[str, int]:
+        """modality -> how many of ``rows`` (default every row) lack it."""
+        picked = slice(None) if rows is None else np.asarray(rows, dtype=int)
+        return {m: int((~o.presence[picked]).sum()) for m, o in sorted(self.outputs.items())}
+
     def without(self, drop: list[str]) -> FusionData:
-        """The same clips with the named modalities removed."""
+        """The same clips with the named modalities removed (a clip left with none is fused from the prior)."""
         kept = {m: o for m, o in self.outputs.items() if m not in drop}
         if not kept:
             raise InputError(f"dropping {sorted(drop)} leaves no modality to fuse; keep at least one")
-        return FusionData(self.keys, self.y, self.parts, kept, self.left_out)
+        return replace(self, outputs=kept)
 
     def rows(self, part: str, labelled: bool = True) -> np.ndarray:
         picked = self.parts == part
@@ -156,25 +182,39 @@ class FusionData:
         return {m: o.take(rows) for m, o in self.outputs.items()}, self.y[rows]
 
 
-def align(outputs: dict[str, ModalityOutputs], partition: dict[str, str], labels: dict[str, int]) -> FusionData:
-    """Keep the clips that every modality has and the partition places; rows in partition order."""
-    common = set.intersection(*(set(o.keys) for o in outputs.values()))
-    keys = [key for key in partition if key in common]
-    left_out = {m: sorted(set(partition) - set(o.keys)) for m, o in outputs.items()}
+def align(
+    outputs: dict[str, ModalityOutputs],
+    partition: dict[str, str],
+    labels: dict[str, int],
+    class_names: tuple[str, ...] = CLASS_NAMES,
+) -> FusionData:
+    """Every clip the partition places that has at least one modality, in partition order; a modality's missing
+    rows get zero hidden vectors, uniform probabilities and ``present`` False."""
+    having = set().union(*(o.keys for o in outputs.values()))
+    keys = [key for key in partition if key in having]
     aligned = {}
     for modality, modality_outputs in outputs.items():
         index = {key: i for i, key in enumerate(modality_outputs.keys)}
-        aligned[modality] = modality_outputs.take(np.array([index[key] for key in keys], dtype=int))
+        present = np.array([key in index for key in keys], dtype=bool)
+        rows = np.array([index.get(key, 0) for key in keys], dtype=int)
+        n_classes = modality_outputs.probabilities.shape[1]
+        hidden = np.where(present[:, None], modality_outputs.hidden[rows], 0).astype(np.float32)
+        probabilities = np.where(present[:, None], modality_outputs.probabilities[rows], 1 / n_classes)
+        aligned[modality] = ModalityOutputs(
+            modality, keys, hidden, probabilities.astype(np.float32), modality_outputs.stamp, present
+        )
     return FusionData(
         keys,
-        np.array([labels.get(key, -1) for key in keys]),
+        np.array([labels.get(key, -1) for key in keys], dtype=int),
         np.array([partition[key] for key in keys]),
         aligned,
-        {m: keys_ for m, keys_ in left_out.items() if keys_},
+        tuple(class_names),
+        [key for key in partition if key not in having],
     )
 
 
 def load_fusion_data(runs: Path, cache: Path, modalities: list[str], progress: bool = True) -> FusionData:
     """Compute (or reuse) every modality's outputs and align them on the shared partition."""
     outputs = {m: compute_outputs(runs, cache, m, progress=progress) for m in modalities}
-    return align(outputs, read_partition(runs), CacheDir(cache).labels())
+    cache_dir = CacheDir(cache)
+    return align(outputs, read_partition(runs), cache_dir.labels(), cache_dir.class_names())
