@@ -1,8 +1,8 @@
 """Fit one fusion on the train part, select on the select part, and save model, predictions and metrics.
 
 A fusion's RunFolder (RUNS/fusion/<fusion>-<modalities joined by +>/) holds its record and, for fc and vae, its
-Keras models and scaler; predictions (key, split, part, label, p_Positive, p_Neutral, p_Negative, pred: every
-clip, every part), metrics (train / select / report parts), the report part's confusion matrix and, for vae,
+Keras models and scaler; predictions (key, split, part, label, p_<class> per class, pred: every clip that has
+at least one of its modalities, every part), metrics (train / select / report parts), the report part's confusion matrix and, for vae,
 the latent picture. The folder appears only once complete; one whose result carries the same stamp (same
 outputs, clips, parts and hyperparameters) is reused.
 """
@@ -23,7 +23,7 @@ from .outputs import FusionData
 from .report import metrics_of
 
 REPORT_PARTS: tuple[str, ...] = ("train", "select", "report")
-STAMP_VERSION = 2  # bump when what a fusion folder holds changes, so older folders are fitted again
+STAMP_VERSION = 3  # bump when what a fusion folder holds changes, so older folders are fitted again
 
 
 @dataclass
@@ -54,6 +54,8 @@ def _stamp(kind: str, data: FusionData, params: dict) -> str:
             "keys": data.keys,
             "parts": data.parts.tolist(),
             "labels": data.y.tolist(),
+            "classes": list(data.class_names),
+            "present": {m: digest_of(o.presence.tolist()) for m, o in sorted(data.outputs.items())},
             "outputs": {m: o.stamp for m, o in sorted(data.outputs.items())},
         },
         16,
@@ -61,19 +63,44 @@ def _stamp(kind: str, data: FusionData, params: dict) -> str:
 
 
 def prediction_rows(data: FusionData, probabilities: np.ndarray, predicted: np.ndarray) -> list[list]:
-    """One predictions row per aligned clip from ``probabilities`` (n_clips, 3) and ``predicted`` (n_clips,)."""
+    """One predictions row per aligned clip from ``probabilities`` (n_clips, n_classes) and ``predicted``
+    (n_clips,)."""
     return [
         [key, key.split("/")[0], part, int(label), *(f"{p:.6f}" for p in row), int(pred)]
         for key, part, label, row, pred in zip(data.keys, data.parts, data.y, probabilities, predicted)
     ]
 
 
+@dataclass
+class PartPredictions:
+    """A saved predictions.csv's labelled rows of one part: keys, labels (n,), probabilities (n, C), predictions."""
+
+    keys: list[str]
+    y: np.ndarray
+    probabilities: np.ndarray
+    predicted: np.ndarray
+    class_names: tuple[str, ...]
+    split: str
+
+
+def read_part(run: RunFolder, part: str = "report") -> PartPredictions:
+    """The labelled rows of ``part`` in ``run``'s predictions.csv (class names from its p_<class> columns)."""
+    rows = [r for r in run.read_predictions() if r["part"] == part and int(r["label"]) >= 0]
+    columns = [c for c in (rows[0] if rows else {}) if c.startswith("p_")]
+    return PartPredictions(
+        [r["key"] for r in rows],
+        np.array([int(r["label"]) for r in rows], dtype=int),
+        np.array([[float(r[c]) for c in columns] for r in rows]).reshape(len(rows), len(columns)),
+        np.array([int(r["pred"]) for r in rows], dtype=int),
+        tuple(c[2:] for c in columns),
+        "+".join(sorted({r["split"] for r in rows})),
+    )
+
+
 def metrics_from_predictions(run: RunFolder, part: str = "report") -> dict:
     """Metrics of one part recomputed from a run's predictions (labelled rows only)."""
-    rows = [r for r in run.read_predictions() if r["part"] == part and int(r["label"]) >= 0]
-    y = np.array([int(r["label"]) for r in rows], dtype=int)
-    pred = np.array([int(r["pred"]) for r in rows], dtype=int)
-    return metrics_of(y, pred, split="+".join(sorted({r["split"] for r in rows})), part=part)
+    saved = read_part(run, part)
+    return metrics_of(saved.y, saved.predicted, saved.split, part, saved.class_names)
 
 
 def run_fusion(
@@ -108,24 +135,27 @@ def run_fusion(
         rows = data.rows(part)
         if len(rows):
             split = "+".join(sorted({data.keys[i].split("/")[0] for i in rows}))
-            metrics[part] = metrics_of(data.y[rows], predicted[rows], split=split, part=part)
+            metrics[part] = metrics_of(data.y[rows], predicted[rows], split, part, data.class_names)
 
     with staged_folder(run.folder) as staging:  # the folder appears (or is replaced) only once complete
         staged = fusion.save(staging)
-        staged.write_predictions(prediction_rows(data, probabilities, predicted))
+        staged.write_predictions(prediction_rows(data, probabilities, predicted), data.class_names)
         atomic_write_json(staged.metrics, metrics)
         if "report" in metrics:
             from modalities.metrics import save_confusion_png
 
             save_confusion_png(
-                metrics["report"]["confusion"], staged.confusion, f"{name} — {metrics['report']['split']} (report part)"
+                metrics["report"]["confusion"],
+                staged.confusion,
+                f"{name} — {metrics['report']['split']} (report part)",
+                data.class_names,
             )
         if isinstance(fusion, VAEFusion):
             from .report import save_latent_picture
 
             labelled = np.flatnonzero(data.y >= 0)
             latents = fusion.latents({m: o.take(labelled) for m, o in data.outputs.items()})
-            save_latent_picture(latents, data.y[labelled], staged.latents, f"{name}: latent means")
+            save_latent_picture(latents, data.y[labelled], staged.latents, f"{name}: latent means", data.class_names)
         atomic_write_json(
             staged.result,
             {
@@ -134,7 +164,8 @@ def run_fusion(
                 "kind": kind,
                 "modalities": data.modalities,
                 "params": params,
-                "left_out": data.left_out,
+                "missing": data.missing(),
+                "unfused": data.unfused,
                 "n_clips": len(data.keys),
                 "metrics": metrics,
                 "selected_on": "select part (early stopping / weight search)",

@@ -12,14 +12,21 @@ from gvs.core.vocabulary import CLASS_NAMES
 METRIC_COLUMNS: tuple[str, ...] = ("accuracy", "macro_precision", "macro_recall", "macro_f1")
 
 
-def metrics_of(y: np.ndarray, predicted: np.ndarray, split: str = "", part: str = "") -> dict:
+def metrics_of(
+    y: np.ndarray,
+    predicted: np.ndarray,
+    split: str = "",
+    part: str = "",
+    class_names: tuple[str, ...] = CLASS_NAMES,
+) -> dict:
     """Accuracy, macro precision/recall/F1, per-class recall and confusion, plus where they come from.
 
     ``y`` and ``predicted`` : ndarray of shape (n_clips,), class indices.
     """
     from modalities.metrics import classification_metrics
 
-    return {**classification_metrics(np.asarray(y, dtype=int), np.asarray(predicted, dtype=int), split), "part": part}
+    metrics = classification_metrics(np.asarray(y, dtype=int), np.asarray(predicted, dtype=int), split, class_names)
+    return {**metrics, "part": part}
 
 
 def _cell(value) -> str:
@@ -33,16 +40,20 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def write_table(rows: list[dict], columns: list[str], stem: Path, title: str, note: str) -> str:
-    """Write ``stem``.md / .csv / .json (each atomically); returns the Markdown (title, table, note)."""
+def write_table(
+    rows: list[dict], columns: list[str], stem: Path, title: str, note: str, csv_columns: list[str] | None = None
+) -> str:
+    """Write ``stem``.md (``columns``) / .csv (``csv_columns``, default the same) / .json (every field), each
+    atomically; returns the Markdown (title, table, note)."""
     markdown = f"### {title}\n\n{markdown_table(rows, columns)}\n\n{note}\n"
     atomic_write_text(stem.with_suffix(".md"), markdown)
-    atomic_write_csv(stem.with_suffix(".csv"), columns, ([row.get(c, "") for c in columns] for row in rows))
+    csv_columns = csv_columns or columns
+    atomic_write_csv(stem.with_suffix(".csv"), csv_columns, ([row.get(c, "") for c in csv_columns] for row in rows))
     atomic_write_json(stem.with_suffix(".json"), {"title": title, "note": note, "rows": rows})
     return markdown
 
 
-def _draw_confusion(axis, confusion: np.ndarray, title: str) -> None:
+def _draw_confusion(axis, confusion: np.ndarray, title: str, class_names: tuple[str, ...]) -> None:
     axis.imshow(confusion, cmap="Blues")
     for (row, column), count in np.ndenumerate(confusion):
         axis.text(
@@ -53,14 +64,17 @@ def _draw_confusion(axis, confusion: np.ndarray, title: str) -> None:
             va="center",
             color="white" if count > confusion.max() / 2 else "black",
         )
-    axis.set_xticks(range(len(CLASS_NAMES)), CLASS_NAMES)
-    axis.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES)
+    tilted = {"rotation": 45, "ha": "right"} if len(class_names) > 3 else {}
+    axis.set_xticks(range(len(class_names)), class_names, **tilted)
+    axis.set_yticks(range(len(class_names)), class_names)
     axis.set_xlabel("predicted")
     axis.set_ylabel("true")
     axis.set_title(title, fontsize=9)
 
 
-def save_confusion_grid(confusions: list[np.ndarray], titles: list[str], path: Path) -> None:
+def save_confusion_grid(
+    confusions: list[np.ndarray], titles: list[str], path: Path, class_names: tuple[str, ...] = CLASS_NAMES
+) -> None:
     """One confusion matrix per table row, side by side (wrapping at four per line)."""
     import matplotlib
 
@@ -73,13 +87,15 @@ def save_confusion_grid(confusions: list[np.ndarray], titles: list[str], path: P
     for axis in axes.flat[len(confusions) :]:
         axis.axis("off")
     for axis, confusion, title in zip(axes.flat, confusions, titles):
-        _draw_confusion(axis, np.asarray(confusion), title)
+        _draw_confusion(axis, np.asarray(confusion), title, class_names)
     figure.tight_layout()
     atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
     plt.close(figure)
 
 
-def save_latent_picture(latents: np.ndarray, y: np.ndarray, path: Path, title: str) -> str:
+def save_latent_picture(
+    latents: np.ndarray, y: np.ndarray, path: Path, title: str, class_names: tuple[str, ...] = CLASS_NAMES
+) -> str:
     """2-D t-SNE (PCA below 10 clips) of ``latents`` (n_clips, latent_dim) coloured by class ``y`` (n_clips,);
     returns the method used."""
     import matplotlib
@@ -101,7 +117,7 @@ def save_latent_picture(latents: np.ndarray, y: np.ndarray, path: Path, title: s
         points = np.pad(PCA(dimensions).fit_transform(latents), ((0, 0), (0, 2 - dimensions)))
         method = "PCA"
     figure, axis = plt.subplots(figsize=(5, 4.5))
-    for index, name in enumerate(CLASS_NAMES):
+    for index, name in enumerate(class_names):
         chosen = y == index
         axis.scatter(points[chosen, 0], points[chosen, 1], s=12, label=f"{name} ({chosen.sum()})")
     axis.legend()

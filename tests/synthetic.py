@@ -16,6 +16,9 @@ Feature formats follow the cache contract (padded frames all zeros, mask False t
          expression. Raw arrays "boxes" (F_total, 4), "scores" (F_total, 7), "faces_per_frame".
 
 Train and Val are labelled; Test is unlabelled (its true class is in each clip's meta, "true_label").
+``class_names`` sets the class set (default VGAF's three; any number works: 2 or 7 classes too), ``groups`` puts
+that many consecutive Train/Val clips in one group (like VGAF clips cut from one source video), and ``missing``
+maps a modality to the fraction of clips that have no features of it (as when a clip has no audio track).
 """
 
 from __future__ import annotations
@@ -24,14 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gvs.core.vocabulary import MODALITIES
+from gvs.core.vocabulary import CLASS_NAMES, MODALITIES
 from gvs.core.workspace import CacheDir, ClipRecord
 from preprocess.config import fingerprint
 
 UNLABELLED_SPLITS: tuple[str, ...] = ("Test",)
 FRAME_WIDTH, FRAME_HEIGHT = 480, 320
-REST = 3  # pattern index shown by the classes a one-vs-rest modality does not separate
-FER_EXPRESSION_BY_PATTERN = (3, 6, 4, 5)  # happy, neutral, sad; "rest" -> surprise
+FER_EXPRESSION_BY_PATTERN = (3, 6, 4, 5)  # 3 classes: happy, neutral, sad; "rest" -> surprise
 _CHANGES_UNDER_PATTERN = (4, 7)  # pose keypoints (of the 18) the pattern moves: RWrist, LWrist
 
 
@@ -44,6 +46,9 @@ def make_synthetic_cache(
     scene_shape=(12, 4, 6, 16),
     audio_dim: int = 32,
     separates: dict[str, int] | None = None,
+    class_names: tuple[str, ...] = CLASS_NAMES,
+    groups: int = 1,
+    missing: dict[str, float] | None = None,
 ) -> Path:
     """Write a cache with ``n_per_class`` clips per class in every split; returns ``root``.
 
@@ -54,19 +59,22 @@ def make_synthetic_cache(
     root = Path(root)
     strength = {m: 1.0 for m in MODALITIES} | dict(signal or {})
     separates = dict(separates or {})
+    n_classes = len(class_names)
     rng = np.random.default_rng(seed)
-    directions = rng.normal(size=(REST + 1, audio_dim)).astype(np.float32)
+    directions = rng.normal(size=(n_classes + 1, audio_dim)).astype(np.float32)
     records, labels_by_key = [], {}
     for split in splits:
-        labels = np.tile(np.arange(3), n_per_class)
+        labels = np.tile(np.arange(n_classes), n_per_class)
         rng.shuffle(labels)
         for index, label in enumerate(labels, start=1):
-            name = f"Test_{index}" if split in UNLABELLED_SPLITS else f"{index}_1"
-            known = None if split in UNLABELLED_SPLITS else int(label)
-            records.append(ClipRecord(name, split, root / "videos" / split / f"{name}.mp4", known))
+            unlabelled = split in UNLABELLED_SPLITS
+            name = f"Test_{index}" if unlabelled else f"{(index - 1) // groups + 1}_{(index - 1) % groups + 1}"
+            known = None if unlabelled else int(label)
+            group = "" if unlabelled else f"{split}-{(index - 1) // groups + 1}"
+            records.append(ClipRecord(name, split, root / "videos" / split / f"{name}.mp4", known, group))
             labels_by_key[f"{split}/{name}"] = int(label)
     cache_dir = CacheDir(root)
-    cache_dir.write_clips(records)
+    cache_dir.write_clips(records, tuple(class_names))
     fingerprints = {}
     for modality in MODALITIES:
         params = {
@@ -79,24 +87,32 @@ def make_synthetic_cache(
             "scene_shape": list(scene_shape),
             "audio_dim": audio_dim,
             "splits": list(splits),
+            **({"classes": list(class_names)} if tuple(class_names) != CLASS_NAMES else {}),
+            **({"groups": groups} if groups > 1 else {}),
+            **({"missing": (missing or {})[modality]} if (missing or {}).get(modality) else {}),
         }
         fingerprints[modality] = fingerprint(params)
         cache = cache_dir.store(modality, fingerprints[modality])
         cache.write_params(params)
         for key, label in labels_by_key.items():
-            pattern = _pattern(rng, label, strength[modality], separates.get(modality))
+            pattern = _pattern(rng, label, strength[modality], separates.get(modality), n_classes)
             n_real = _real_steps(rng, scene_shape[0] if modality == "scene" else (11 if modality == "audio" else 12))
-            arrays = _BUILDERS[modality](rng, pattern, n_real, scene_shape=scene_shape, directions=directions)
+            arrays = _BUILDERS[modality](
+                rng, pattern, n_real, scene_shape=scene_shape, directions=directions, n_patterns=n_classes + 1
+            )
+            if rng.random() < (missing or {}).get(modality, 0.0):
+                continue  # this clip has no features of this modality
             cache.write(key, arrays, {"synthetic": True, "true_label": label, "pattern": pattern, "flags": []})
     cache_dir.set_current_fingerprints(fingerprints)
     return root
 
 
-def _pattern(rng: np.random.Generator, label: int, strength: float, separated: int | None) -> int:
-    shown = label if rng.random() < strength else int(rng.integers(3))
+def _pattern(rng: np.random.Generator, label: int, strength: float, separated: int | None, n_classes: int) -> int:
+    """The pattern a clip shows: its class, a random one, or (one-vs-rest) the "rest" pattern ``n_classes``."""
+    shown = label if rng.random() < strength else int(rng.integers(n_classes))
     if separated is None:
         return shown
-    return separated if shown == separated else REST
+    return separated if shown == separated else n_classes
 
 
 def _real_steps(rng: np.random.Generator, steps: int) -> int:
@@ -108,16 +124,16 @@ def _mask(steps: int, n_real: int) -> np.ndarray:
     return np.arange(steps) < n_real
 
 
-def _scene(rng, pattern, n_real, *, scene_shape, **_) -> dict[str, np.ndarray]:
+def _scene(rng, pattern, n_real, *, scene_shape, n_patterns, **_) -> dict[str, np.ndarray]:
     steps, height, width, channels = scene_shape
     maps = np.abs(rng.normal(0.0, 0.5, size=scene_shape)).astype(np.float32)
-    groups = np.array_split(np.arange(channels), REST + 1)
+    groups = np.array_split(np.arange(channels), n_patterns)
     maps[..., groups[pattern]] += 1.0
     maps[n_real:] = 0.0
     return {"features": maps, "mask": _mask(steps, n_real)}
 
 
-def _person(rng, pattern) -> np.ndarray:
+def _person(rng, pattern, n_patterns) -> np.ndarray:
     """One person's 18 COCO keypoints in pixels + confidence; some are missing (-1)."""
     centre = rng.uniform([0.2, 0.45], [0.8, 0.55])
     skeleton = np.array(
@@ -142,7 +158,8 @@ def _person(rng, pattern) -> np.ndarray:
             [0.03, -0.26],
         ]
     )
-    wrist_height = (-0.4, 0.0, 0.3, -0.2)[pattern]  # arms up / down / hanging / half raised
+    heights = (-0.4, 0.0, 0.3, -0.2) if n_patterns == 4 else np.linspace(-0.4, 0.3, n_patterns)
+    wrist_height = heights[pattern]  # 3 classes: arms up / down / hanging / half raised
     skeleton[list(_CHANGES_UNDER_PATTERN), 1] = wrist_height
     points = np.clip(centre + skeleton + rng.normal(0, 0.01, size=skeleton.shape), 0.0, 1.0)
     keypoints = np.concatenate([points * [FRAME_WIDTH, FRAME_HEIGHT], rng.uniform(0.3, 1.0, (18, 1))], axis=1)
@@ -150,14 +167,14 @@ def _person(rng, pattern) -> np.ndarray:
     return keypoints.astype(np.float32)
 
 
-def _pose(rng, pattern, n_real, **_) -> dict[str, np.ndarray]:
+def _pose(rng, pattern, n_real, *, n_patterns, **_) -> dict[str, np.ndarray]:
     features = np.zeros((12, 27), np.float32)
     people_per_frame = np.zeros(12, np.int32)
     people = []
     for frame in range(n_real):
         count = int(rng.integers(1, 5)) if rng.random() < 0.9 else 0
         people_per_frame[frame] = count
-        frame_people = [_person(rng, pattern) for _ in range(count)]
+        frame_people = [_person(rng, pattern, n_patterns) for _ in range(count)]
         people += frame_people
         features[frame] = _pose_vector(frame_people)
     keypoints = np.stack(people) if people else np.zeros((0, 18, 3), np.float32)
@@ -188,7 +205,13 @@ def _audio(rng, pattern, n_real, *, directions, **_) -> dict[str, np.ndarray]:
     return {"features": embeddings, "mask": _mask(steps, n_real)}
 
 
-def _faces(rng, pattern, n_real, **_) -> dict[str, np.ndarray]:
+def _faces(rng, pattern, n_real, *, n_patterns, **_) -> dict[str, np.ndarray]:
+    """Pattern p raises one FER expression (two for p >= 7, so 7 classes + "rest" stay distinct)."""
+    raised = (
+        [FER_EXPRESSION_BY_PATTERN[pattern]]
+        if n_patterns == 4
+        else [pattern % 7, *([(pattern + 1) % 7] * (pattern >= 7))]
+    )
     features = np.zeros((12, 22), np.float32)
     faces_per_frame = np.zeros(12, np.int32)
     boxes, scores = [], []
@@ -198,7 +221,7 @@ def _faces(rng, pattern, n_real, **_) -> dict[str, np.ndarray]:
         if count == 0:
             continue
         logits = rng.normal(0, 1.0, size=(count, 7))
-        logits[:, FER_EXPRESSION_BY_PATTERN[pattern]] += 2.0
+        logits[:, raised] += 2.0
         frame_scores = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         features[frame] = np.concatenate([frame_scores.min(0), frame_scores.max(0), frame_scores.mean(0), [count]])
         top = rng.integers(0, FRAME_HEIGHT - 60, size=count)

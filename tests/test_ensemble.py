@@ -67,7 +67,9 @@ def test_every_fusion_runs_end_to_end_and_reloads(synthetic, kind):
     np.testing.assert_allclose(reloaded.predict_proba(data.outputs), probabilities, atol=1e-5)
     assert result.metrics["report"]["accuracy"] > 0.5  # three informative modalities, chance is 1/3
     if kind in ("fc", "vae"):
-        assert sorted(t.name for t in reloaded.model_.inputs) == [f"{m}_hidden" for m in MODALITIES]
+        assert sorted(t.name for t in reloaded.model_.inputs) == sorted(
+            [f"{m}_hidden" for m in MODALITIES] + ["presence"]
+        )
 
 
 def test_fc_fusion_beats_the_best_single_modality(synthetic):
@@ -200,16 +202,18 @@ def test_weighted_vote_uses_given_weights_or_fits_them_on_select():
     assert sum(fitted.weights_.values()) == pytest.approx(1.0)
 
 
-def test_align_leaves_out_clips_lacking_a_modality():
+def test_align_keeps_clips_lacking_a_modality_and_marks_them():
     full = ModalityOutputs("pose", ["Train/a", "Train/b", "Val/c"], np.ones((3, 2)), np.full((3, 3), 1 / 3))
-    partial = ModalityOutputs("faces", ["Train/a", "Val/c"], np.ones((2, 2)), np.full((2, 3), 1 / 3))
+    partial = ModalityOutputs("faces", ["Train/a", "Val/c"], np.full((2, 2), 5.0), np.full((2, 3), 1 / 3))
     data = align(
         {"pose": full, "faces": partial},
-        {"Train/a": "train", "Train/b": "train", "Val/c": "report"},
+        {"Train/a": "train", "Train/b": "train", "Val/c": "report", "Test/d": "test"},
         {"Train/a": 0, "Train/b": 1, "Val/c": 2},
     )
-    assert data.keys == ["Train/a", "Val/c"] and data.left_out == {"faces": ["Train/b"]}
-    assert data.y.tolist() == [0, 2] and data.parts.tolist() == ["train", "report"]
+    assert data.keys == ["Train/a", "Train/b", "Val/c"] and data.unfused == ["Test/d"]
+    assert data.outputs["faces"].presence.tolist() == [True, False, True]
+    assert data.outputs["faces"].hidden[1].tolist() == [0.0, 0.0] and data.missing() == {"faces": 1, "pose": 0}
+    assert data.y.tolist() == [0, 1, 2] and data.parts.tolist() == ["train", "train", "report"]
     assert data.without(["faces"]).modalities == ["pose"]
 
 
@@ -263,7 +267,7 @@ def test_run_ensemble_fc_drop_fer_removes_exactly_the_faces_input(synthetic, mon
     assert code == 0, errors
     assert trained == ["scene", "pose", "audio"]
     model = load_fusion(RunsDir(runs).fusion("fc-audio+pose+scene")).model_
-    assert sorted(t.name for t in model.inputs) == ["audio_hidden", "pose_hidden", "scene_hidden"]
+    assert sorted(t.name for t in model.inputs) == ["audio_hidden", "pose_hidden", "presence", "scene_hidden"]
     assert "Comparison" in printed and "Ablation: fc fusion (loo)" in printed
     ablation = json.loads(RunsDir(runs).ablation_stem("fc").with_suffix(".json").read_text())["rows"]
     assert [r["dropped"] for r in ablation] == ["—", "audio", "pose", "scene"]

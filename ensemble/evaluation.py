@@ -1,0 +1,69 @@
+"""The numbers of one table row, recomputed from a saved predictions.csv: point values with 95 % bootstrap
+intervals over clips, calibration (ECE, optionally after temperature scaling fitted on the select part) and a
+paired test against a reference model on the same clips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gvs.core.workspace import RunFolder
+
+from . import statistics
+from .fuse import PartPredictions, read_part
+
+
+@dataclass
+class EvaluationSettings:
+    """How rows are evaluated: bootstrap resamples and seed, and whether to temperature-scale on select."""
+
+    bootstrap: int = 2000
+    seed: int = 0
+    calibrate: bool = False
+
+
+def row_statistics(run: RunFolder, settings: EvaluationSettings) -> dict:
+    """Report-part accuracy and macro-F1 with their 95 % bootstrap intervals, ECE (and, with ``calibrate``, the
+    temperature fitted on the select part and the ECE after it) of the model whose predictions ``run`` holds."""
+    report = read_part(run, "report")
+    n_classes = len(report.class_names)
+    row: dict = {}
+    for metric in statistics.METRICS:
+        value = statistics.metric_value(report.y, report.predicted, metric, n_classes) if len(report.y) else 0.0
+        low, high = statistics.bootstrap_interval(
+            report.y, report.predicted, metric, n_classes, settings.bootstrap, seed=settings.seed
+        )
+        row |= {metric: value, f"{metric}_low": low, f"{metric}_high": high}
+        row[f"{metric}_ci"] = statistics.format_interval(value, (low, high))
+    row["ece"] = statistics.expected_calibration_error(report.y, report.probabilities) if len(report.y) else 0.0
+    if settings.calibrate:
+        select = read_part(run, "select")
+        temperature = statistics.fit_temperature(select.probabilities, select.y)
+        calibrated = statistics.apply_temperature(report.probabilities, temperature)
+        row["temperature"] = temperature
+        row["ece_calibrated"] = statistics.expected_calibration_error(report.y, calibrated) if len(report.y) else 0.0
+    return row
+
+
+def paired_tests(model: PartPredictions, reference: PartPredictions, settings: EvaluationSettings) -> dict:
+    """p-values of "``model`` and ``reference`` are equally accurate" on the clips both predicted: the paired
+    bootstrap of the accuracy difference and the exact McNemar test."""
+    index = {key: i for i, key in enumerate(reference.keys)}
+    shared = [i for i, key in enumerate(model.keys) if key in index]
+    other = [index[model.keys[i]] for i in shared]
+    y, a, b = model.y[shared], model.predicted[shared], reference.predicted[other]
+    n_classes = len(model.class_names)
+    return {
+        "p_bootstrap": statistics.paired_bootstrap_pvalue(
+            y, a, b, "accuracy", n_classes, settings.bootstrap, seed=settings.seed
+        ),
+        "p_mcnemar": statistics.mcnemar_pvalue(y, a, b),
+    }
+
+
+def reliability_curves(runs: dict[str, RunFolder]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{row name: (labels, probabilities)} of the report part, for the reliability diagram."""
+    parts = {name: read_part(run, "report") for name, run in runs.items()}
+    return {name: (part.y, part.probabilities) for name, part in parts.items() if len(part.y)}
