@@ -322,6 +322,12 @@ def _describe_runs(runs: RunsDir, name: str) -> tuple[dict, dict[str, Path]]:
             "feature_params": feature_params,
             "report": _report_metrics(run),
         }
+    classes = {tuple(runs.modality(m).read_config().get("classes", CLASS_NAMES)) for m in modalities}
+    if len(classes) > 1:
+        raise RunError(
+            f"{runs.root}: the fused models were trained on different class sets {sorted(classes)}; retrain them "
+            "from one cache (`gvs run`)"
+        )
     workspace = read_json(runs.workspace_path) if runs.workspace_path.is_file() else {}
     partition = read_json(runs.partition_path) if runs.partition_path.is_file() else {}
     source = workspace.get("source")
@@ -329,7 +335,7 @@ def _describe_runs(runs: RunsDir, name: str) -> tuple[dict, dict[str, Path]]:
         "format": BUNDLE_FORMAT,
         "gvs_version": __version__,
         "created": None,
-        "class_names": list(CLASS_NAMES),
+        "class_names": list(classes.pop()),
         "modalities": modalities,
         "fusion": {"name": name, "kind": record["kind"], "report": _report_metrics(fusion)},
         "preprocess": asdict(PreprocessConfig(**params)),
@@ -386,17 +392,19 @@ def _load_folder(root: Path, origin: Path) -> Bundle:
         preprocess, models = info["preprocess"], info["models"]
     except (KeyError, TypeError) as error:
         raise RunError(f"{where} lacks {error} (not a bundle.json this gvs reads); {again}") from error
-    if not isinstance(version, int) or version > BUNDLE_FORMAT:
+    if not isinstance(version, int) or version != BUNDLE_FORMAT:
+        newer = isinstance(version, int) and version > BUNDLE_FORMAT
         raise RunError(
             f"{where}: bundle format {version!r} (written by gvs {info.get('gvs_version')}); this gvs {__version__} "
-            f"reads format {BUNDLE_FORMAT} and older: upgrade gvs, or {again} from this version"
+            f"reads format {BUNDLE_FORMAT}: "
+            + (
+                f"upgrade gvs, or {again} from this version"
+                if newer
+                else f"its fusion predates missing-modality fusions; refit it (`gvs fuse`) and {again}"
+            )
         )
-    if list(classes) != list(CLASS_NAMES):
-        raise RunError(
-            f"{where}: the bundle predicts {', '.join(map(str, classes))}, this gvs predicts "
-            f"{', '.join(CLASS_NAMES)}; export a bundle of models trained with these classes (`gvs run`, then "
-            f"{EXPORT_HINT})"
-        )
+    if not classes or not all(isinstance(c, str) and c for c in classes):
+        raise RunError(f"{where}: class_names {classes!r} is not a list of names; {again}")
     for modality in modalities:
         if modality not in MODALITIES or modality not in models:
             raise RunError(f"{where}: unknown modality {modality!r} (this gvs knows {', '.join(MODALITIES)}); {again}")

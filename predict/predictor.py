@@ -1,7 +1,7 @@
 """Predict the sentiment of whole videos: windows -> each modality's model -> the fusion -> one verdict per video.
 
 A window where a modality has nothing (no faces, no people, no audio track) is fused from the modalities that have
-something: the bundle's fusion when every modality is there, else a soft vote of the others (the window says so).
+something: the bundle's fusion takes a presence mask (the window says which modalities it was fused from).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ FUSED = "fused"
 class WindowPrediction:
     """One window's class probabilities per modality and fused.
 
-    probabilities : {modality or "fused": ndarray of shape (3,)}
+    probabilities : {modality or "fused": ndarray of shape (n_classes,)}
     """
 
     index: int
@@ -35,17 +35,19 @@ class WindowPrediction:
     fused_from: list[str]
     flags: list[str] = field(default_factory=list)
     thumbnail: np.ndarray | None = field(default=None, repr=False)
+    class_names: tuple[str, ...] = CLASS_NAMES
 
     @property
     def predicted(self) -> str:
-        return CLASS_NAMES[int(np.argmax(self.probabilities[FUSED]))]
+        return self.class_names[int(np.argmax(self.probabilities[FUSED]))]
 
 
 @dataclass
 class VideoPrediction:
     """The verdict on one video and the windows it comes from.
 
-    probabilities : ndarray of shape (3,), the windows' fused probabilities pooled (mean or max); None if failed
+    probabilities : ndarray of shape (n_classes,), the windows' fused probabilities pooled (mean or max); None if
+        failed
     class_shares : {class name: share of windows whose fused prediction is that class}
     status : "done", "flagged" (done, with notes in ``flags``) or "failed" (``reason`` says why)
     """
@@ -60,14 +62,15 @@ class VideoPrediction:
     duration_s: float = 0.0
     label: int | None = None
     seconds: float = 0.0
+    class_names: tuple[str, ...] = CLASS_NAMES
 
     @property
     def verdict(self) -> str | None:
-        return None if self.probabilities is None else CLASS_NAMES[int(np.argmax(self.probabilities))]
+        return None if self.probabilities is None else self.class_names[int(np.argmax(self.probabilities))]
 
 
 def pool_probabilities(fused: np.ndarray, pool: str = "mean") -> np.ndarray:
-    """(n_windows, 3) fused probabilities -> (3,): their mean, or each class's maximum renormalised to sum 1."""
+    """(n_windows, C) fused probabilities -> (C,): their mean, or each class's maximum renormalised to sum 1."""
     if pool not in POOLS:
         from gvs.core.errors import InputError
 
@@ -76,10 +79,10 @@ def pool_probabilities(fused: np.ndarray, pool: str = "mean") -> np.ndarray:
     return pooled / pooled.sum()
 
 
-def class_shares(fused: np.ndarray) -> dict[str, float]:
-    """Share of windows whose fused prediction is each class."""
-    counts = np.bincount(fused.argmax(axis=1), minlength=len(CLASS_NAMES))
-    return {name: float(count / len(fused)) for name, count in zip(CLASS_NAMES, counts)}
+def class_shares(fused: np.ndarray, class_names: tuple[str, ...] = CLASS_NAMES) -> dict[str, float]:
+    """Share of windows whose fused prediction is each class; ``fused`` (n_windows, n_classes)."""
+    counts = np.bincount(fused.argmax(axis=1), minlength=len(class_names))
+    return {name: float(count / len(fused)) for name, count in zip(class_names, counts)}
 
 
 class Predictor:
@@ -113,7 +116,8 @@ class Predictor:
         from .stream import WindowStream
 
         self.bundle = model if isinstance(model, Bundle) else load_bundle(model)
-        pool_probabilities(np.ones((1, len(CLASS_NAMES))), pool)  # checks the name before any work
+        self.class_names: tuple[str, ...] = tuple(self.bundle.class_names)
+        pool_probabilities(np.ones((1, len(self.class_names))), pool)  # checks the name before any work
         self.pool = pool
         self.batch_windows = batch_windows
         used, why = resolve_precision(precision)
@@ -141,7 +145,12 @@ class Predictor:
             windows = list(self._windows(path, progress, on_window))
         except (GVSError, OSError, ValueError) as error:  # one bad video never stops a batch
             return VideoPrediction(
-                path, "failed", reason=f"{path}: {error}", label=label, seconds=time.perf_counter() - started
+                path,
+                "failed",
+                reason=f"{path}: {error}",
+                label=label,
+                seconds=time.perf_counter() - started,
+                class_names=self.class_names,
             )
         info = self.stream.info
         fused = np.stack([w.probabilities[FUSED] for w in windows])
@@ -154,11 +163,12 @@ class Predictor:
             "flagged" if flags else "done",
             windows,
             pool_probabilities(fused, self.pool),
-            class_shares(fused),
+            class_shares(fused, self.class_names),
             flags,
             duration_s=info.duration if info is not None else windows[-1].end_s,
             label=label,
             seconds=time.perf_counter() - started,
+            class_names=self.class_names,
         )
 
     def predict(
@@ -188,46 +198,53 @@ class Predictor:
         return [m for m in self.bundle.modalities if m not in empty] or list(self.bundle.modalities)
 
     def score(self, features: dict[str, np.ndarray], present: list[str]) -> dict[str, np.ndarray]:
-        """Probabilities of a batch of windows: {modality or "fused": (B, 3)}.
+        """Probabilities of a batch of windows: {modality or "fused": (B, n_classes)}.
 
-        ``features``: {modality: (B, steps, ...) model input}. The fused row is the bundle's fusion when every
-        modality is ``present``, else a soft vote of the present ones (the rule ``predict_video`` uses).
+        ``features``: {modality: (B, steps, ...) model input}. The fused row is the bundle's fusion of the
+        ``present`` modalities (the others are masked out, as ``predict_video`` does for windows lacking them).
         """
+        presence = np.array([[m in present for m in self.bundle.modalities]] * len(next(iter(features.values()))))
+        return self._score(features, presence)
+
+    def _score(self, features: dict[str, np.ndarray], presence: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`score` with ``presence`` (B, n_modalities) bool per window, in the bundle's modality order."""
         from ensemble.outputs import ModalityOutputs
 
-        modalities = self.bundle.modalities
         outputs = {}
-        for modality in modalities:
+        for index, modality in enumerate(self.bundle.modalities):
             x = np.asarray(features[modality], dtype=np.float32)
             hidden, probabilities = self.cuts[modality].predict_on_batch(x)
             keys = [str(i) for i in range(len(x))]
             outputs[modality] = ModalityOutputs(
-                modality, keys, np.asarray(hidden).reshape(len(x), -1), np.asarray(probabilities)
+                modality, keys, np.asarray(hidden).reshape(len(x), -1), np.asarray(probabilities), "", presence[:, index]
             )
-        if len(present) == len(modalities):
-            fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
-        else:
-            fused = np.mean([outputs[m].probabilities for m in present], axis=0)
-        return {m: outputs[m].probabilities for m in modalities} | {FUSED: fused}
+        fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
+        return {m: o.probabilities for m, o in outputs.items()} | {FUSED: fused}
 
     def _predict_batch(self, windows: list, on_window=None) -> list[WindowPrediction]:
-        """Each modality's model once over the batch, then the fusion over the windows where every modality has
-        something and a soft vote of the rest elsewhere."""
+        """Each modality's model once over the batch, then the fusion, each window masked to the modalities it has
+        something of."""
         modalities = self.bundle.modalities
         features = {m: np.stack([w.features[m] for w in windows]) for m in modalities}
-        complete = self.score(features, list(modalities))
+        present = [self.present(w.empty) for w in windows]
+        scored = self._score(features, np.array([[m in p for m in modalities] for p in present]))
         predictions = []
         for i, window in enumerate(windows):
-            present = self.present(window.empty)
             flags = list(window.flags)
-            probabilities = {name: p[i] for name, p in complete.items()}
-            if len(present) < len(modalities):
-                probabilities[FUSED] = np.mean([probabilities[m] for m in present], axis=0)
+            probabilities = {name: p[i] for name, p in scored.items()}
+            if len(present[i]) < len(modalities):
                 missing = ", ".join(f"{window.empty[m]}" for m in modalities if m in window.empty)
-                flags.append(f"soft vote of {'+'.join(present)} ({missing})")
+                flags.append(f"fused from {'+'.join(present[i])} ({missing})")
             predictions.append(
                 WindowPrediction(
-                    window.index, window.start_s, window.end_s, probabilities, present, flags, window.thumbnail
+                    window.index,
+                    window.start_s,
+                    window.end_s,
+                    probabilities,
+                    present[i],
+                    flags,
+                    window.thumbnail,
+                    self.class_names,
                 )
             )
             if on_window is not None:
