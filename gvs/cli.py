@@ -31,13 +31,20 @@ stages (each skips finished work, so a re-run after an interruption resumes):
                  made in data/demo
   2 preprocess   features of every clip -> --cache (default cache/<dataset folder name>)
   3 train        one model per modality -> --runs (default runs/<dataset folder name>); all models share
-                 RUNS/partition.json: train part, select part (early stopping), report part (the numbers)
+                 RUNS/partition.json: train part, select part (early stopping), report part (the numbers);
+                 the select hold-out is drawn by whole source videos (VGAF <video>_<clip>, a CSV's group
+                 column), so sibling clips never sit in train and select
   4 fuse         each model is run once over every clip, cut at its "hidden" and "probabilities" layers;
                  fusions are fitted on the train part, selected on the select part and reported on the
-                 report part (Val for VGAF), which selection never saw. Tables: RUNS/fusion/comparison.*
+                 report part (Val for VGAF). Tables: RUNS/fusion/comparison.* with 95 % bootstrap intervals,
+                 ECE, paired tests against the best single modality, and RUNS/fusion/reliability.png
   5 ablate       the chosen fusion (fc with --fusion all) on the full set and on every leave-one-out subset
                  (--ablation all: every subset): RUNS/ablation/<fusion>.md/.csv/.json and .png (one
-                 confusion matrix per row)
+                 confusion matrix per row); with --seeds, RUNS/seeds.md: mean ± std over seeds
+  6, 7           export the bundle, predict one clip (skipped when training from a --cache alone)
+
+RUNS/config.toml holds the resolved settings of the run; `gvs run --config RUNS/config.toml` repeats it
+(options typed on the command line override the file).
 """
     + """
 fusions:
@@ -46,20 +53,26 @@ fusions:
   soft      mean of the modalities' probabilities
   weighted  weighted mean of the probabilities; --weights, or searched on the select part (highest
             accuracy, then lowest log-loss, on a 0.1 grid)
-  fc        hidden vectors (standardised with train-part statistics) concatenated -> Dense + ReLU ->
-            softmax(3), modality models frozen; early stopping on the select part
+  fc        hidden vectors (standardised with train-part statistics) and a presence mask concatenated ->
+            Dense + ReLU -> softmax, modality models frozen; early stopping on the select part
   vae       the same concatenation -> VAE with a 20-d latent (reconstruction + KL) -> classifier on the
             latent means; RUNS/fusion/vae-*/latents.png shows the latents (t-SNE) coloured by class
   all       every fusion, one comparison table (with each modality alone)
 
-clips lacking a modality's features (its extraction failed) are left out of fusions over that modality;
-the tables name them. One cache holds one dataset and one runs folder one cache: a second dataset with the
-same folder name is refused (pass --cache and --runs for it).
+every fusion predicts every clip that has at least one modality: votes count the modalities a clip has,
+fc and vae take a presence mask and are trained with modality dropout; the tables count the clips missing
+each modality. One cache holds one dataset and one runs folder one cache: a second dataset with the same
+folder name is refused (pass --cache and --runs for it).
 
 examples:
   gvs run                                    demo: preprocess, train, fuse, ablate, print tables
   gvs run --fusion fc --drop fer             fc fusion without the faces (FER) modality
   gvs run ../shared/data/vgaf --workers 2    the same on your data
+  gvs run --seeds 0 1 2 3 4 --calibrate      five seeds (features reused), mean ± std, temperature scaling
+  gvs run --protocol paper                   the reference paper's protocol (select and report on Val)
+  gvs run --cache cache/vgaf --oof 5         train and fuse from an existing cache; fc/vae learn from
+                                             5-fold out-of-fold hidden vectors
+  gvs run --config exp.toml --seeds 3        an experiment file, one option overridden
 """
 )
 FUSE_EPILOG = """\
@@ -85,20 +98,25 @@ def _weights(text: str) -> dict[str, float]:
     return weights
 
 
-def _add_fusion_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_fusion_arguments(parser: argparse.ArgumentParser, defaults: bool = True) -> None:
+    """The fusion options of `gvs fuse` and `gvs run`; ``defaults`` False leaves unset options None (gvs run takes
+    its defaults from ChainSettings, so an experiment file can set them)."""
     from ensemble.ablation import ABLATION_MODES
     from ensemble.fusions import FUSIONS
+
+    def default(value):
+        return value if defaults else None
 
     parser.add_argument(
         "--fusion",
         choices=[*FUSIONS, "all"],
-        default="all",
+        default=default("all"),
         help="which fusion to fit and ablate (default all: every fusion compared, fc ablated)",
     )
     parser.add_argument(
         "--drop",
         action="append",
-        default=[],
+        default=default([]),
         metavar="MODALITY",
         help="leave a modality out of every fusion (repeatable; scene, pose, audio, faces; 'fer' = faces)",
     )
@@ -112,12 +130,35 @@ def _add_fusion_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ablation",
         choices=ABLATION_MODES,
-        default="loo",
+        default=default("loo"),
         help="loo: full set + every leave-one-modality-out subset (default); all: every "
         "non-empty subset; none: no ablation",
     )
-    parser.add_argument("--seed", type=int, default=0, help="partition, training and fusion seed (default 0)")
-    parser.add_argument("--epochs", type=positive_int, default=200, help="most epochs of fc/vae training (default 200)")
+    parser.add_argument("--seed", type=int, default=default(0), help="partition, training and fusion seed (default 0)")
+    parser.add_argument(
+        "--epochs", type=positive_int, default=default(200), help="most epochs of fc/vae training (default 200)"
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_const",
+        const=True,
+        default=default(False),
+        help="temperature-scale every model on the select part; tables show the ECE before and after",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=positive_int,
+        default=default(2000),
+        help="resamples of the 95%% bootstrap intervals and paired tests (default 2000)",
+    )
+    parser.add_argument(
+        "--oof",
+        type=int,
+        default=default(0),
+        metavar="K",
+        help="fc/vae fusions learn from K-fold out-of-fold hidden vectors of the train part (K fold models "
+        "per modality, under RUNS/oof/); 0 = off (default)",
+    )
 
 
 def _fusion_options(args: argparse.Namespace) -> dict:
@@ -133,14 +174,40 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="VGAF root, CSV video,label or video folder (default: the demo dataset in data/demo)",
     )
-    parser.add_argument("--cache", type=Path, help="feature cache (default cache/<dataset folder name>)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="feature cache (default cache/<dataset folder name>); without DATASET, train and fuse from this "
+        "cache alone (no preprocessing)",
+    )
     parser.add_argument("--runs", type=Path, help="models, fusions and tables (default runs/<dataset folder name>)")
-    _add_fusion_arguments(parser)
-    parser.add_argument("--workers", type=positive_int, default=1, help="preprocessing processes (default 1)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="experiment file (TOML; every option below; RUNS/config.toml of a run repeats it); options given "
+        "here override it",
+    )
+    _add_fusion_arguments(parser, defaults=False)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="run the chain once per seed (features reused; RUNS/seed-<N>/) and add a mean ± std table",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("ours", "paper"),
+        help="ours (default): select on a group-wise hold-out of Train, report on Val; paper: train on Train, "
+        "select and report on Val, as the reference paper (optimistic)",
+    )
+    parser.add_argument(
+        "--select-fraction", type=float, help="share of Train held out (by whole groups) for selection (default 0.2)"
+    )
+    parser.add_argument("--workers", type=positive_int, help="preprocessing processes (default 1)")
     parser.add_argument(
         "--preset",
         choices=sorted(PRESETS),
-        default="paper",
         help="preprocessing preset (see `gvs preprocess --help`; default paper)",
     )
     parser.add_argument(
@@ -148,23 +215,32 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run(args: argparse.Namespace) -> int:
-    from gvs.chain import ChainSettings, run_chain
+RUN_FIELDS: tuple[str, ...] = (
+    "dataset", "cache", "runs", "fusion", "drop", "weights", "ablation", "workers", "preset", "seeds", "protocol",
+    "select_fraction", "oof", "calibrate", "bootstrap",
+)  # fmt: skip
 
-    settings = ChainSettings(
-        dataset=args.dataset,
-        cache=args.cache,
-        runs=args.runs,
-        fusion=args.fusion,
-        drop=args.drop,
-        weights=args.weights,
-        ablation=args.ablation,
-        workers=args.workers,
-        preset=args.preset,
-        seed=args.seed,
-        train_options={"epochs": args.train_epochs} if args.train_epochs else {},
-        fusion_options={"epochs": args.epochs, "vae_epochs": args.epochs},
-    )
+
+def _given_run_options(args: argparse.Namespace) -> dict:
+    """The ChainSettings fields the command line set (options left out are None and come from the file or the
+    defaults)."""
+    if args.seed is not None and args.seeds is not None:
+        raise InputError("give --seed N or --seeds N [N ...], not both")
+    given = {name: getattr(args, name) for name in RUN_FIELDS if getattr(args, name) is not None}
+    if args.seed is not None:
+        given["seeds"] = [args.seed]
+    if args.train_epochs is not None:
+        given["train_options"] = {"epochs": args.train_epochs}
+    if args.epochs is not None:
+        given["fusion_options"] = {"epochs": args.epochs, "vae_epochs": args.epochs}
+    return given
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gvs.chain import run_chain
+    from gvs.experiment import load_config, settings_from
+
+    settings = settings_from(load_config(args.config) if args.config else {}, _given_run_options(args))
     run_chain(settings)  # prints each stage, the tables and the prediction
     return 0
 
@@ -184,7 +260,19 @@ def _fuse(args: argparse.Namespace) -> int:
             f"{args.runs}: no trained modality models; run `gvs train MODALITY --cache {args.cache} "
             f"--runs {args.runs}` first"
         )
-    print(run_fusions(args.cache, args.runs, kept, args.fusion, args.ablation, _fusion_options(args)))
+    print(
+        run_fusions(
+            args.cache,
+            args.runs,
+            kept,
+            args.fusion,
+            args.ablation,
+            _fusion_options(args),
+            calibrate=args.calibrate,
+            bootstrap=args.bootstrap,
+            oof=args.oof,
+        )
+    )
     return 0
 
 
