@@ -221,11 +221,12 @@ def export_and_predict(runs: Path, dataset: Path, fusion: str) -> str:
     bundle = RunsDir(runs).bundle_path
     _stage(6, f"export the model bundle -> {bundle} (`gvs predict` uses it by default)")
     folder = export_bundle(runs, bundle, None if fusion == "all" else fusion)
-    videos, _ = expand_inputs([Path(dataset)])
+    predictor = Predictor(folder)
+    videos, _ = expand_inputs([Path(dataset)], predictor.class_names)
     labelled = [v for v in videos if v[1] is not None] or videos
     path, label = sorted(labelled, key=lambda v: (v[0].parent.name != "Val", str(v[0])))[0]
     _stage(7, f"predict {path} with {folder} (`gvs predict VIDEO...` does this for any video)")
-    video = Predictor(folder).predict_video(path, label)
+    video = predictor.predict_video(path, label)
     if video.verdict is None:
         return f"prediction of {path} failed: {video.reason}"
     names = video.class_names

@@ -80,9 +80,14 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (a .zip is written beside)")
 
 
-def expand_inputs(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], dict[str, str]]:
-    """(video path, label or None) for every video the inputs name, and {input: why nothing was taken}."""
+def expand_inputs(
+    inputs: list[Path], class_names: tuple[str, ...] = CLASS_NAMES
+) -> tuple[list[tuple[Path, int | None]], dict[str, str]]:
+    """(video path, label or None) for every video the inputs name, and {input: why nothing was taken}; labels are
+    indices into ``class_names`` (the bundle's classes; a dataset label they lack counts as unlabelled)."""
     from preprocess.labels import discover, label_index
+
+    index_of = {name.lower(): i for i, name in enumerate(class_names)}
 
     videos, skipped = [], {}
     for given in inputs:
@@ -92,7 +97,10 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], di
             except InputError as error:
                 skipped[str(given)] = str(error)
                 continue
-            videos += [(clip.path, clip.label) for clip in dataset.clips]
+            videos += [
+                (clip.path, None if clip.label is None else index_of.get(dataset.classes[clip.label].lower()))
+                for clip in dataset.clips
+            ]
             skipped |= dataset.not_taken
         elif given.suffix.lower() == ".csv" and given.is_file():
             with given.open(newline="", encoding="utf-8-sig") as handle:
@@ -101,7 +109,7 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], di
                     videos.append(
                         (
                             (given.parent / row["video"].strip()).absolute(),
-                            label_index(label, f"{given}:{line}") if label else None,
+                            label_index(label, f"{given}:{line}", class_names) if label else None,
                         )
                     )
         else:  # a video (or something that is not one: decoding says so, for that video only)
@@ -109,16 +117,16 @@ def expand_inputs(inputs: list[Path]) -> tuple[list[tuple[Path, int | None]], di
     return videos, skipped
 
 
-def _summary(videos, out, skipped: dict[str, str]) -> str:
+def _summary(videos, out, skipped: dict[str, str], class_names: tuple[str, ...]) -> str:
     lines = [
-        "| video | verdict | " + " | ".join(f"p {c}" for c in CLASS_NAMES) + " | windows | status |",
-        "|---|---|" + "---|" * len(CLASS_NAMES) + "---|---|",
+        "| video | verdict | " + " | ".join(f"p {c}" for c in class_names) + " | windows | status |",
+        "|---|---|" + "---|" * len(class_names) + "---|---|",
     ]
     for v in videos:
         probabilities = (
             " | ".join(f"{p:.2f}" for p in v.probabilities)
             if v.probabilities is not None
-            else " | ".join("—" for _ in CLASS_NAMES)
+            else " | ".join("—" for _ in class_names)
         )
         lines.append(f"| {v.path.name} | {v.verdict or '—'} | {probabilities} | {len(v.windows)} | {v.status} |")
     counts = {s: sum(v.status == s for v in videos) for s in ("done", "flagged", "failed")}
@@ -134,7 +142,7 @@ def _summary(videos, out, skipped: dict[str, str]) -> str:
         lines.append(f"  not taken {path}: {why}")
     labelled = [v for v in videos if v.label is not None and v.label >= 0 and v.verdict]
     if labelled:
-        right = sum(CLASS_NAMES[v.label] == v.verdict for v in labelled)
+        right = sum(class_names[v.label] == v.verdict for v in labelled)
         lines.append(f"  accuracy on the {len(labelled)} labelled videos: {right / len(labelled):.3f}")
     lines.append(f"outputs: {out.videos_csv}, {out.windows_csv}, {out.json}, {out.timelines}/")
     return "\n".join(lines)
@@ -144,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     """Predict every input video and write the outputs."""
     from tqdm import tqdm
 
-    from .bundle import last_bundle
+    from .bundle import last_bundle, load_bundle
     from .outputs import write_outputs
     from .predictor import Predictor
 
@@ -157,10 +165,11 @@ def run(args: argparse.Namespace) -> int:
                 "`gvs export --runs RUNS --out BUNDLE`, or pass --model RUNS"
             )
         print(f"using the last exported bundle: {model}")
-    videos, skipped = expand_inputs(args.inputs)
+    bundle = load_bundle(model)
+    videos, skipped = expand_inputs(args.inputs, tuple(bundle.class_names))
     if not videos:
         raise InputError(f"no videos in {', '.join(map(str, args.inputs))} ({', '.join(VIDEO_EXTENSIONS)})")
-    predictor = Predictor(model, args.stride, args.pool, precision=args.precision)
+    predictor = Predictor(bundle, args.stride, args.pool, precision=args.precision)
     print(f"backbone precision: {predictor.precision}")
     out = args.out or Path("predictions") / args.inputs[0].stem
     results = []
@@ -181,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
         predictor.settings(),
         args.emotiw,
     )
-    print(_summary(results, folder, skipped))
+    print(_summary(results, folder, skipped, predictor.class_names))
     return 0
 
 

@@ -26,22 +26,29 @@ from .predictor import FUSED, VideoPrediction
 CLASS_COLOURS = {"Positive": "tab:green", "Neutral": "tab:grey", "Negative": "tab:red"}
 
 
+def class_colour(name: str, index: int) -> str:
+    """VGAF's classes keep their colours; other classes take matplotlib's tab10 colours in class order."""
+    return CLASS_COLOURS.get(name, f"C{index % 10}")
+
+
 def video_id(video: VideoPrediction) -> str:
     """The name a video's files are written under: its file name without the extension."""
     return video.path.stem
 
 
-def _probability_columns(prefix: str) -> list[str]:
-    return [f"{prefix}{name}" for name in CLASS_NAMES]
+def _class_names(videos: list[VideoPrediction]) -> tuple[str, ...]:
+    """The class set of a batch of predictions (one bundle made them all)."""
+    return videos[0].class_names if videos else CLASS_NAMES
 
 
 def write_videos_csv(out: PredictionsDir, videos: list[VideoPrediction]) -> None:
+    names = _class_names(videos)
     header = [
         "video",
         "status",
         "verdict",
-        *_probability_columns("p_"),
-        *_probability_columns("share_"),
+        *(f"p_{c}" for c in names),
+        *(f"share_{c}" for c in names),
         "windows",
         "duration_s",
         "label",
@@ -50,9 +57,9 @@ def write_videos_csv(out: PredictionsDir, videos: list[VideoPrediction]) -> None
     ]
     rows = []
     for v in videos:
-        probabilities = [f"{p:.4f}" for p in v.probabilities] if v.probabilities is not None else [""] * 3
-        shares = [f"{v.class_shares.get(c, 0.0):.3f}" for c in CLASS_NAMES] if v.windows else [""] * 3
-        label = CLASS_NAMES[v.label] if v.label is not None and v.label >= 0 else ""
+        probabilities = [f"{p:.4f}" for p in v.probabilities] if v.probabilities is not None else [""] * len(names)
+        shares = [f"{v.class_shares.get(c, 0.0):.3f}" for c in names] if v.windows else [""] * len(names)
+        label = names[v.label] if v.label is not None and v.label >= 0 else ""
         rows.append(
             [
                 str(v.path),
@@ -71,12 +78,13 @@ def write_videos_csv(out: PredictionsDir, videos: list[VideoPrediction]) -> None
 
 
 def write_windows_csv(out: PredictionsDir, videos: list[VideoPrediction], modalities: list[str]) -> None:
-    columns = [f"{m}_{c}" for m in [*modalities, FUSED] for c in CLASS_NAMES]
+    names = _class_names(videos)
+    columns = [f"{m}_{c}" for m in [*modalities, FUSED] for c in names]
     header = ["video", "window", "start_s", "end_s", *columns, "predicted", "fused_from", "flags"]
     rows = []
     for v in videos:
         for w in v.windows:
-            values = [f"{w.probabilities[m][i]:.4f}" for m in [*modalities, FUSED] for i in range(len(CLASS_NAMES))]
+            values = [f"{w.probabilities[m][i]:.4f}" for m in [*modalities, FUSED] for i in range(len(names))]
             rows.append(
                 [
                     str(v.path),
@@ -100,13 +108,13 @@ def write_json(out: PredictionsDir, videos: list[VideoPrediction], bundle_info: 
             "verdict": v.verdict,
             "reason": v.reason,
             "flags": v.flags,
-            "probabilities": dict(zip(CLASS_NAMES, map(float, v.probabilities)))
+            "probabilities": dict(zip(v.class_names, map(float, v.probabilities)))
             if v.probabilities is not None
             else None,
             "class_shares": v.class_shares,
             "duration_s": v.duration_s,
             "seconds": round(v.seconds, 3),
-            "label": CLASS_NAMES[v.label] if v.label is not None and v.label >= 0 else None,
+            "label": v.class_names[v.label] if v.label is not None and v.label >= 0 else None,
             "windows": [
                 {
                     "index": w.index,
@@ -114,7 +122,7 @@ def write_json(out: PredictionsDir, videos: list[VideoPrediction], bundle_info: 
                     "end_s": w.end_s,
                     "fused_from": w.fused_from,
                     "flags": w.flags,
-                    "probabilities": {m: dict(zip(CLASS_NAMES, map(float, p))) for m, p in w.probabilities.items()},
+                    "probabilities": {m: dict(zip(v.class_names, map(float, p))) for m, p in w.probabilities.items()},
                 }
                 for w in v.windows
             ],
@@ -173,11 +181,12 @@ def timeline_png(video: VideoPrediction, thumbnails: int = 6) -> bytes:
         window = video.windows[index]
         if window.thumbnail is not None:
             axis.imshow(window.thumbnail)
-        axis.set_title(f"{window.start_s:.1f} s: {window.predicted}", fontsize=8, color=CLASS_COLOURS[window.predicted])
+        colour = class_colour(window.predicted, window.class_names.index(window.predicted))
+        axis.set_title(f"{window.start_s:.1f} s: {window.predicted}", fontsize=8, color=colour)
         axis.axis("off")
     axis = figure.add_subplot(grid[rows - 1, :])
-    for index, name in enumerate(CLASS_NAMES):
-        axis.plot(centres, fused[:, index], marker="o", markersize=3, color=CLASS_COLOURS[name], label=name)
+    for index, name in enumerate(video.class_names):
+        axis.plot(centres, fused[:, index], marker="o", markersize=3, color=class_colour(name, index), label=name)
     axis.set_ylim(0, 1)
     axis.set_xlim(0, max(video.duration_s, centres.max() + 0.1))
     axis.set_xlabel("time (s), window centres")

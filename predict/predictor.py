@@ -216,7 +216,12 @@ class Predictor:
             hidden, probabilities = self.cuts[modality].predict_on_batch(x)
             keys = [str(i) for i in range(len(x))]
             outputs[modality] = ModalityOutputs(
-                modality, keys, np.asarray(hidden).reshape(len(x), -1), np.asarray(probabilities), "", presence[:, index]
+                modality,
+                keys,
+                np.asarray(hidden).reshape(len(x), -1),
+                np.asarray(probabilities),
+                "",
+                presence[:, index],
             )
         fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
         return {m: o.probabilities for m, o in outputs.items()} | {FUSED: fused}

@@ -72,7 +72,7 @@ def _videos(args: argparse.Namespace, predictor) -> tuple[list[tuple[Path, str |
         return [(path, pick) for path, _, pick in cache_picks(args.cache, predictor, args.split, args.top)], {}
     if not args.inputs:
         raise InputError("nothing to report on: give videos, folders or a CSV, or --cache CACHE --split S")
-    videos, skipped = expand_inputs(args.inputs)
+    videos, skipped = expand_inputs(args.inputs, predictor.class_names)
     return [(path, None) for path, _ in videos], skipped
 
 

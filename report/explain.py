@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gvs.core.vocabulary import CLASS_NAMES
+from gvs.core.vocabulary import CLASS_NAMES, require_vgaf_classes
 from predict.predictor import Predictor, VideoPrediction
 
 from . import audio_section, lime_frame, modality_shares, occlusion, people, pixels
@@ -110,6 +110,7 @@ class ReportMaker:
 
             raise InputError(f"--explain-class {self.options.explain_class!r}: choose one of {', '.join(CLASS_NAMES)}")
         self.predictor = Predictor(model, stride, precision=precision, keep_raw=True)
+        require_vgaf_classes(self.predictor.class_names, "gvs report")
 
     def explain(
         self,

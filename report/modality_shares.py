@@ -175,8 +175,8 @@ def _text(result: ModalityShares, window: ExplainedWindow) -> str:
     not_fused = [m for m in window.modalities if m not in window.present]
     if not_fused:
         text += (
-            f"\n\n{', '.join(not_fused)} had nothing in this window, so the fused probability is a soft vote of "
-            f"{', '.join(window.present)} and their Shapley value is zero."
+            f"\n\n{', '.join(not_fused)} had nothing in this window, so the fusion fused only "
+            f"{', '.join(window.present)} (it masks the others) and their Shapley value is zero."
         )
     return text
 

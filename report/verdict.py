@@ -36,7 +36,7 @@ def verdict_section(video: VideoPrediction, window: ExplainedWindow) -> Section:
     )
     if len(window.present) < len(window.modalities):
         missing = ", ".join(f"{m}: {why}" for m, why in window.window.empty.items())
-        text += f"\n\nIn the explained window the fusion is a soft vote of {', '.join(window.present)} ({missing})."
+        text += f"\n\nIn the explained window the fusion fused only {', '.join(window.present)} ({missing})."
     caveat = ""
     if video.flags:
         caveat = "Notes on this video: " + "; ".join(video.flags) + "."

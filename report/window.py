@@ -102,11 +102,11 @@ class ExplainedWindow:
         return {m: np.repeat(self.window.features[m][None].astype(np.float32), n, axis=0) for m in self.modalities}
 
     def score(self, features: dict[str, np.ndarray], batch: int = 32) -> dict[str, np.ndarray]:
-        """Probabilities of changed copies of the window: {modality or "fused": (B, 3)}, in batches of ``batch``.
+        """Probabilities of changed copies of the window: {modality or "fused": (B, C)}, in batches of ``batch``.
 
         ``features``: {modality: (B, steps, ...)}; a modality left out keeps the window's own features.
-        The fused row follows the prediction's rule (the fusion when every modality has something here, else a
-        soft vote of those that have).
+        The fused row follows the prediction's rule (the fusion of the modalities that have something here, the
+        others masked).
         """
         size = len(next(iter(features.values())))
         parts = []

@@ -17,7 +17,7 @@ import numpy as np
 
 from gvs.core.errors import InputError, RunError
 from gvs.core.io import read_json
-from gvs.core.vocabulary import CLASS_NAMES, MODALITIES, canonical_modality
+from gvs.core.vocabulary import CLASS_NAMES, MODALITIES, canonical_modality, require_vgaf_classes
 from gvs.core.workspace import CacheDir, ClipRecord, RunsDir
 from modalities import architectures  # noqa: F401  registers the custom layers the saved models hold
 from preprocess.decode import ClipDecodeError, read_audio, read_frames
@@ -114,6 +114,7 @@ class Explainer:
         if method not in METHODS:
             raise InputError(f"unknown saliency method {method!r}; use {' or '.join(METHODS)}")
         self.cache = CacheDir(cache)
+        require_vgaf_classes(self.cache.class_names(), "gvs explain")
         self.runs = RunsDir(runs)
         self.out = Path(out)
         self.smooth_samples = smooth_samples

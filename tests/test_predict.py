@@ -120,7 +120,7 @@ def test_every_bad_video_gets_its_own_outcome_and_the_batch_goes_on(
         "two audio streams.mp4",
     ):
         assert rows[name]["status"] in ("done", "flagged") and rows[name]["verdict"], rows[name]
-    assert "no audio track" in rows["noaudio.mp4"]["flags"] or "soft vote" in printed
+    assert "no audio track" in rows["noaudio.mp4"]["flags"] or "fused from" in printed
     assert "short video" in rows["tiny.mp4"]["flags"]
     assert "gone.mp4" in printed and "symlink to a missing file" in printed
     folder = PredictionsDir(out)
