@@ -32,6 +32,9 @@ def fold_assignment(labels: np.ndarray, groups: list[str], folds: int, seed: int
             f"--oof {folds}: the train part has only {len(set(groups))} groups (source videos), fewer than {folds} "
             "folds; give a smaller --oof"
         )
+    largest = int(np.bincount(np.asarray(labels, dtype=int)).max()) if len(labels) else 0
+    if largest < folds:
+        raise InputError(f"--oof {folds}: the train part has at most {largest} clips of a class; give a smaller --oof")
     assignment = np.empty(len(labels), dtype=int)
     splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
     for fold, (_, held) in enumerate(splitter.split(np.zeros(len(labels)), labels, groups)):

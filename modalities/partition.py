@@ -131,7 +131,7 @@ def _grouped_hold_out(rows: list[dict[str, str]], fraction: float, seed: int) ->
     """(held out, kept) keys: about ``fraction`` of the clips, whole groups only, stratified by class.
 
     scikit-learn's StratifiedGroupKFold with round(1 / fraction) folds gives the held-out fold. With fewer groups
-    than folds, whole groups are held out one at a time in a seeded order until each class with two or more
+    (or clips of the largest class) than folds, whole groups are held out one at a time in a seeded order until each class with two or more
     clips has one held out (or the fraction is reached)."""
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -141,7 +141,7 @@ def _grouped_hold_out(rows: list[dict[str, str]], fraction: float, seed: int) ->
     labels = np.array([r["label"] for r in rows])
     groups = np.array(groups_of(rows))
     folds = max(2, round(1 / fraction))
-    if len(set(groups)) >= folds:
+    if len(set(groups)) >= folds and np.unique(labels, return_counts=True)[1].max() >= folds:
         splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
         _, held = next(splitter.split(keys, labels, groups))
         held_mask = np.zeros(len(keys), bool)

@@ -282,9 +282,14 @@ def test_a_zip_whose_unpacked_copy_was_changed_is_unpacked_again(workspace, tmp_
 def test_an_incompatible_bundle_is_refused_saying_what(workspace, tmp_path):
     folder = export_bundle(workspace["runs"], tmp_path / "good")
     classes = _copy(folder, tmp_path / "classes")
-    _rewrite_info(classes, class_names=["Happy", "Sad"])
-    with pytest.raises(RunError, match=r"bundle.json: the bundle predicts Happy, Sad, this gvs predicts Positive"):
+    _rewrite_info(classes, class_names=[])
+    with pytest.raises(RunError, match=r"bundle.json: class_names \[\] is not a list of names"):
         load_bundle(classes.root)
+
+    older = _copy(folder, tmp_path / "older")
+    _rewrite_info(older, format=BundleDir.FORMAT - 1)
+    with pytest.raises(RunError, match=r"predates missing-modality fusions; refit it"):
+        load_bundle(older.root)
 
     newer = _copy(folder, tmp_path / "newer")
     _rewrite_info(newer, format=BundleDir.FORMAT + 1)
