@@ -329,7 +329,14 @@ def test_comma_and_accent_in_a_clip_name_survive_clips_csv(tmp_path: Path, test_
     with CacheDir(cache).clips_path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert rows == [
-        {"key": f"Fête/{name}", "split": "Fête", "name": name, "label": "", "path": str(folder.resolve() / video.name)}
+        {
+            "key": f"Fête/{name}",
+            "split": "Fête",
+            "name": name,
+            "label": "",
+            "path": str(folder.resolve() / video.name),
+            "group": "",
+        }
     ]
     store = CacheDir(cache).current("audio")
     assert store.path(f"Fête/{name}").is_file() and store.has(f"Fête/{name}")

@@ -127,7 +127,9 @@ def test_learns_a_recoverable_class_and_writes_its_run(modality, runs, cache):
     run = RunsDir(runs).modality(modality)
     metrics = json.loads(run.metrics.read_text())
     assert metrics["report"]["accuracy"] >= ACCURACY_BAR, metrics["report"]
-    assert metrics["report"]["split"].startswith("Val") and metrics["select"]["split"].startswith("20% of Train")
+    assert metrics["report"]["split"].startswith("Val") and metrics["select"]["split"].startswith(
+        "Train, 20% hold-out by groups"
+    )
     rows = run.read_predictions()
     assert {r["part"] for r in rows} == {"train", "select", "report", "test"}
     for part in ("train", "select", "report"):
