@@ -77,8 +77,8 @@ def _note(data: FusionData, rows: list[dict], runs: Path, evaluation: Evaluation
     split = rows[0]["split"] if rows else "?"
     report_rows = data.rows("report")
     lines = [
-        f"Protocol **{protocol}**: {partition.sources['select']} selects (early stopping, weight search); "
-        f"{partition.sources['report']} reports.",
+        f"Protocol **{protocol}**. Select part (early stopping, weight search): {partition.sources['select']}. "
+        f"Report part: {partition.sources['report']}.",
         f"Reported on the report part ({split}, n={rows[0]['n'] if rows else 0} labelled clips, every row on the "
         f"same clips); selection used the select part ({len(data.rows('select'))} clips); training used the train "
         f"part ({len(data.rows('train'))} clips). Intervals: 95 % percentile bootstrap over clips "
