@@ -137,6 +137,11 @@ def run_ablation(
     return rows, markdown
 
 
+def _p(value: float) -> str:
+    """A p-value to three decimals, "<0.001" below that (a bootstrap p of 0 only means below 1/resamples)."""
+    return f"{value:.3f}" if value >= 0.001 else "<0.001"
+
+
 def run_comparison(
     data: FusionData,
     kinds: list[str],
@@ -174,7 +179,7 @@ def run_comparison(
             row["p vs best single"] = "—"
             continue
         row |= paired_tests(read_part(result.run, "report"), reference, evaluation)
-        row["p vs best single"] = f"{row['p_bootstrap']:.3f} / {row['p_mcnemar']:.3f}"
+        row["p vs best single"] = f"{_p(row['p_bootstrap'])} / {_p(row['p_mcnemar'])}"
         row["compared_with"] = rows[best]["model"]
     columns = list(COMPARISON_COLUMNS)
     for row in rows:

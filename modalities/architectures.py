@@ -77,9 +77,7 @@ class PooledStepMask(layers.Layer):
         return {**super().get_config(), "pool": self.pool, "n_pools": self.n_pools}
 
 
-def build_model(
-    modality: str, input_shape: tuple[int, ...], n_classes: int = len(CLASS_NAMES), **sizes
-) -> keras.Model:
+def build_model(modality: str, input_shape: tuple[int, ...], n_classes: int = len(CLASS_NAMES), **sizes) -> keras.Model:
     """The (uncompiled) model of ``modality`` for per-clip features of ``input_shape``, ``n_classes`` outputs."""
     if modality not in _BUILDERS:
         raise InputError(f"unknown modality {modality!r}; choose from {', '.join(_BUILDERS)}")

@@ -182,7 +182,8 @@ def ensure_partition(
     if not rows:
         raise PartitionError(f"{cache_dir.clips_path}: no clips; run `gvs preprocess DATASET --cache {cache}` first")
     if not path.is_file():
-        rule = cache_dir.source().get("group_rule", "the clip itself")
+        shared = len(set(groups_of(rows))) < len(rows)
+        rule = cache_dir.source().get("group_rule") or ("clips.csv's group column" if shared else "the clip itself")
         partition = make_partition(rows, seed, select_fraction, train_split, report_split, protocol, rule)
         atomic_write_text(path, json.dumps(asdict(partition), indent=1))
         return partition
