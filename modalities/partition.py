@@ -14,6 +14,7 @@ Protocols (a labelled ``Train`` and a labelled ``Val`` split):
   clips: optimistic, only to compare with published numbers).
 
 With only one labelled split, the report (and, for ``ours``, the select) hold-out is drawn from it the same way.
+A hold-out is one fold of a StratifiedGroupKFold; with too few groups to fold, one whole group per class instead.
 test = the ``Test`` split plus every unlabelled clip.
 """
 
@@ -91,16 +92,15 @@ def make_partition(
         else:
             select, train = _grouped_hold_out(train_rows, select_fraction, seed)
             sources = {
-                "train": f"{train_split} minus the select hold-out",
-                "select": f"{train_split}, {held} (never trained on)",
-                "report": f"{report_split} (never used for training or selection)",
+                "train": f"{train_split} minus the select hold-out (ours protocol)",
+                "select": f"{train_split}, {held} (ours protocol: never trained on)",
+                "report": f"{report_split} (ours protocol: never used for training or selection)",
             }
-        others = sorted(set(labelled_splits) - {train_split, report_split})
-        if others:
-            sources["ignored"] = f"labelled splits {others} are not used"
+        used = {train_split, report_split}
     elif labelled_splits:
         source = train_split if train_split in labelled_splits else labelled_splits[0]
         source_rows = [r for r in labelled if r["split"] == source]
+        used = {source}
         report, rest = _grouped_hold_out(source_rows, select_fraction, seed)
         if protocol == "paper":
             train, select = rest, list(report)
@@ -110,16 +110,21 @@ def make_partition(
                 "report": f"{source}, {held} (only one labelled split; also the select part: optimistic)",
             }
         else:
-            rest_rows = [r for r in source_rows if r["key"] in set(rest)]
-            select, train = _grouped_hold_out(rest_rows, select_fraction / (1 - select_fraction), seed)
+            kept = set(rest)
+            rest_rows = [r for r in source_rows if r["key"] in kept]
+            select, train = _grouped_hold_out(rest_rows, min(0.5, select_fraction / (1 - select_fraction)), seed)
             sources = {
-                "train": f"{source} minus the select and report hold-outs",
-                "select": f"{source}, {held} (only one labelled split)",
-                "report": f"{source}, {held} (only one labelled split; never used for training or selection)",
+                "train": f"{source} minus the select and report hold-outs (ours protocol)",
+                "select": f"{source}, {held} (ours protocol; only one labelled split)",
+                "report": f"{source}, {held} (ours protocol; only one labelled split; never used for training or "
+                "selection)",
             }
     else:
-        train, select, report = [], [], []
+        train, select, report, used = [], [], [], set()
         sources = {"train": "no labelled clips", "select": "no labelled clips", "report": "no labelled clips"}
+    others = sorted(set(labelled_splits) - used)
+    if others:
+        sources["ignored"] = f"labelled splits {others} are not used"
     sources["test"] = f"{TEST_SPLIT} split and unlabelled clips"
     parts = {"train": train, "select": select, "report": report, "test": test}
     group_of = dict(zip((r["key"] for r in rows), groups_of(rows)))
@@ -130,38 +135,47 @@ def make_partition(
 def _grouped_hold_out(rows: list[dict[str, str]], fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """(held out, kept) keys: about ``fraction`` of the clips, whole groups only, stratified by class.
 
-    scikit-learn's StratifiedGroupKFold with round(1 / fraction) folds gives the held-out fold. With fewer groups
-    (or clips of the largest class) than folds, whole groups are held out one at a time in a seeded order until each class with two or more
-    clips has one held out (or the fraction is reached)."""
+    The held-out part is the first fold of scikit-learn's StratifiedGroupKFold(max(2, round(1 / fraction)),
+    shuffle=True, random_state=seed); groups holding the only clips of a class go back to training. With fewer
+    groups than folds (or fewer clips in every class than folds), or when that fold comes out empty or everything,
+    :func:`_few_groups` holds out whole groups instead."""
+    import warnings
+
     from sklearn.model_selection import StratifiedGroupKFold
 
-    if len(rows) < 2:
-        return [], sorted(r["key"] for r in rows)
     keys = np.array([r["key"] for r in rows])
     labels = np.array([r["label"] for r in rows])
     groups = np.array(groups_of(rows))
+    if len(set(groups)) < 2:  # one group (or none) cannot be split: it all stays for training
+        return [], sorted(keys.tolist())
     folds = max(2, round(1 / fraction))
+    held_mask = np.zeros(len(keys), bool)
     if len(set(groups)) >= folds and np.unique(labels, return_counts=True)[1].max() >= folds:
         splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
-        _, held = next(splitter.split(keys, labels, groups))
-        held_mask = np.zeros(len(keys), bool)
+        with warnings.catch_warnings():  # "least populated class has only N members": stratified as far as can be
+            warnings.simplefilter("ignore", UserWarning)
+            _, held = next(splitter.split(keys, labels, groups))
         held_mask[held] = True
-    else:
-        held_mask = _few_groups(labels, groups, fraction, seed)
+        alone = held_mask & ~np.isin(labels, labels[~held_mask])  # clips of a class the fold took entirely
+        held_mask &= ~np.isin(groups, groups[alone])  # go back to training with their whole groups
+    if not 0 < held_mask.sum() < len(keys):
+        held_mask = _few_groups(labels, groups, seed)
     return sorted(keys[held_mask].tolist()), sorted(keys[~held_mask].tolist())
 
 
-def _few_groups(labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Held-out mask over rows when there are too few groups for K folds (see :func:`_grouped_hold_out`)."""
-    order = np.random.default_rng(seed).permutation(sorted(set(groups)))
+def _few_groups(labels: np.ndarray, groups: np.ndarray, seed: int) -> np.ndarray:
+    """Held-out mask for too few groups to fold: in a seeded order, hold out a whole group whenever it brings a
+    class not yet held out, until every class found in two or more groups is held out once. A group is skipped
+    when holding it would leave a class of its clips (or anything at all) without a clip to train on."""
     held = np.zeros(len(labels), bool)
-    wanted = {c for c, n in zip(*np.unique(labels, return_counts=True)) if n >= 2}
-    for group in order[: max(1, len(order) - 1)]:  # always keep at least one group for training
-        covered = set(labels[held])
-        if wanted <= covered or held.mean() >= fraction:
+    wanted = {c for c in set(labels.tolist()) if len(set(groups[labels == c].tolist())) >= 2}
+    for group in np.random.default_rng(seed).permutation(sorted(set(groups.tolist()))):
+        covered = set(labels[held].tolist())
+        if wanted <= covered:
             break
         members = groups == group
-        if set(labels[members]) - covered:
+        brings = set(labels[members].tolist())
+        if (brings - covered) & wanted and brings <= set(labels[~(held | members)].tolist()):
             held |= members
     return held
 
@@ -175,14 +189,16 @@ def ensure_partition(
     report_split: str = "Val",
     protocol: str = "ours",
 ) -> Partition:
-    """RUNS/partition.json, made from CACHE/clips.csv on first use and reused (checked) afterwards."""
+    """RUNS/partition.json, made from CACHE/clips.csv on first use (group rule from CACHE/source.json) and reused
+    afterwards; PartitionError when it was made with another seed, select_fraction or protocol, for other clips, or
+    per clip by an older version while clips share groups (a possible leak)."""
     path = RunsDir(runs).partition_path
     cache_dir = CacheDir(cache)
     rows = cache_dir.clip_rows()
     if not rows:
         raise PartitionError(f"{cache_dir.clips_path}: no clips; run `gvs preprocess DATASET --cache {cache}` first")
+    shared = len(set(groups_of(rows))) < len(rows)  # some group holds two or more clips
     if not path.is_file():
-        shared = len(set(groups_of(rows))) < len(rows)
         rule = cache_dir.source().get("group_rule") or ("clips.csv's group column" if shared else "the clip itself")
         partition = make_partition(rows, seed, select_fraction, train_split, report_split, protocol, rule)
         atomic_write_text(path, json.dumps(asdict(partition), indent=1))
@@ -192,10 +208,9 @@ def ensure_partition(
     if made != (seed, select_fraction, protocol):
         raise PartitionError(
             f"{path} was made with seed {partition.seed}, select_fraction {partition.select_fraction} and protocol "
-            f"{partition.protocol}, not {seed}, {select_fraction} and {protocol}; pass those, or use another --runs "
-            "folder"
+            f"{partition.protocol}, not {seed}, {select_fraction} and {protocol}; pass those, use another --runs "
+            f"folder, or delete {path} and retrain every model"
         )
-    shared = len(set(groups_of(rows))) < len(rows)
     if partition.group_rule == PER_CLIP_RULE and shared:
         raise PartitionError(
             f"{path} was drawn per clip by an older version, but clips of {cache_dir.clips_path} share source "
@@ -214,6 +229,7 @@ def ensure_partition(
 
 
 def load_partition(runs: Path) -> Partition:
+    """RUNS/partition.json as made (older files, without protocol, group rule and groups, load with defaults)."""
     path = RunsDir(runs).partition_path
     if not path.is_file():
         raise PartitionError(f"{path}: no partition; train a modality first (`gvs train ...`)")
