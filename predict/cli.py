@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import argparse
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 from gvs.core.command import positive_int
 from gvs.core.errors import InputError
-from gvs.core.vocabulary import CLASS_NAMES, VIDEO_EXTENSIONS
+from gvs.core.vocabulary import VIDEO_EXTENSIONS
 from preprocess.precision import PRECISIONS
 
 DESCRIPTION = (
-    "Say whether each video is Positive, Neutral or Negative: windows over the whole video, each "
-    "modality's model and the fusion per window, one verdict per video."
+    "Say which class each video is (Positive, Neutral or Negative with VGAF's models; the bundle's own classes "
+    "otherwise): windows over the whole video, each modality's model and the fusion per window, one verdict per "
+    "video."
 )
 EPILOG = """\
-inputs: video files, folders of videos (a VGAF root or split too), or a CSV video[,label] (paths relative to it).
+inputs: video files, folders of videos (a VGAF root or split too), or a CSV video[,label] (paths relative to it;
+labels name the bundle's classes).
 
 outputs (in --out, default predictions/<first input's name>):
   predictions.csv   one row per video: status (done / flagged / failed), verdict, probabilities, share of windows
-                    per class, flags, reason
+                    per class, flags, reason (a column per class of the bundle)
   windows.csv       one row per window: start_s, end_s, each modality's and the fused probabilities
   predictions.json  everything, with the bundle's manifest hash and the package version
   timelines/        one PNG per video: each class's probability over time, with thumbnails
-  emotiw.zip        with --emotiw: EmotiW submission files
+  emotiw.zip        with --emotiw: EmotiW submission files (bundles of VGAF's three classes only)
 
 examples:
   gvs predict ../shared/data/vgaf/Val/1_1.mp4                  with the last exported bundle
@@ -67,7 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="backbone arithmetic: auto (default; bfloat16 on a CPU with AVX512_BF16/AMX or a GPU, else float32), "
         "float32 or bfloat16",
     )
-    parser.add_argument("--emotiw", action="store_true", help="also write EmotiW submission files and their zip")
+    parser.add_argument(
+        "--emotiw", action="store_true", help="also write EmotiW submission files and their zip (VGAF's classes only)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -81,10 +86,14 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def expand_inputs(
-    inputs: list[Path], class_names: tuple[str, ...] = CLASS_NAMES
+    inputs: list[Path], class_names: tuple[str, ...] | list[str], notes: dict[Path, str] | None = None
 ) -> tuple[list[tuple[Path, int | None]], dict[str, str]]:
-    """(video path, label or None) for every video the inputs name, and {input: why nothing was taken}; labels are
-    indices into ``class_names`` (the bundle's classes; a dataset label they lack counts as unlabelled)."""
+    """(video path, label or None) for every video the inputs name, and {input: why nothing was taken}.
+
+    Labels are indices into ``class_names`` (the bundle's classes). A CSV's labels must name one of them (else
+    LabelFileError). A dataset folder's labels are translated by name (ignoring case); a video whose label the
+    bundle does not know counts as unlabelled, and ``notes`` (when given) gets {video path: why} for it.
+    """
     from preprocess.labels import discover, label_index
 
     index_of = {name.lower(): i for i, name in enumerate(class_names)}
@@ -97,10 +106,15 @@ def expand_inputs(
             except InputError as error:
                 skipped[str(given)] = str(error)
                 continue
-            videos += [
-                (clip.path, None if clip.label is None else index_of.get(dataset.classes[clip.label].lower()))
-                for clip in dataset.clips
-            ]
+            for clip in dataset.clips:
+                name = None if clip.label is None else dataset.classes[clip.label]
+                label = None if name is None else index_of.get(name.lower())
+                if name is not None and label is None and notes is not None:
+                    notes[clip.path] = (
+                        f"label {name!r} of {given} is not a class of the bundle ({', '.join(class_names)}): "
+                        "counted as unlabelled"
+                    )
+                videos.append((clip.path, label))
             skipped |= dataset.not_taken
         elif given.suffix.lower() == ".csv" and given.is_file():
             with given.open(newline="", encoding="utf-8-sig") as handle:
@@ -166,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
             )
         print(f"using the last exported bundle: {model}")
     bundle = load_bundle(model)
-    videos, skipped = expand_inputs(args.inputs, tuple(bundle.class_names))
+    notes: dict[Path, str] = {}
+    videos, skipped = expand_inputs(args.inputs, tuple(bundle.class_names), notes)
     if not videos:
         raise InputError(f"no videos in {', '.join(map(str, args.inputs))} ({', '.join(VIDEO_EXTENSIONS)})")
     predictor = Predictor(bundle, args.stride, args.pool, precision=args.precision)
@@ -177,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
     windows_bar = tqdm(unit="window", desc="windows", disable=args.quiet, dynamic_ncols=True, position=1, leave=False)
     try:
         for path, label in bar:
-            results.append(predictor.predict_video(path, label, windows_bar))
+            results.append(_noted(predictor.predict_video(path, label, windows_bar), notes.get(path)))
             bar.set_postfix(failed=sum(r.status == "failed" for r in results), refresh=False)
     finally:
         windows_bar.close()
@@ -192,6 +207,13 @@ def run(args: argparse.Namespace) -> int:
     )
     print(_summary(results, folder, skipped, predictor.class_names))
     return 0
+
+
+def _noted(video, note: str | None):
+    """``video`` with ``note`` (why its label was dropped) among its flags: a done video becomes flagged."""
+    if note is None:
+        return video
+    return replace(video, flags=[*video.flags, note], status="flagged" if video.status == "done" else video.status)
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@ OUT/predictions.csv      one row per video: status, verdict, pooled probabilitie
 OUT/windows.csv          one row per window: video, start_s, end_s, each modality's and the fused probabilities
 OUT/predictions.json     everything above, with the bundle's manifest hash and the package version
 OUT/timelines/<video>.png  probability of each class over time, with thumbnails of a few windows
-OUT/emotiw/<video>.txt + OUT/emotiw.zip   EmotiW submission files (--emotiw)
+OUT/emotiw/<video>.txt + OUT/emotiw.zip   EmotiW submission files (--emotiw; VGAF's classes only)
+
+Every probability column and key is one per class of the bundle (``VideoPrediction.class_names``).
 """
 
 from __future__ import annotations
@@ -23,12 +25,24 @@ from gvs.core.workspace import PredictionsDir
 
 from .predictor import FUSED, VideoPrediction
 
-CLASS_COLOURS = {"Positive": "tab:green", "Neutral": "tab:grey", "Negative": "tab:red"}
+VGAF_COLOURS: dict[str, str] = {"positive": "#2ca02c", "neutral": "#7f7f7f", "negative": "#d62728"}  # tab10's
+# green, grey and red, by VGAF class name (ignoring case)
+PALETTE: tuple[str, ...] = (  # matplotlib's tab10 without VGAF's three, then tab20's light shades of the same
+    "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
+    "#aec7e8", "#ffbb78", "#c5b0d5", "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5",
+)  # fmt: skip
 
 
-def class_colour(name: str, index: int) -> str:
-    """VGAF's classes keep their colours; other classes take matplotlib's tab10 colours in class order."""
-    return CLASS_COLOURS.get(name, f"C{index % 10}")
+def class_colours(class_names: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """{class name: hex colour} for a class set, the one rule every figure and page follows: VGAF's classes
+    (Positive, Neutral, Negative, in any case) keep their green, grey and red; every other class takes the next
+    colour of PALETTE in class order. Colours are distinct up to len(PALETTE) other classes (then they repeat)."""
+    colours: dict[str, str] = {}
+    others = iter(PALETTE * (len(class_names) // len(PALETTE) + 1))
+    for name in class_names:
+        vgaf = VGAF_COLOURS.get(name.casefold())
+        colours[name] = vgaf if vgaf is not None and vgaf not in colours.values() else next(others)
+    return colours
 
 
 def video_id(video: VideoPrediction) -> str:
@@ -36,13 +50,20 @@ def video_id(video: VideoPrediction) -> str:
     return video.path.stem
 
 
-def _class_names(videos: list[VideoPrediction]) -> tuple[str, ...]:
-    """The class set of a batch of predictions (one bundle made them all)."""
-    return videos[0].class_names if videos else CLASS_NAMES
+def _class_names(videos: list[VideoPrediction], class_names=None) -> tuple[str, ...]:
+    """The class set of a batch of predictions: ``class_names`` (the bundle's) when given, else the videos' (one
+    bundle made them all)."""
+    if class_names is not None:
+        return tuple(class_names)
+    if not videos:
+        raise ValueError("no videos and no class names: the columns of the outputs are unknown")
+    return tuple(videos[0].class_names)
 
 
-def write_videos_csv(out: PredictionsDir, videos: list[VideoPrediction]) -> None:
-    names = _class_names(videos)
+def write_videos_csv(out: PredictionsDir, videos: list[VideoPrediction], class_names=None) -> None:
+    """predictions.csv: one row per video, a p_<class> and a share_<class> column per class of ``class_names``
+    (default: the videos' classes)."""
+    names = _class_names(videos, class_names)
     header = [
         "video",
         "status",
@@ -77,8 +98,11 @@ def write_videos_csv(out: PredictionsDir, videos: list[VideoPrediction]) -> None
     atomic_write_csv(out.videos_csv, header, rows)
 
 
-def write_windows_csv(out: PredictionsDir, videos: list[VideoPrediction], modalities: list[str]) -> None:
-    names = _class_names(videos)
+def write_windows_csv(
+    out: PredictionsDir, videos: list[VideoPrediction], modalities: list[str], class_names=None
+) -> None:
+    """windows.csv: one row per window, a <modality>_<class> column per modality (and fused) and class."""
+    names = _class_names(videos, class_names)
     columns = [f"{m}_{c}" for m in [*modalities, FUSED] for c in names]
     header = ["video", "window", "start_s", "end_s", *columns, "predicted", "fused_from", "flags"]
     rows = []
@@ -140,8 +164,24 @@ def write_json(out: PredictionsDir, videos: list[VideoPrediction], bundle_info: 
     )
 
 
-def write_emotiw(out: PredictionsDir, videos: list[VideoPrediction]) -> Path:
-    """One <video>.txt per predicted video holding its class name, and the zip of them EmotiW expects."""
+def emotiw_refusal(class_names: tuple[str, ...] | list[str]) -> str | None:
+    """Why EmotiW submission files cannot be written for predictions of ``class_names`` (None when they can:
+    EmotiW's files name one of VGAF's three classes)."""
+    if tuple(class_names) == CLASS_NAMES:
+        return None
+    return (
+        f"no EmotiW submission files: EmotiW takes VGAF's classes ({', '.join(CLASS_NAMES)}), and this bundle "
+        f"predicts {', '.join(class_names)}"
+    )
+
+
+def write_emotiw(out: PredictionsDir, videos: list[VideoPrediction], class_names=None) -> Path | None:
+    """One <video>.txt per predicted video holding its class name, and the zip of them EmotiW expects; for a class
+    set other than VGAF's, nothing is written (a note is printed) and None is returned."""
+    refusal = emotiw_refusal(_class_names(videos, class_names))
+    if refusal is not None:
+        print(f"note: {refusal}")
+        return None
     done = [v for v in videos if v.verdict is not None]
     for v in done:
         atomic_write_text(out.emotiw / f"{video_id(v)}.txt", v.verdict + "\n")
@@ -170,6 +210,7 @@ def timeline_png(video: VideoPrediction, thumbnails: int = 6) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    colours = class_colours(video.class_names)
     centres = np.array([(w.start_s + w.end_s) / 2 for w in video.windows])
     fused = np.stack([w.probabilities[FUSED] for w in video.windows])
     picks = np.unique(np.linspace(0, len(video.windows) - 1, min(thumbnails, len(video.windows))).round().astype(int))
@@ -181,17 +222,17 @@ def timeline_png(video: VideoPrediction, thumbnails: int = 6) -> bytes:
         window = video.windows[index]
         if window.thumbnail is not None:
             axis.imshow(window.thumbnail)
-        colour = class_colour(window.predicted, window.class_names.index(window.predicted))
+        colour = colours[window.predicted]
         axis.set_title(f"{window.start_s:.1f} s: {window.predicted}", fontsize=8, color=colour)
         axis.axis("off")
     axis = figure.add_subplot(grid[rows - 1, :])
     for index, name in enumerate(video.class_names):
-        axis.plot(centres, fused[:, index], marker="o", markersize=3, color=class_colour(name, index), label=name)
+        axis.plot(centres, fused[:, index], marker="o", markersize=3, color=colours[name], label=name)
     axis.set_ylim(0, 1)
     axis.set_xlim(0, max(video.duration_s, centres.max() + 0.1))
     axis.set_xlabel("time (s), window centres")
     axis.set_ylabel("fused probability")
-    axis.legend(loc="upper right", fontsize=8, ncol=3)
+    axis.legend(loc="upper right", fontsize=8, ncol=min(len(video.class_names), 4))
     shares = ", ".join(f"{c} {s:.0%}" for c, s in video.class_shares.items())
     figure.suptitle(
         f"{video.path.name}: {video.verdict} ({video.probabilities.max():.2f}); windows: {shares}", fontsize=10
@@ -211,14 +252,17 @@ def write_outputs(
     emotiw: bool = False,
 ) -> PredictionsDir:
     """Write every output file of a prediction run into ``out``; returns its layout. ``settings``: how the
-    videos were predicted (Predictor.settings: pool, stride, precision), recorded in predictions.json."""
+    videos were predicted (Predictor.settings: pool, stride, precision), recorded in predictions.json. The
+    columns are the classes of ``bundle_info["class_names"]`` (the bundle's; default the videos'). ``emotiw``
+    writes the EmotiW submission files when the classes are VGAF's (else a note says why not)."""
     folder = PredictionsDir(out)
-    write_videos_csv(folder, videos)
-    write_windows_csv(folder, videos, modalities)
+    class_names = _class_names(videos, bundle_info.get("class_names"))
+    write_videos_csv(folder, videos, class_names)
+    write_windows_csv(folder, videos, modalities, class_names)
     write_json(folder, videos, bundle_info, settings)
     for video in videos:
         if video.windows:
             save_timeline(video, folder.timeline(video_id(video)))
     if emotiw:
-        write_emotiw(folder, videos)
+        write_emotiw(folder, videos, class_names)
     return folder

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gvs.core.command import positive_int
 from gvs.core.errors import GVSError, InputError
-from gvs.core.vocabulary import CLASS_NAMES, VIDEO_EXTENSIONS
+from gvs.core.vocabulary import VIDEO_EXTENSIONS
 from preprocess.precision import PRECISIONS
 
 DESCRIPTION = (
@@ -42,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", help="with --cache: the split (Train, Val, Test) whose picked clips get reports")
     parser.add_argument("--top", type=positive_int, default=3, help="clips per pick with --split (default 3)")
     parser.add_argument(
-        "--explain-class", choices=CLASS_NAMES, help="explain this class instead of the verdict (default: verdict)"
+        "--explain-class",
+        metavar="CLASS",
+        help="explain this class of the bundle (e.g. Negative) instead of the verdict (default: verdict)",
     )
     parser.add_argument("--quick", action="store_true", help="occlusion and gradients only (no LIME): ~3x faster")
     parser.add_argument("--blur-faces", action="store_true", help="blur every detected face in every image")
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             }
         entries.append(entry)
     bar.close()
-    index = write_index(out, entries)
+    index = write_index(out, entries, maker.predictor.class_names)
     failed = [e for e in entries if "page" not in e]
     print(f"{len(entries) - len(failed)} report(s) written, {len(failed)} failed: open {index}")
     for entry in failed:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gvs.core.vocabulary import CLASS_NAMES, require_vgaf_classes
 from predict.predictor import Predictor, VideoPrediction
 
 from . import audio_section, lime_frame, modality_shares, occlusion, people, pixels
@@ -37,7 +36,7 @@ class ReportOptions:
     lime_samples : perturbed copies of the key frame LIME scores (each one backbone pass)
     segments : SLIC superpixels of the key frame
     blur_faces : blur every detected face in every image of the report
-    explain_class : a class name to explain instead of the verdict
+    explain_class : a class name (of the bundle's classes) to explain instead of the verdict
     seed : for LIME's samples, SmoothGrad's noise and the random deletion orders
     smooth_samples : noisy copies per SmoothGrad map (pose, faces, audio; pixels use half as many)
     """
@@ -78,7 +77,7 @@ class Report:
         video = self.video
         if self.window is None:
             return {"status": f"failed: {video.reason}"}
-        probabilities = ", ".join(f"{c} {p:.2f}" for c, p in zip(CLASS_NAMES, video.probabilities))
+        probabilities = ", ".join(f"{c} {p:.2f}" for c, p in zip(video.class_names, video.probabilities))
         return {
             "verdict": f"{video.verdict} ({probabilities})",
             "explained": f"{self.window.class_name}, window {self.window.prediction.start_s:.1f}"
@@ -95,7 +94,7 @@ class Report:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         stem = stem or page_stem(self.video.path, set())
-        return write_page(out, stem, self.video.path.name, self.summary(), self.sections, embed)
+        return write_page(out, stem, self.video.path.name, self.summary(), self.sections, self.video.class_names, embed)
 
 
 class ReportMaker:
@@ -105,12 +104,8 @@ class ReportMaker:
         self, model, options: ReportOptions | None = None, stride: int | None = None, precision: str = "auto"
     ) -> None:
         self.options = options or ReportOptions()
-        if self.options.explain_class is not None and self.options.explain_class not in CLASS_NAMES:
-            from gvs.core.errors import InputError
-
-            raise InputError(f"--explain-class {self.options.explain_class!r}: choose one of {', '.join(CLASS_NAMES)}")
         self.predictor = Predictor(model, stride, precision=precision, keep_raw=True)
-        require_vgaf_classes(self.predictor.class_names, "gvs report")
+        check_class(self.options.explain_class, self.predictor.class_names)
 
     def explain(
         self,
@@ -124,6 +119,7 @@ class ReportMaker:
         once the whole-video prediction is done (failed or not), before any section, so a caller can show the
         verdict while the sections are computed."""
         options = options or self.options
+        check_class(options.explain_class, self.predictor.class_names)
         started = time.perf_counter()
         video, window = explained_window(self.predictor, path, options.explain_class, options.blur_faces)
         if on_prediction is not None:
@@ -170,6 +166,15 @@ class ReportMaker:
         sections.append(faithfulness_section(curves, window.class_name))
         report.sections = sections
         return report
+
+
+def check_class(name: str | None, class_names: tuple[str, ...]) -> None:
+    """InputError naming the choices unless ``name`` (a class to explain) is None or one of ``class_names``, the
+    bundle's classes (known only once it is loaded)."""
+    if name is not None and name not in class_names:
+        from gvs.core.errors import InputError
+
+        raise InputError(f"--explain-class {name!r}: choose one of this bundle's classes, {', '.join(class_names)}")
 
 
 def key_frames(moments: occlusion.Occlusion, count: int) -> list[int]:

@@ -18,16 +18,14 @@ from urllib.parse import quote
 
 import jinja2
 import numpy as np
-from matplotlib.colors import to_hex
 
 from gvs import __version__
 from gvs.core.io import atomic_write_bytes, atomic_write_text
-from gvs.core.vocabulary import CLASS_NAMES
-from predict.outputs import CLASS_COLOURS
+from predict.outputs import class_colours
 
 from .sections import Figure, Section, Table
 
-CLASS_HEX: dict[str, str] = {name: to_hex(colour) for name, colour in CLASS_COLOURS.items()}  # as in the timeline
+UNKNOWN_COLOUR = "#59636e"  # a badge of no class of the bundle (the page's muted grey)
 PROBABILITIES_ARRAY = "video_probabilities"  # the Section array the verdict card is drawn from (verdict.py's)
 RESERVED_STEMS = frozenset({"index"})  # index.html is the report's own
 MAX_STEM_BYTES = 120  # leaves room for "-NN", "_files" and ".html" under the usual 255-byte file name limit
@@ -47,12 +45,9 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def _render(template: str, **values) -> str:
-    return (
-        _environment()
-        .get_template(template)
-        .render(version=__version__, class_hex=CLASS_HEX, class_names=CLASS_NAMES, **values)
-    )
+def _render(template: str, class_names, **values) -> str:
+    """The page ``template`` for predictions of ``class_names`` (the bundle's classes, in order)."""
+    return _environment().get_template(template).render(version=__version__, class_names=list(class_names), **values)
 
 
 def safe_name(text: str) -> str:
@@ -120,31 +115,39 @@ def _table_view(table: Table) -> dict:
     return {"columns": table.columns, "rows": rows, "caption": table.caption}
 
 
-def _verdict(sections: list[Section]) -> dict | None:
-    """The verdict card: class and probability bars from the first section holding PROBABILITIES_ARRAY."""
+def _verdict(sections: list[Section], class_names) -> dict | None:
+    """The verdict card: class and probability bars from the first section holding PROBABILITIES_ARRAY (one
+    probability per class of ``class_names``)."""
     for section in sections:
         probabilities = section.arrays.get(PROBABILITIES_ARRAY)
-        if probabilities is not None and np.shape(probabilities) == (len(CLASS_NAMES),):
-            verdict = CLASS_NAMES[int(np.argmax(probabilities))]
+        if probabilities is not None and np.shape(probabilities) == (len(class_names),):
+            verdict = class_names[int(np.argmax(probabilities))]
             return {
                 "name": verdict,
-                "colour": CLASS_HEX[verdict],
+                "colour": class_colours(class_names)[verdict],
                 "probability": float(np.max(probabilities)),
-                "bars": _bars(probabilities),
+                "bars": _bars(probabilities, class_names),
             }
     return None
 
 
-def _bars(probabilities) -> list[dict]:
-    """One bar per class: name, colour, probability and its width in percent."""
+def _bars(probabilities, class_names) -> list[dict]:
+    """One bar per class of ``class_names``: name, colour, probability and its width in percent."""
+    colours = class_colours(class_names)
     return [
-        {"name": name, "colour": CLASS_HEX[name], "p": float(p), "width": f"{100 * float(p):.1f}"}
-        for name, p in zip(CLASS_NAMES, probabilities)
+        {"name": name, "colour": colours[name], "p": float(p), "width": f"{100 * float(p):.1f}"}
+        for name, p in zip(class_names, probabilities)
     ]
 
 
 def write_page(
-    out_dir: Path, stem: str, title: str, summary: dict, sections: list[Section], embed: bool = True
+    out_dir: Path,
+    stem: str,
+    title: str,
+    summary: dict,
+    sections: list[Section],
+    class_names: tuple[str, ...] | list[str],
+    embed: bool = True,
 ) -> Path:
     """Write the page ``out_dir/<stem>.html`` of one video (atomically) and return its path.
 
@@ -152,8 +155,10 @@ def write_page(
     summary : label -> text, shown as a definition list under the verdict ("verdict" is left out when a section
         holds the video's probabilities, which are then drawn as the verdict card)
     sections : shown in order, each under its ``key`` as anchor, linked from the table of contents
+    class_names : the classes the video's probabilities are of (the bundle's), in order
     embed : images as data: URIs (default); False writes them to ``out_dir/<stem>_files/`` (before the page)
     """
+    class_names = tuple(class_names)
     out_dir = Path(out_dir)
     used: set[str] = set()
     views = [
@@ -167,16 +172,17 @@ def write_page(
         }
         for section in sections
     ]
-    verdict = _verdict(sections)
+    verdict = _verdict(sections, class_names)
     details = {label: str(text) for label, text in summary.items() if not (verdict and label == "verdict")}
     page = out_dir / f"{stem}.html"
-    atomic_write_text(page, _render("report.html.j2", title=title, verdict=verdict, details=details, sections=views))
+    text = _render("report.html.j2", class_names, title=title, verdict=verdict, details=details, sections=views)
+    atomic_write_text(page, text)
     return page
 
 
-def _index_row(entry: dict) -> dict:
+def _index_row(entry: dict, class_names: tuple[str, ...]) -> dict:
     """What the index shows of one video's entry (as ``gvs report`` collects them: video, pick, status, reason,
-    and for a written page: page, verdict, probabilities, flags, seconds)."""
+    and for a written page: page, verdict, probabilities (one per class of ``class_names``), flags, seconds)."""
     page = entry.get("page")
     probabilities = entry.get("probabilities")
     status = entry.get("status", "failed")
@@ -185,25 +191,29 @@ def _index_row(entry: dict) -> dict:
     else:
         notes = list(entry.get("flags") or [])
     seconds = entry.get("seconds")
+    verdict = entry.get("verdict") if page else None
     return {
         "name": Path(entry["video"]).name,
         "path": str(entry["video"]),
         "href": quote(page) if page else None,
         "pick": entry.get("pick") or "",
         "status": status if page else "failed",
-        "verdict": entry.get("verdict") if page else None,
-        "bars": _bars(probabilities) if page and probabilities is not None else [],
+        "verdict": verdict,
+        "colour": class_colours(class_names).get(verdict, UNKNOWN_COLOUR),
+        "bars": _bars(probabilities, class_names) if page and probabilities is not None else [],
         "notes": notes,
         "seconds": f"{seconds:.0f} s" if seconds is not None else "",
     }
 
 
-def write_index(out_dir: Path, entries: list[dict]) -> Path:
+def write_index(out_dir: Path, entries: list[dict], class_names: tuple[str, ...] | list[str]) -> Path:
     """Write ``out_dir/index.html`` (atomically): one row per video with its page's link, verdict and fused
-    probabilities, and its flags, or for a video without a page, why it failed (no link). Returns its path."""
-    rows = [_index_row(entry) for entry in entries]
+    probabilities (of ``class_names``, the bundle's classes), and its flags, or for a video without a page, why it
+    failed (no link). Returns its path."""
+    class_names = tuple(class_names)
+    rows = [_index_row(entry, class_names) for entry in entries]
     failed = sum(row["href"] is None for row in rows)
     index = Path(out_dir) / "index.html"
-    text = _render("index.html.j2", rows=rows, failed=failed, picks=any(row["pick"] for row in rows))
+    text = _render("index.html.j2", class_names, rows=rows, failed=failed, picks=any(row["pick"] for row in rows))
     atomic_write_text(index, text)
     return index

@@ -94,8 +94,8 @@ def superpixels(image: np.ndarray, segments: int) -> np.ndarray:
 
 
 def classifier(window: ExplainedWindow, frame_index: int, batch: int) -> Callable[[np.ndarray], np.ndarray]:
-    """The function LIME calls: (B, h, w, 3) uint8 copies of the key frame -> (B, 6) probabilities, the scene
-    model's 3 classes then the fused 3, with each copy's feature map in row ``frame_index`` of the window.
+    """The function LIME calls: (B, h, w, 3) uint8 copies of the key frame -> (B, 2C) probabilities, the scene
+    model's C classes then the fused C, with each copy's feature map in row ``frame_index`` of the window.
 
     The backbone and the models run ``batch`` copies at a time. The ``batch`` copies of the window's scene
     features (about 15 MB each) are made once: only row ``frame_index`` changes from one batch to the next.
@@ -140,9 +140,10 @@ def explain(
         data, labels = explainer.data_labels(image, hidden, segments, classify, samples, batch_size=batch)
     distances = sklearn.metrics.pairwise_distances(data, data[:1], metric="cosine").ravel()
     n = int(segments.max()) + 1
+    n_classes = labels.shape[1] // len(SOURCES)
     fits = {name: {} for name in ("weights", "intercept", "r2", "probability", "spread")}
     for column, source in enumerate(SOURCES):
-        label = column * 3 + class_index
+        label = column * n_classes + class_index
         intercept, ranked, r2, _ = explainer.base.explain_instance_with_data(
             data, labels, distances, label, n, feature_selection=explainer.feature_selection
         )
@@ -178,13 +179,14 @@ def lime_frame(
     hide_color = np.round(image.reshape(-1, 3).mean(axis=0)).astype(np.uint8)
     classify = classifier(window, frame_index, batch)
     c = window.class_index
+    fused_column = SOURCES.index(FUSED) * len(window.class_names)
     fits = explain(image, parts, classify, c, hide_color, samples, seed, batch)
     ranking = np.argsort(-fits["weights"][FUSED], kind="stable")
     groups = np.array_split(ranking, min(DELETION_GROUPS, len(ranking)))
 
     def fused_probability(keep: np.ndarray) -> np.ndarray:
         unique, inverse = np.unique(np.asarray(keep, dtype=bool), axis=0, return_inverse=True)
-        scores = classify(_hidden_copies(image, parts, groups, unique, hide_color))[:, 3 + c]
+        scores = classify(_hidden_copies(image, parts, groups, unique, hide_color))[:, fused_column + c]
         return scores[inverse.reshape(-1)]
 
     curve = deletion_curve(fused_probability, np.arange(len(groups)), len(groups), DELETION_ORDERS, seed)

@@ -33,7 +33,7 @@ class Occlusion:
     sections : [start, end) sampled-frame indices of each section, in time order, covering every real frame
     spans : (n_sections, 2) seconds each section covers: its first frame's time .. the next section's first frame
         time (the last one: its last frame's time + one frame period)
-    base : {"fused" or modality: (3,) probabilities of the unchanged window}
+    base : {"fused" or modality: (n_classes,) probabilities of the unchanged window}
     drops : {"fused" or modality: (n_sections,) base - occluded probability of the explained class when that
         section alone is removed; > 0: the section supported the class}
     ranking : (n_sections,) section indices by fused drop, largest first
@@ -125,7 +125,7 @@ def removed(window: ExplainedWindow, keep: np.ndarray, sections: list[tuple[int,
 
 
 def _scores(window: ExplainedWindow, keep: np.ndarray, sections: list[tuple[int, int]]) -> dict[str, np.ndarray]:
-    """{modality or "fused": (B, 3)} probabilities with the sections of each (B, n_sections) keep-mask removed.
+    """{modality or "fused": (B, n_classes)} probabilities with the sections of each (B, n_sections) keep-mask removed.
 
     Repeated masks are scored once; the features are built SCORE_BATCH masks at a time (``window.score``'s own
     batch), so memory stays bounded while the models see the same batches as one call would give them.

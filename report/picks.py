@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from gvs.core.errors import CacheError, InputError
-from gvs.core.vocabulary import CLASS_NAMES
 from gvs.core.workspace import CacheDir
 from predict.predictor import FUSED, Predictor
 from saliency.explain import number_picks, pick_clips
@@ -25,6 +24,14 @@ def cache_picks(cache: str | Path, predictor: Predictor, split: str, top: int) -
     from modalities.data import open_features
 
     bundle = predictor.bundle
+    index_of = {name.lower(): i for i, name in enumerate(predictor.class_names)}
+    cache_classes = CacheDir(cache).class_names()
+
+    def label(cached: int) -> str:
+        """A cached label (an index into the cache's classes) as an index into the bundle's, "-1" when unknown
+        to the bundle (the clip then counts as unlabelled)."""
+        return str(index_of.get(cache_classes[cached].lower(), -1) if cached >= 0 else -1)
+
     features = {}
     for modality in bundle.modalities:
         fingerprint = bundle.info["models"][modality]["fingerprint"]
@@ -50,8 +57,8 @@ def cache_picks(cache: str | Path, predictor: Predictor, split: str, top: int) -
                     "key": key,
                     "split": first.splits[index],
                     "part": "",
-                    "label": str(int(first.labels[index])),
-                    **{f"p_{name}": str(p) for name, p in zip(CLASS_NAMES, np.asarray(probabilities))},
+                    "label": label(int(first.labels[index])),
+                    **{f"p_{name}": str(p) for name, p in zip(predictor.class_names, np.asarray(probabilities))},
                 }
             )
     clips = {record.key: record for record in CacheDir(cache).clips()}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from gvs.core.vocabulary import CLASS_NAMES
 from predict.outputs import timeline_png
 from predict.predictor import FUSED, VideoPrediction
 
@@ -22,7 +21,7 @@ def verdict_section(video: VideoPrediction, window: ExplainedWindow) -> Section:
             [
                 f"{name} (explained window)",
                 *[f"{p:.2f}" for p in explained.probabilities[name]],
-                CLASS_NAMES[int(np.argmax(explained.probabilities[name]))],
+                window.class_names[int(np.argmax(explained.probabilities[name]))],
             ]
             for name in [FUSED, *window.modalities]
         ],
@@ -45,7 +44,7 @@ def verdict_section(video: VideoPrediction, window: ExplainedWindow) -> Section:
         "Verdict",
         text,
         figures=[Figure("timeline", timeline_png(video, 0 if window.blur_faces else 6), "Fused probability over time")],
-        tables=[Table(["", *CLASS_NAMES, "says"], rows, "Probabilities per class")],
+        tables=[Table(["", *window.class_names, "says"], rows, "Probabilities per class")],
         caveat=caveat,
         arrays={
             "video_probabilities": video.probabilities,

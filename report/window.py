@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from gvs.core.vocabulary import CLASS_NAMES
 from predict.predictor import FUSED, Predictor, VideoPrediction, WindowPrediction
 from predict.stream import WindowFeatures
 
@@ -31,7 +30,8 @@ class ExplainedWindow:
     window : the stream's WindowFeatures (``features`` {modality: (steps, ...)}, ``masks``, ``empty``, and
         ``raw``: frames (n_real, H, W, 3), keypoints, face boxes/scores, audio samples)
     prediction : its probabilities per modality and fused
-    class_index : the class explained (the video's verdict unless the user asked for another)
+    class_index : the class explained, an index into ``class_names`` (the video's verdict unless the user asked
+        for another)
     predictor : the loaded bundle (models, backbones in ``predictor.stream.extractors``)
     blur_faces : every image made for people to see (``display_frames``) has its faces blurred; the models
         always see the real frames
@@ -45,8 +45,13 @@ class ExplainedWindow:
     blur_faces: bool = False
 
     @property
+    def class_names(self) -> tuple[str, ...]:
+        """The bundle's classes, in the order of every probability vector."""
+        return tuple(self.prediction.class_names)
+
+    @property
     def class_name(self) -> str:
-        return CLASS_NAMES[self.class_index]
+        return self.class_names[self.class_index]
 
     @property
     def modalities(self) -> list[str]:
@@ -151,13 +156,13 @@ def explained_window(
 ) -> tuple[VideoPrediction, ExplainedWindow | None]:
     """Predict the whole video once (the timeline) and keep the window that best shows the explained class.
 
-    ``explain_class``: a class name; default the video's verdict. Returns (prediction, None) when the video
-    failed (its ``reason`` says why).
+    ``explain_class``: a class name of the predictor's classes; default the video's verdict. Returns
+    (prediction, None) when the video failed (its ``reason`` says why).
     """
     keys = KeyWindows()
     video = predictor.predict_video(path, on_window=keys)
     if video.status == "failed":
         return video, None
-    class_index = CLASS_NAMES.index(explain_class) if explain_class else int(np.argmax(video.probabilities))
+    class_index = video.class_names.index(explain_class) if explain_class else int(np.argmax(video.probabilities))
     features, prediction = keys.window_for(class_index)
     return video, ExplainedWindow(Path(path), features, prediction, class_index, predictor, blur_faces)

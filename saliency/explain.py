@@ -4,6 +4,10 @@ Figures land in ``OUT/<modality>/``: ``<split>_<clip>.png`` for one clip, ``<pic
 for the clips picked from a split (pick = confident or wrong), and ``audio/projection-<split>.png``.
 Fusion figures go to ``OUT/fusion/`` and explain the fused Keras model of a fusion in RUNS/fusion/.
 Features, clips, models, predictions and fusions are read through the workspace (gvs.core.workspace).
+
+Class names are the models' own (RUNS/<modality>/config.json "classes"; VGAF's three for runs written before),
+and a predictions row's ``p_<class>`` columns; a clip's label is translated by name from the cache's classes into
+the models' (a class the models do not know makes the clip unlabelled).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from gvs.core.errors import InputError, RunError
 from gvs.core.io import read_json
-from gvs.core.vocabulary import CLASS_NAMES, MODALITIES, canonical_modality, require_vgaf_classes
+from gvs.core.vocabulary import CLASS_NAMES, MODALITIES, canonical_modality
 from gvs.core.workspace import CacheDir, ClipRecord, RunsDir
 from modalities import architectures  # noqa: F401  registers the custom layers the saved models hold
 from preprocess.decode import ClipDecodeError, read_audio, read_frames
@@ -38,8 +42,8 @@ class ExplainError(RunError):
 
 @dataclass
 class Clip:
-    """One clip's cached arrays of one modality, its label (-1 unknown), the video path and the preprocessing
-    parameters of the features."""
+    """One clip's cached arrays of one modality, its label (an index into the model's classes, -1 unknown), the
+    video path and the preprocessing parameters of the features."""
 
     key: str
     label: int
@@ -56,8 +60,8 @@ class Clip:
 
 
 def _probabilities(row: dict[str, str]) -> np.ndarray:
-    """The p_<class> columns of one predictions row as a (classes,) array."""
-    return np.array([float(row[f"p_{name}"]) for name in CLASS_NAMES])
+    """The p_<class> columns of one predictions row, in their order (the model's classes), as a (classes,) array."""
+    return np.array([float(value) for column, value in row.items() if column.startswith("p_")])
 
 
 def pick_clips(rows: list[dict[str, str]], split: str, top: int) -> list[tuple[str, str]]:
@@ -114,7 +118,6 @@ class Explainer:
         if method not in METHODS:
             raise InputError(f"unknown saliency method {method!r}; use {' or '.join(METHODS)}")
         self.cache = CacheDir(cache)
-        require_vgaf_classes(self.cache.class_names(), "gvs explain")
         self.runs = RunsDir(runs)
         self.out = Path(out)
         self.smooth_samples = smooth_samples
@@ -122,6 +125,24 @@ class Explainer:
         self._models: dict[str, keras.Model] = {}
         self._fusions: dict[str, Fusion] = {}
         self._clips: dict[str, ClipRecord] | None = None
+        self._classes: dict[str, tuple[str, ...]] = {}
+
+    def class_names(self, modality: str) -> tuple[str, ...]:
+        """The classes the model of ``modality`` predicts, in its output order: its config.json "classes" (VGAF's
+        three for runs without, as before class sets were recorded)."""
+        if modality not in self._classes:
+            run = self.runs.modality(modality)
+            found = run.read_config().get("classes", CLASS_NAMES) if run.config.is_file() else CLASS_NAMES
+            self._classes[modality] = tuple(found)
+        return self._classes[modality]
+
+    def model_label(self, label: int | None, class_names: tuple[str, ...]) -> int:
+        """A cached label (an index into the cache's classes, None or -1 unknown) as an index into
+        ``class_names`` (a model's), by name ignoring case; -1 when unknown or not one of them."""
+        if label is None or label < 0:
+            return -1
+        name = self.cache.class_names()[label].lower()
+        return next((i for i, c in enumerate(class_names) if c.lower() == name), -1)
 
     def model(self, modality: str) -> keras.Model:
         """The trained model RUNS/<modality>/, loaded once."""
@@ -130,13 +151,14 @@ class Explainer:
         return self._models[modality]
 
     def read_clip(self, modality: str, key: str) -> Clip:
-        """One clip's arrays (features, mask and raw arrays) of the cache's current ``modality`` features."""
+        """One clip's arrays (features, mask and raw arrays) of the cache's current ``modality`` features, its
+        label as an index into the classes of the ``modality`` model."""
         store = self.cache.current(modality)
         arrays, _ = store.read(key)
         if self._clips is None:
             self._clips = {record.key: record for record in self.cache.clips()}
         record = self._clips.get(key)
-        label = record.label if record is not None and record.label is not None else -1
+        label = self.model_label(record.label if record is not None else None, self.class_names(modality))
         path = record.path if record is not None and record.path.is_file() else None
         return Clip(key, label, path, arrays, store.params())
 
@@ -153,6 +175,7 @@ class Explainer:
 
             parts = load_partition(self.runs.root).part_by_key()
         model = self.model(modality)
+        class_names = self.class_names(modality)
         rows = []
         for start in range(0, len(features.keys), 32):
             indices = np.arange(start, min(start + 32, len(features.keys)))
@@ -164,8 +187,8 @@ class Explainer:
                         "key": key,
                         "split": features.splits[index],
                         "part": parts.get(key, ""),
-                        "label": str(int(features.labels[index])),
-                        **{f"p_{name}": str(value) for name, value in zip(CLASS_NAMES, p)},
+                        "label": str(self.model_label(int(features.labels[index]), class_names)),
+                        **{f"p_{name}": str(value) for name, value in zip(class_names, p)},
                     }
                 )
         return rows
@@ -200,7 +223,8 @@ class Explainer:
         x = clip.arrays["features"].astype(np.float32)
         probabilities = maps.predict_probabilities(model, x)
         predicted = int(np.argmax(probabilities))
-        title = f"{figures.clip_title(modality, key, clip.label, probabilities)}\n{self._method_name(modality)}"
+        title = figures.clip_title(modality, key, clip.label, probabilities, self.class_names(modality))
+        title = f"{title}\n{self._method_name(modality)}"
         path = self.out / modality / f"{name or clip.file_stem}.png"
         draw = {"scene": self._scene, "pose": self._pose, "audio": self._audio, "faces": self._faces}[modality]
         return draw(model, clip, x, predicted, title, path)
@@ -261,7 +285,13 @@ class Explainer:
             f"\nlabels: predicted (true) confidence"
         )
         return figures.projection_figure(
-            points, labels, probabilities, [c.key for c in clips], title, self.out / "audio" / f"projection-{split}.png"
+            points,
+            labels,
+            probabilities,
+            [c.key for c in clips],
+            title,
+            self.out / "audio" / f"projection-{split}.png",
+            self.class_names("audio"),
         )
 
     def fusion(self, name: str) -> Fusion:
@@ -297,13 +327,14 @@ class Explainer:
             label = clip.label
             hidden[modality] = maps.hidden_and_probabilities(self.model(modality), clip.arrays["features"][None])[0][0]
             means[modality] = fitted.scaler_[f"{modality}_mean"]
-        inputs, baseline = _fused_inputs(fitted, hidden), _fused_inputs(fitted, means)
+        class_names = self.class_names(fitted.modalities_[0])  # a fusion's modalities share one class set
+        inputs, baseline = _fused_inputs(fitted, hidden, class_names), _fused_inputs(fitted, means, class_names)
         probabilities = maps.predict_probabilities(fitted.model_, inputs)
         predicted = int(np.argmax(probabilities))
         attributions = maps.integrated_gradients(fitted.model_, inputs, predicted, steps=steps, baseline=baseline)
         input_of = dict(zip(fitted.modalities_, inputs))  # modality -> its input of the fused model
         totals = {modality: float(attributions[input_of[modality]].sum()) for modality in fitted.modalities_}
-        title = figures.clip_title(f"fusion {fusion}", key, label, probabilities)
+        title = figures.clip_title(f"fusion {fusion}", key, label, probabilities, class_names)
         return figures.fusion_figure(
             totals,
             title + "\nintegrated gradients from the training-mean hidden vectors",
@@ -311,13 +342,16 @@ class Explainer:
         )
 
 
-def _fused_inputs(fusion: Fusion, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """{input name of the fused model: (H,) vector}, in the fusion's modality order, named by ensemble.fusions."""
+def _fused_inputs(
+    fusion: Fusion, vectors: dict[str, np.ndarray], class_names: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """{input name of the fused model: (H,) vector}, in the fusion's modality order, named by ensemble.fusions
+    (``class_names``: the models' classes, for the shape of the unused probabilities)."""
     from ensemble.fusions import hidden_inputs
     from ensemble.outputs import ModalityOutputs
 
     outputs = {
-        m: ModalityOutputs(m, [""], np.asarray(v)[None], np.zeros((1, len(CLASS_NAMES)), np.float32))
+        m: ModalityOutputs(m, [""], np.asarray(v)[None], np.zeros((1, len(class_names)), np.float32))
         for m, v in vectors.items()
     }
     return {name: batch[0] for name, batch in hidden_inputs(outputs, fusion.modalities_).items()}

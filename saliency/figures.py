@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gvs.core.vocabulary import CLASS_NAMES, COCO_LIMBS  # noqa: E402
+from gvs.core.vocabulary import COCO_LIMBS  # noqa: E402
 
 FER_EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FACE_STATISTICS: tuple[str, ...] = ("min", "max", "mean")
@@ -25,11 +25,14 @@ _CANVAS = (320, 480)  # height, width of the grey canvas drawn when frames are n
 _DPI = 100
 
 
-def clip_title(modality: str, key: str, label: int, probabilities: np.ndarray) -> str:
-    """'<modality> · <clip> · true <class> · predicted <class> (p)'; 'true unknown' when label is -1."""
+def clip_title(
+    modality: str, key: str, label: int, probabilities: np.ndarray, class_names: tuple[str, ...] | list[str]
+) -> str:
+    """'<modality> · <clip> · true <class> · predicted <class> (p)'; 'true unknown' when label is -1. ``label``
+    and ``probabilities`` index ``class_names`` (the model's classes)."""
     predicted = int(np.argmax(probabilities))
-    truth = CLASS_NAMES[label] if label >= 0 else "unknown"
-    return f"{modality} · {key} · true {truth} · predicted {CLASS_NAMES[predicted]} ({probabilities[predicted]:.2f})"
+    truth = class_names[label] if label >= 0 else "unknown"
+    return f"{modality} · {key} · true {truth} · predicted {class_names[predicted]} ({probabilities[predicted]:.2f})"
 
 
 def _save(figure: plt.Figure, path: str | Path) -> Path:
@@ -247,12 +250,14 @@ def projection_figure(
     names: list[str],
     title: str,
     path: str | Path,
+    class_names: tuple[str, ...] | list[str],
     annotate: int = 12,
 ) -> Path:
     """Error analysis of a hidden layer: 2-D points, blue correct / red wrong / grey unlabelled.
 
     Dot size grows with the confidence of the prediction; the ``annotate`` most confident wrong clips (then
-    the most confident others) are labelled 'predicted (true) p'.
+    the most confident others) are labelled 'predicted (true) p'. ``labels`` (-1 unknown) and the columns of
+    ``probabilities`` index ``class_names`` (the model's classes).
     """
     predictions = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
@@ -274,9 +279,9 @@ def projection_figure(
             )
     order = np.lexsort((-confidence, status != "wrong"))[:annotate]
     for index in order:
-        truth = CLASS_NAMES[labels[index]] if labels[index] >= 0 else "?"
+        truth = class_names[labels[index]] if labels[index] >= 0 else "?"
         axis.annotate(
-            f"{names[index]}: {CLASS_NAMES[predictions[index]]} ({truth}) {confidence[index]:.2f}",
+            f"{names[index]}: {class_names[predictions[index]]} ({truth}) {confidence[index]:.2f}",
             points[index],
             fontsize=7,
             xytext=(4, 4),

@@ -3,7 +3,8 @@
 Pages                          JSON API
 GET  /                         GET  /api/samples          the sample clips' names
 POST /jobs       (form) -> 303 POST /api/jobs             multipart ``file``, or ``sample``: 202 {"id", "page", ...}
-GET  /jobs/{id}                GET  /api/jobs/{id}        status, stage, queue position, verdict, probabilities
+GET  /jobs/{id}                GET  /api/jobs/{id}        status, stage, queue position, verdict, probabilities,
+                                                          class_names (the bundle's classes, in order)
 GET  /jobs/{id}/{file}         GET  /api/health           models loaded, queue
      report.html, timeline.png, predictions.json (?download=1: as an attachment); nothing else from a job folder
 

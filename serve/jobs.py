@@ -45,7 +45,8 @@ FINISHED = ("done", "failed")
 class Job:
     """One video's job. ``name``: the uploaded file's name or the sample's, as text only; ``video``: the file the
     worker reads (the job folder's ``upload``, or a sample clip). Probabilities are {class name: p}; ``modalities``
-    {modality: {class name: p}} (mean over the windows); times are seconds since the epoch."""
+    {modality: {class name: p}} (mean over the windows); ``class_names`` the bundle's classes in order (state.json
+    sorts the keys of those dicts); times are seconds since the epoch."""
 
     id: str
     name: str
@@ -61,6 +62,7 @@ class Job:
     finished: float | None = None
     verdict: str | None = None
     probabilities: dict[str, float] | None = None
+    class_names: list[str] = field(default_factory=list)
     modalities: dict[str, dict[str, float]] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     error: str = ""
@@ -211,6 +213,7 @@ def public_view(job: Job, position: int, running: int) -> dict:
         "running": running,
         "verdict": job.verdict,
         "probabilities": job.probabilities,
+        "class_names": job.class_names or list(job.probabilities or {}),
         "modalities": job.modalities,
         "flags": job.flags,
         "error": job.error or None,

@@ -13,8 +13,7 @@ import jinja2
 from starlette.responses import HTMLResponse
 
 from gvs import __version__
-from gvs.core.vocabulary import CLASS_NAMES
-from report.html import CLASS_HEX
+from predict.outputs import class_colours
 
 
 @functools.cache
@@ -27,38 +26,40 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def render(template: str, status_code: int = 200, **values) -> HTMLResponse:
-    """The page ``template`` filled with ``values`` (plus the version and the class colours)."""
-    text = (
-        _environment()
-        .get_template(template)
-        .render(version=__version__, class_hex=CLASS_HEX, class_names=CLASS_NAMES, **values)
-    )
+def render(template: str, status_code: int = 200, class_names=(), **values) -> HTMLResponse:
+    """The page ``template`` filled with ``values`` (plus the version and ``class_names``, the classes of the
+    probabilities it shows, if any)."""
+    text = _environment().get_template(template).render(version=__version__, class_names=list(class_names), **values)
     return HTMLResponse(text, status_code=status_code)
 
 
 def bars(probabilities: dict[str, float]) -> list[dict]:
-    """One bar per class: name, colour, probability and its width in percent (the report's verdict card)."""
+    """One bar per class of ``probabilities`` ({class: p}, the bundle's classes in order): name, colour (the
+    report's: predict.outputs.class_colours), probability and its width in percent (the report's verdict card)."""
+    colours = class_colours(list(probabilities))
     return [
-        {"name": name, "colour": CLASS_HEX[name], "p": p, "width": f"{100 * p:.1f}"}
-        for name, p in ((c, float(probabilities.get(c, 0.0))) for c in CLASS_NAMES)
+        {"name": name, "colour": colours[name], "p": float(p), "width": f"{100 * float(p):.1f}"}
+        for name, p in probabilities.items()
     ]
 
 
 def job_page(view: dict) -> HTMLResponse:
-    """The page of one job: its progress, and once predicted its verdict, probabilities, timeline and links."""
+    """The page of one job: its progress, and once predicted its verdict, probabilities, timeline and links.
+
+    The classes shown are the job's ``class_names`` (the bundle's, in order)."""
     verdict = None
+    class_names = list(view["class_names"])
+    probabilities = {c: view["probabilities"][c] for c in class_names} if view["probabilities"] else {}
     if view["verdict"]:
-        probabilities = view["probabilities"]
         verdict = {
             "name": view["verdict"],
-            "colour": CLASS_HEX[view["verdict"]],
+            "colour": class_colours(class_names).get(view["verdict"], "#59636e"),
             "probability": probabilities[view["verdict"]],
             "bars": bars(probabilities),
         }
-    rows = [("fused (video verdict)", view["probabilities"])] if view["probabilities"] else []
+    rows = [("fused (video verdict)", probabilities)] if probabilities else []
     rows += list(view["modalities"].items())
-    return render("job.html.j2", job=view, verdict=verdict, rows=rows)
+    return render("job.html.j2", job=view, verdict=verdict, rows=rows, class_names=class_names)
 
 
 def error_page(status: int, message: str) -> HTMLResponse:

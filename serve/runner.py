@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 from gvs.core.errors import GVSError
-from gvs.core.vocabulary import CLASS_NAMES
 from gvs.core.workspace import PredictionsDir
 from predict.outputs import save_timeline, write_json
 from predict.predictor import FUSED, VideoPrediction, pool_probabilities
@@ -84,15 +83,18 @@ def maker_factory(settings: ServeSettings) -> Callable[[], ServeReportMaker]:
 
 
 def modality_probabilities(video: VideoPrediction) -> dict[str, dict[str, float]]:
-    """{modality or "fused": {class: p}}: each modality's window probabilities pooled like the video's (mean)."""
+    """{modality: {class: p}}: each modality's window probabilities pooled like the video's (mean), keyed by the
+    video's classes."""
     names = [name for name in video.windows[0].probabilities if name != FUSED]
     return {
-        name: _by_class(pool_probabilities(np.stack([w.probabilities[name] for w in video.windows]))) for name in names
+        name: _by_class(pool_probabilities(np.stack([w.probabilities[name] for w in video.windows])), video.class_names)
+        for name in names
     }
 
 
-def _by_class(probabilities) -> dict[str, float]:
-    return {c: round(float(p), 4) for c, p in zip(CLASS_NAMES, probabilities)}
+def _by_class(probabilities, class_names: tuple[str, ...]) -> dict[str, float]:
+    """{class: p} in the order of ``class_names`` (the bundle's)."""
+    return {c: round(float(p), 4) for c, p in zip(class_names, probabilities)}
 
 
 class _JobProgress:
@@ -123,7 +125,8 @@ class _JobProgress:
             stage="sections",
             detail="",
             verdict=video.verdict,
-            probabilities=_by_class(video.probabilities),
+            probabilities=_by_class(video.probabilities, video.class_names),
+            class_names=list(video.class_names),
             modalities=modality_probabilities(video),
             flags=list(video.flags),
             duration_s=round(video.duration_s, 2),

@@ -1,7 +1,7 @@
 """Hand-built stand-ins for a loaded bundle, so report tests know exactly what each model depends on.
 
-``KnownPredictor`` has the three things an ExplainedWindow uses: ``bundle`` (modalities, ``model(m)``),
-``stream`` (``config``, ``extractors``) and ``present`` / ``score``. Its modality models are small Keras models
+``KnownPredictor`` has the four things an ExplainedWindow uses: ``bundle`` (modalities, ``model(m)``),
+``stream`` (``config``, ``extractors``), ``class_names`` and ``present`` / ``score``. Its modality models are small Keras models
 (so gradient methods work) built by the tests; its fusion is a fixed weighted mean of the modalities'
 probabilities (weights known to the test).
 """
@@ -33,6 +33,10 @@ class KnownBundle:
     def model(self, modality: str) -> keras.Model:
         return self.models[modality]
 
+    def summary(self) -> dict:
+        """What a report's header says of the model (a Bundle's summary, as far as reports read it)."""
+        return {"fusion": "known weighted mean", "path": "tests/report_fakes.py"}
+
 
 @dataclass
 class KnownStream:
@@ -41,9 +45,17 @@ class KnownStream:
 
 
 class KnownPredictor:
-    """``models``: {modality: keras.Model (B, steps, ...) -> (B, 3) probabilities}; fused = weighted mean."""
+    """``models``: {modality: keras.Model (B, steps, ...) -> (B, C) probabilities}, C = len(class_names) (VGAF's
+    three by default); fused = weighted mean."""
 
-    def __init__(self, models: dict[str, keras.Model], weights: dict[str, float] | None = None, stream=None):
+    def __init__(
+        self,
+        models: dict[str, keras.Model],
+        weights: dict[str, float] | None = None,
+        stream=None,
+        class_names: tuple[str, ...] = CLASS_NAMES,
+    ):
+        self.class_names = tuple(class_names)
         weights = weights or {m: 1.0 for m in models}
         total = sum(weights.values())
         self.bundle = KnownBundle(models, {m: w / total for m, w in weights.items()})
@@ -58,10 +70,13 @@ class KnownPredictor:
         return out | {FUSED: fused}
 
 
-def probabilities_from(logit_of_class_0) -> keras.layers.Layer:
-    """A layer turning (B, 1) evidence e into probabilities softmax([e, 0, -e]): e > 0 favours class 0."""
+def probabilities_from(logit_of_class_0, n_classes: int = 3) -> keras.layers.Layer:
+    """A layer turning (B, 1) evidence e into probabilities over ``n_classes`` >= 2 classes, softmax([e, 0, ..., 0,
+    -e]) (softmax([e, 0, -e]) for three): e > 0 favours class 0, e < 0 the last class."""
     return keras.layers.Lambda(
-        lambda e: keras.ops.softmax(keras.ops.concatenate([e, keras.ops.zeros_like(e), -e], axis=-1)),
+        lambda e: keras.ops.softmax(
+            keras.ops.concatenate([e, *[keras.ops.zeros_like(e)] * (n_classes - 2), -e], axis=-1)
+        ),
         name="probabilities",
     )(logit_of_class_0)
 
@@ -109,7 +124,9 @@ def known_window(
     )
     scored = predictor.score({m: x[None] for m, x in features.items()}, predictor.bundle.modalities)
     probabilities = {name: p[0] for name, p in scored.items()}
-    prediction = WindowPrediction(0, 0.0, float(times[-1]), probabilities, predictor.bundle.modalities)
+    prediction = WindowPrediction(
+        0, 0.0, float(times[-1]), probabilities, predictor.bundle.modalities, class_names=predictor.class_names
+    )
     chosen = int(np.argmax(probabilities[FUSED])) if class_index is None else class_index
-    assert 0 <= chosen < len(CLASS_NAMES)
+    assert 0 <= chosen < len(predictor.class_names)
     return ExplainedWindow(Path("known.mp4"), window, prediction, chosen, predictor)

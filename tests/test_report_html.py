@@ -16,6 +16,7 @@ import pytest
 from skimage import data
 
 from gvs.core.errors import InputError
+from gvs.core.vocabulary import CLASS_NAMES
 from report import screenshot as shots
 from report.html import MAX_STEM_BYTES, page_stem, write_index, write_page
 from report.sections import Figure, Section, Table, png_bytes, rgb_png
@@ -113,7 +114,7 @@ def _decoded(png: bytes) -> np.ndarray:
 
 
 def test_page_shows_every_section_with_embedded_images(tmp_path: Path, sections: list[Section]) -> None:
-    path = write_page(tmp_path, "clip", "clip 1.mp4", SUMMARY, sections)
+    path = write_page(tmp_path, "clip", "clip 1.mp4", SUMMARY, sections, CLASS_NAMES)
     assert path == tmp_path / "clip.html"
     page = Page(path.read_text(encoding="utf-8"))
     toc = {attrs["href"] for attrs in page.all("a")}
@@ -136,7 +137,7 @@ def test_page_shows_every_section_with_embedded_images(tmp_path: Path, sections:
 
 
 def test_page_is_self_contained(tmp_path: Path, sections: list[Section]) -> None:
-    text = write_page(tmp_path, "clip", "clip.mp4", SUMMARY, sections).read_text(encoding="utf-8")
+    text = write_page(tmp_path, "clip", "clip.mp4", SUMMARY, sections, CLASS_NAMES).read_text(encoding="utf-8")
     assert not re.search(r"https?://|@import|url\(|<script|<link", text, re.IGNORECASE)
     page = Page(text)
     for _, attrs in page.tags:
@@ -147,7 +148,7 @@ def test_page_is_self_contained(tmp_path: Path, sections: list[Section]) -> None
 
 
 def test_text_is_escaped(tmp_path: Path, sections: list[Section]) -> None:
-    text = write_page(tmp_path, "clip", "<i>clip</i>.mp4", SUMMARY, sections).read_text(encoding="utf-8")
+    text = write_page(tmp_path, "clip", "<i>clip</i>.mp4", SUMMARY, sections, CLASS_NAMES).read_text(encoding="utf-8")
     page = Page(text)
     assert {"b", "i", "script", "raw", "fusion", "when"}.isdisjoint(name for name, _ in page.tags)
     assert TRICKY in page.plain
@@ -163,7 +164,7 @@ def test_text_is_escaped(tmp_path: Path, sections: list[Section]) -> None:
 
 
 def test_summary_tables_and_caveats(tmp_path: Path, sections: list[Section]) -> None:
-    page = Page(write_page(tmp_path, "clip", "clip.mp4", SUMMARY, sections).read_text(encoding="utf-8"))
+    page = Page(write_page(tmp_path, "clip", "clip.mp4", SUMMARY, sections, CLASS_NAMES).read_text(encoding="utf-8"))
     plain = page.plain
     assert "explained Positive, window 4.4-8.8 s of 20.0 s" in plain
     assert SUMMARY["verdict"] not in plain  # drawn as the verdict card instead
@@ -178,7 +179,7 @@ def test_summary_tables_and_caveats(tmp_path: Path, sections: list[Section]) -> 
 
 def test_files_beside_the_page(tmp_path: Path, sections: list[Section]) -> None:
     stem = page_stem(Path("fête, été 2019.mp4"), set())
-    path = write_page(tmp_path, stem, "fête, été 2019.mp4", SUMMARY, sections, embed=False)
+    path = write_page(tmp_path, stem, "fête, été 2019.mp4", SUMMARY, sections, CLASS_NAMES, embed=False)
     page = Page(path.read_text(encoding="utf-8"))
     images = page.all("img")
     assert len(images) == 2
@@ -198,7 +199,7 @@ def test_index_lists_pages_and_failures(tmp_path: Path) -> None:
          "verdict": "Negative", "probabilities": [0.1, 0.3, 0.6], "flags": ["no audio track"], "seconds": 9.5},
         {"video": "/v/broken.mp4", "status": "failed", "reason": "/v/broken.mp4: moov atom not found"},
     ]  # fmt: skip
-    path = write_index(tmp_path, entries)
+    path = write_index(tmp_path, entries, CLASS_NAMES)
     assert path == tmp_path / "index.html"
     page = Page(path.read_text(encoding="utf-8"))
     assert [a["href"] for a in page.all("a")] == ["a_b.html", "c.html"]
@@ -227,14 +228,14 @@ def test_page_stems_are_safe_and_unique(tmp_path: Path, sections: list[Section])
     assert stems[4] == stems[3] and stems[5] == "index-2" and stems[6] == "hidden" and stems[9] == "video"
     assert len({s.casefold() for s in taken}) == len(names)
     for stem in taken:
-        write_page(tmp_path, stem, stem, {}, sections[2:])
+        write_page(tmp_path, stem, stem, {}, sections[2:], CLASS_NAMES)
     assert len(list(tmp_path.glob("*.html"))) == len(names)
 
 
 def test_a_figure_that_is_not_png_is_refused(tmp_path: Path) -> None:
     section = Section("bad", "Bad", "", figures=[Figure("bad", b"GIF89a not a png")])
     with pytest.raises(ValueError, match="not a PNG"):
-        write_page(tmp_path, "bad", "bad.mp4", {}, [section])
+        write_page(tmp_path, "bad", "bad.mp4", {}, [section], CLASS_NAMES)
     assert not list(tmp_path.iterdir())
 
 
@@ -252,7 +253,7 @@ def test_chromium_renders_the_page(tmp_path: Path, sections: list[Section]) -> N
     if shots.find_chromium() is None:
         pytest.skip("headless Chromium not installed (`apt-get install chromium`)")
     stem = page_stem(Path("fête, été.mp4"), set())
-    path = write_page(tmp_path, stem, "fête, été.mp4", SUMMARY, sections)
+    path = write_page(tmp_path, stem, "fête, été.mp4", SUMMARY, sections, CLASS_NAMES)
     dom = Page(shots.rendered_dom(path))
     for section in sections:
         assert section.key in dom.ids

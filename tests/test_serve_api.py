@@ -152,7 +152,7 @@ def test_an_upload_runs_to_a_verdict_a_timeline_a_report_and_predictions(tmp_pat
         job_id = answer.json()["id"]
         job = wait_for(client, job_id)
         assert job["status"] == "done" and job["verdict"] == "Positive", job
-        assert set(job["probabilities"]) == set(CLASS_NAMES)
+        assert set(job["probabilities"]) == set(CLASS_NAMES) and job["class_names"] == list(CLASS_NAMES)
         assert set(job["modalities"]) == {"pose", "audio"} and job["windows"] == 2
         assert "report: pixel saliency" in job["stages_done"]
         page = client.get(f"/jobs/{job_id}").text

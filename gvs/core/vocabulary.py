@@ -21,18 +21,6 @@ COCO_LIMBS: tuple[tuple[int, int], ...] = (
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
-def require_vgaf_classes(class_names: tuple[str, ...] | list[str], what: str) -> None:
-    """InputError unless ``class_names`` are VGAF's three: ``what`` (a command whose pages and figures are drawn
-    for them) cannot show other class sets yet; `gvs predict` and the tables can."""
-    from .errors import InputError
-
-    if tuple(class_names) != CLASS_NAMES:
-        raise InputError(
-            f"{what} draws VGAF's classes ({', '.join(CLASS_NAMES)}); these models predict "
-            f"{', '.join(class_names)}. `gvs predict` and the tables of `gvs run` / `gvs fuse` handle any class set"
-        )
-
-
 def canonical_modality(name: str) -> str:
     """The modality a user-facing name means ("fer" and "face" are the faces modality)."""
     return MODALITY_ALIASES.get(name.strip().lower(), name.strip().lower())
