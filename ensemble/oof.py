@@ -1,6 +1,7 @@
-"""Out-of-fold hidden vectors (K-fold cross-fitting) for the fusions that learn from hidden vectors.
+"""Out-of-fold outputs (K-fold cross-fitting) for the fusions that learn from modality outputs.
 
-A modality model's outputs on its own training clips are memorised: fc and vae fusions trained on them learn how
+A modality model's outputs on its own training clips are memorised: fusions trained on them (fc, vae, attention,
+lstm: hidden vectors and per-step sequences alike) learn how
 confident each model is on clips it has seen. With ``--oof K`` the train part is cut into K folds by whole groups
 (stratified); for each fold a model of the same modality and options is trained on the other folds and predicts
 that fold. The fusions then learn from these out-of-fold outputs; select, report and test clips keep the main
@@ -61,7 +62,7 @@ def out_of_fold_outputs(
     keys = [k for k in partition.parts["train"] if k in having and rows[k]["label"] != ""]
     labels = np.array([int(rows[k]["label"]) for k in keys])
     assignment = fold_assignment(labels, groups_of([rows[k] for k in keys]), folds, partition.seed)
-    hidden, probabilities, stamps = {}, {}, []
+    hidden, probabilities, sequence, steps, stamps = {}, {}, {}, {}, []
     for fold in tqdm(range(folds), desc=f"{modality} out-of-fold", unit="fold", disable=not progress):
         held = [k for k, f in zip(keys, assignment) if f == fold]
         fold_runs = RunsDir(runs).oof_fold(folds, fold)
@@ -70,7 +71,9 @@ def out_of_fold_outputs(
         outputs = compute_outputs(fold_runs.root, cache, modality, progress=False)
         index = {key: i for i, key in enumerate(outputs.keys)}
         for key in held:
-            hidden[key], probabilities[key] = outputs.hidden[index[key]], outputs.probabilities[index[key]]
+            row = index[key]
+            hidden[key], probabilities[key] = outputs.hidden[row], outputs.probabilities[row]
+            sequence[key], steps[key] = outputs.sequence[row], outputs.steps[row]
         stamps.append(outputs.stamp)
     return ModalityOutputs(
         modality,
@@ -78,6 +81,8 @@ def out_of_fold_outputs(
         np.stack([hidden[k] for k in keys]),
         np.stack([probabilities[k] for k in keys]),
         f"oof{folds}-{digest_of(stamps, 16)}",
+        sequence=np.stack([sequence[k] for k in keys]),
+        steps=np.stack([steps[k] for k in keys]),
     )
 
 
@@ -109,11 +114,20 @@ def with_out_of_fold(data: FusionData, oof: dict[str, ModalityOutputs]) -> Fusio
             continue
         index = {key: i for i, key in enumerate(extra.keys)}
         hidden, probabilities = current.hidden.copy(), current.probabilities.copy()
+        has_steps = current.sequence is not None and extra.sequence is not None
+        sequence, steps = (current.sequence.copy(), current.steps.copy()) if has_steps else (None, None)
         for row in data.rows("train"):
             key = data.keys[row]
             if key in index and current.presence[row]:
                 hidden[row], probabilities[row] = extra.hidden[index[key]], extra.probabilities[index[key]]
+                if has_steps:
+                    sequence[row], steps[row] = extra.sequence[index[key]], extra.steps[index[key]]
         outputs[modality] = replace(
-            current, hidden=hidden, probabilities=probabilities, stamp=f"{current.stamp}+{extra.stamp}"
+            current,
+            hidden=hidden,
+            probabilities=probabilities,
+            sequence=sequence,
+            steps=steps,
+            stamp=f"{current.stamp}+{extra.stamp}",
         )
     return replace(data, outputs=outputs)

@@ -34,6 +34,9 @@ class ModalityOutputs:
     stamp : the model file's hash and the features' fingerprint they come from
     present : ndarray of shape (n_clips,), bool: False where the clip lacks this modality (its hidden row is zeros
         and its probabilities row is uniform; fusions leave it out); None means every clip has it
+    sequence : ndarray of shape (n_clips, n_steps, F), the per-step outputs on the visual time grid
+        (modalities.sequence; zeros at padded steps and for a missing clip), or None when not computed
+    steps : ndarray of shape (n_clips, n_steps), bool: the real steps of ``sequence`` (None with it)
     """
 
     modality: str
@@ -42,6 +45,8 @@ class ModalityOutputs:
     probabilities: np.ndarray
     stamp: str = ""
     present: np.ndarray | None = None
+    sequence: np.ndarray | None = None
+    steps: np.ndarray | None = None
 
     @property
     def presence(self) -> np.ndarray:
@@ -58,6 +63,8 @@ class ModalityOutputs:
             self.probabilities[rows],
             self.stamp,
             None if self.present is None else self.presence[rows],
+            None if self.sequence is None else self.sequence[rows],
+            None if self.steps is None else self.steps[rows],
         )
 
 
@@ -69,7 +76,15 @@ def _stored_outputs(path: Path, modality: str, stamp: str) -> ModalityOutputs | 
         with np.load(path, allow_pickle=False) as data:
             if str(data["stamp"]) != stamp:
                 return None
-            return ModalityOutputs(modality, data["keys"].tolist(), data["hidden"], data["probabilities"], stamp)
+            return ModalityOutputs(
+                modality,
+                data["keys"].tolist(),
+                data["hidden"],
+                data["probabilities"],
+                stamp,
+                sequence=data["sequence"],
+                steps=data["steps"],
+            )
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError):
         return None  # a corrupt cache file is computed again
 
@@ -77,7 +92,8 @@ def _stored_outputs(path: Path, modality: str, stamp: str) -> ModalityOutputs | 
 def compute_outputs(
     runs: Path, cache: Path, modality: str, batch_size: int = 16, progress: bool = True
 ) -> ModalityOutputs:
-    """Run the trained model of ``modality``, cut at "hidden" and "probabilities", over every cached clip.
+    """Run the trained model of ``modality``, cut at "hidden", "probabilities" and its per-step "sequence"
+    (modalities.sequence, on the visual time grid of the features' parameters), over every cached clip.
 
     ``batch_size`` clips are read and predicted at a time, so big scene maps never all sit in memory.
     Reuses the outputs cached under RUNS/fusion/outputs/ when the model file and the cache fingerprint are
@@ -99,27 +115,28 @@ def compute_outputs(
 
     from tqdm import tqdm
 
-    from modalities.architectures import cut_at_hidden
     from modalities.data import open_features
+    from modalities.sequence import TimeGrid, sequence_model, sequence_outputs
     from modalities.train import load_modality_model
 
     model = load_modality_model(runs, modality, cache)  # raises when the cache holds other features
-    cut = cut_at_hidden(model)
+    cut = sequence_model(model, modality)
+    grid = TimeGrid.from_params(store.params())
     features = open_features(cache, modality, store.fingerprint)
     keys = features.keys
-    hidden, probabilities = [], []
-    batches = range(0, len(keys), batch_size)
-    for start in tqdm(batches, desc=f"{modality} outputs", unit="batch", disable=not progress):
+    batches = []
+    for start in tqdm(range(0, len(keys), batch_size), desc=f"{modality} outputs", unit="batch", disable=not progress):
         x = features.load(range(start, min(start + batch_size, len(keys))))
-        batch_hidden, batch_probabilities = cut.predict_on_batch(x)
-        hidden.append(np.asarray(batch_hidden).reshape(len(x), -1))
-        probabilities.append(np.asarray(batch_probabilities))
+        batches.append(sequence_outputs(cut, modality, x, grid))
+    hidden, probabilities, sequence, steps = (np.concatenate(parts) for parts in zip(*batches))
     outputs = ModalityOutputs(
         modality,
         keys,
-        np.concatenate(hidden).astype(np.float32),
-        np.concatenate(probabilities).astype(np.float32),
+        hidden.astype(np.float32),
+        probabilities.astype(np.float32),
         stamp,
+        sequence=sequence,
+        steps=steps,
     )
     atomic_write_bytes(
         stored,
@@ -128,6 +145,8 @@ def compute_outputs(
             keys=np.array(keys),
             hidden=outputs.hidden,
             probabilities=outputs.probabilities,
+            sequence=sequence,
+            steps=steps,
             stamp=np.array(stamp),
         ),
     )
@@ -189,7 +208,7 @@ def align(
     class_names: tuple[str, ...] = CLASS_NAMES,
 ) -> FusionData:
     """Every clip the partition places that has at least one modality, in partition order; a modality's missing
-    rows get zero hidden vectors, uniform probabilities and ``present`` False."""
+    rows get zero hidden vectors and sequences, uniform probabilities, ``present`` False and no real step."""
     having = set().union(*(o.keys for o in outputs.values()))
     keys = [key for key in partition if key in having]
     aligned = {}
@@ -200,8 +219,12 @@ def align(
         n_classes = modality_outputs.probabilities.shape[1]
         hidden = np.where(present[:, None], modality_outputs.hidden[rows], 0).astype(np.float32)
         probabilities = np.where(present[:, None], modality_outputs.probabilities[rows], 1 / n_classes)
+        sequence = steps = None
+        if modality_outputs.sequence is not None:
+            sequence = np.where(present[:, None, None], modality_outputs.sequence[rows], 0).astype(np.float32)
+            steps = present[:, None] & modality_outputs.steps[rows]
         aligned[modality] = ModalityOutputs(
-            modality, keys, hidden, probabilities.astype(np.float32), modality_outputs.stamp, present
+            modality, keys, hidden, probabilities.astype(np.float32), modality_outputs.stamp, present, sequence, steps
         )
     return FusionData(
         keys,

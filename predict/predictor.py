@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +110,7 @@ class Predictor:
         precision: str = "auto",
         keep_raw: bool = False,
     ) -> None:
-        from modalities.architectures import cut_at_hidden
+        from modalities.sequence import TimeGrid, sequence_model
 
         from .bundle import Bundle, load_bundle
         from .stream import WindowStream
@@ -124,7 +124,8 @@ class Predictor:
         self.precision = f"{used} ({why})"
         config = replace(self.bundle.config, precision=used)
         self.stream = WindowStream(config, tuple(self.bundle.modalities), stride, keep_raw=keep_raw)
-        self.cuts = {m: cut_at_hidden(self.bundle.model(m)) for m in self.bundle.modalities}
+        self.cuts = {m: sequence_model(self.bundle.model(m), m) for m in self.bundle.modalities}
+        self.grid = TimeGrid.from_params(asdict(config))
         self.fusion = self.bundle.fusion()
 
     def settings(self) -> dict:
@@ -206,23 +207,25 @@ class Predictor:
         presence = np.array([[m in present for m in self.bundle.modalities]] * len(next(iter(features.values()))))
         return self._score(features, presence)
 
-    def _score(self, features: dict[str, np.ndarray], presence: np.ndarray) -> dict[str, np.ndarray]:
-        """:meth:`score` with ``presence`` (B, n_modalities) bool per window, in the bundle's modality order."""
+    def outputs(self, features: dict[str, np.ndarray], presence: np.ndarray) -> dict:
+        """{modality: ModalityOutputs} of a batch of windows (hidden vectors, probabilities, per-step sequences on
+        the time grid), what the fusion reads; ``presence`` (B, n_modalities) bool, the bundle's modality order."""
         from ensemble.outputs import ModalityOutputs
+        from modalities.sequence import sequence_outputs
 
         outputs = {}
         for index, modality in enumerate(self.bundle.modalities):
             x = np.asarray(features[modality], dtype=np.float32)
-            hidden, probabilities = self.cuts[modality].predict_on_batch(x)
+            hidden, probabilities, sequence, steps = sequence_outputs(self.cuts[modality], modality, x, self.grid)
             keys = [str(i) for i in range(len(x))]
             outputs[modality] = ModalityOutputs(
-                modality,
-                keys,
-                np.asarray(hidden).reshape(len(x), -1),
-                np.asarray(probabilities),
-                "",
-                presence[:, index],
+                modality, keys, hidden, probabilities, "", presence[:, index], sequence, steps
             )
+        return outputs
+
+    def _score(self, features: dict[str, np.ndarray], presence: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`score` with ``presence`` (B, n_modalities) bool per window, in the bundle's modality order."""
+        outputs = self.outputs(features, presence)
         fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
         return {m: o.probabilities for m, o in outputs.items()} | {FUSED: fused}
 
