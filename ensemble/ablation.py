@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from gvs.core.errors import InputError
+from gvs.core.io import read_json
 from gvs.core.workspace import RunsDir
 
 from .evaluation import EvaluationSettings, paired_tests, reliability_curves, row_statistics
 from .fuse import FusionResult, read_part, run_fusion
+from .fusions import FUSIONS
 from .outputs import FusionData
 from .report import METRIC_COLUMNS, save_confusion_grid, write_table
 
@@ -30,7 +32,9 @@ NUMBER_COLUMNS: list[str] = [
     "macro_recall",
 ]
 ABLATION_COLUMNS: list[str] = ["fusion", "modalities", "dropped", *SCORE_COLUMNS, "n", "split"]
-COMPARISON_COLUMNS: list[str] = ["model", "modalities", *SCORE_COLUMNS, "ECE", "p vs best single", "n", "split"]
+COMPARISON_COLUMNS: list[str] = [
+    "model", "modalities", *SCORE_COLUMNS, "ECE", "p vs best single", "fit s", "n", "split"
+]  # fmt: skip
 
 
 def subsets(modalities: list[str], mode: str = "loo") -> list[list[str]]:
@@ -61,6 +65,7 @@ def _row_from(result: FusionResult, all_modalities: list[str], evaluation: Evalu
         **statistics,
         "accuracy (95% CI)": statistics["accuracy_ci"],
         "macro_f1 (95% CI)": statistics["macro_f1_ci"],
+        "fit s": f"{read_json(result.run.result).get('fit_seconds', float('nan')):.1f}",
         "n": metrics["n"],
         "split": metrics["split"],
         "confusion": metrics["confusion"],
@@ -155,7 +160,8 @@ def run_comparison(
     RUNS/fusion/reliability.png.
 
     One ``options`` dict serves every fusion: each takes the keys among its hyperparameters. ``fusion_data``
-    (default ``data``) is what the fc and vae fusions learn from (out-of-fold outputs with ``--oof``).
+    (default ``data``) is what the fusions that learn from outputs (fc, vae, attention, lstm) learn from
+    (out-of-fold outputs with ``--oof``). "fit s": seconds fitting took (when the fusion was fitted).
     """
     from tqdm import tqdm
 
@@ -166,7 +172,7 @@ def run_comparison(
     jobs = [("alone", [m]) for m in data.modalities] + [(kind, data.modalities) for kind in kinds]
     for label, subset in tqdm(jobs, desc="fusions", unit="model", disable=not progress):
         kind = "soft" if label == "alone" else label  # soft vote over one modality = that model's probabilities
-        source = fusion_data if fusion_data is not None and kind in ("fc", "vae") else data
+        source = fusion_data if fusion_data is not None and FUSIONS[kind].learns_from_outputs else data
         result = run_fusion(source.without([m for m in data.modalities if m not in subset]), kind, runs, options)
         row = _row_from(result, data.modalities, evaluation)
         rows.append({**row, "model": f"{subset[0]} alone" if label == "alone" else f"{label} fusion"})

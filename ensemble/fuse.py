@@ -1,14 +1,15 @@
 """Fit one fusion on the train part, select on the select part, and save model, predictions and metrics.
 
-A fusion's RunFolder (RUNS/fusion/<fusion>-<modalities joined by +>/) holds its record and, for fc and vae, its
-Keras models and scaler; predictions (key, split, part, label, p_<class> per class, pred: every clip that has
+A fusion's RunFolder (RUNS/fusion/<fusion>-<modalities joined by +>/) holds its record and, for the Keras fusions,
+their models and scaler; predictions (key, split, part, label, p_<class> per class, pred: every clip that has
 at least one of its modalities, every part), metrics (train / select / report parts), the report part's confusion matrix and, for vae,
-the latent picture. The folder appears only once complete; one whose result carries the same stamp (same
+the latent picture, for attention the mean attention picture; result.json records the seconds fitting took. The folder appears only once complete; one whose result carries the same stamp (same
 outputs, clips, parts and hyperparameters) is reused.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from gvs.core.workspace import RunFolder, RunsDir
 from .fusions import VAEFusion, make_fusion
 from .outputs import FusionData
 from .report import metrics_of
+from .temporal import AttentionFusion
 
 REPORT_PARTS: tuple[str, ...] = ("train", "select", "report")
 STAMP_VERSION = 3  # bump when what a fusion folder holds changes, so older folders are fitted again
@@ -128,7 +130,9 @@ def run_fusion(
             "for the modalities that failed on them (`gvs preprocess`)"
         )
     select = data.part("select")
+    started = time.perf_counter()
     fusion.fit(train, y_train, validation=select if len(select[1]) else None)
+    fit_seconds = time.perf_counter() - started
     probabilities, predicted = fusion.predict_proba(data.outputs), fusion.predict(data.outputs)
     metrics = {}
     for part in REPORT_PARTS:
@@ -156,6 +160,14 @@ def run_fusion(
             labelled = np.flatnonzero(data.y >= 0)
             latents = fusion.latents({m: o.take(labelled) for m, o in data.outputs.items()})
             save_latent_picture(latents, data.y[labelled], staged.latents, f"{name}: latent means", data.class_names)
+        if isinstance(fusion, AttentionFusion):
+            from .report import save_attention_picture
+
+            rows = data.rows("report") if len(data.rows("report")) else np.arange(len(data.keys))
+            weights = fusion.attention({m: o.take(rows) for m, o in data.outputs.items()})
+            save_attention_picture(
+                weights, fusion.modalities_, staged.attention, f"{name}: mean attention, report part"
+            )
         atomic_write_json(
             staged.result,
             {
@@ -167,6 +179,7 @@ def run_fusion(
                 "missing": data.missing(),
                 "unfused": data.unfused,
                 "n_clips": len(data.keys),
+                "fit_seconds": round(fit_seconds, 2),
                 "metrics": metrics,
                 "selected_on": "select part (early stopping / weight search)",
                 "reported_on": "report part",

@@ -1,4 +1,5 @@
-"""Five fusions of the frozen modality models, each a scikit-learn classifier (hard, soft, weighted, fc, vae).
+"""Seven fusions of the frozen modality models, each a scikit-learn classifier: hard, soft, weighted, fc and vae
+here, over one vector per clip and modality; attention and lstm (ensemble.temporal), over their per-step outputs.
 
 ``X`` maps a modality name to its :class:`~ensemble.outputs.ModalityOutputs` (hidden vectors and probabilities
 of the frozen modality model, one row per clip, rows aligned across modalities, ``present`` marking the rows that
@@ -54,6 +55,8 @@ class Fusion(ClassifierMixin, BaseEstimator):
     ``_fitted_state`` (their JSON-able learned attributes, written to and read back from the fusion record)."""
 
     kind = ""
+    learns_from_outputs = False  # True: trained on the train part's modality outputs (--oof replaces them)
+    reads_sequences = False  # True: reads the per-step outputs (ModalityOutputs.sequence), not the hidden vectors
 
     def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
         """Learn from the train rows.
@@ -334,8 +337,11 @@ class _KerasFusion(Fusion):
     """Shared training, prediction, saving and loading of the fused Keras models.
 
     Learned: ``model_`` (hidden vectors -> probabilities), ``scaler_`` (``<modality>_mean`` and
-    ``<modality>_variance`` of the training rows), ``epochs_trained_``.
+    ``<modality>_variance`` of the training rows), ``epochs_trained_``. Subclasses fed other inputs than the
+    hidden vectors override ``_model_inputs`` and ``_batches``.
     """
+
+    learns_from_outputs = True
 
     def __init__(
         self,
@@ -364,27 +370,28 @@ class _KerasFusion(Fusion):
         )
         callbacks, validation_data = [], None
         one_hot = np.eye(len(self.classes_), dtype=np.float32)
-        select = _select_inputs(validation, self.modalities_)
-        if select is not None:
-            validation_data = (select[0], one_hot[select[1]])
+        if validation is not None and len(validation[1]) > 0:
+            validation_data = (self._model_inputs(validation[0]), one_hot[np.asarray(validation[1], dtype=int)])
             callbacks.append(
                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
             )
-        train = _training_batches(
-            hidden_inputs(X, self.modalities_),
-            one_hot[np.asarray(y, dtype=int)],
-            self.batch_size,
-            self.modality_dropout,
-            self.seed,
-        )
+        train = self._batches(self._model_inputs(X), one_hot[np.asarray(y, dtype=int)])
         history = model.fit(
             train, epochs=self.epochs, validation_data=validation_data, callbacks=callbacks, verbose=self.verbose
         )
         self.epochs_trained_ = len(history.history["loss"])
 
+    def _model_inputs(self, X: Outputs) -> dict[str, np.ndarray]:
+        """The Keras input dict of ``model_`` for the clips of ``X``."""
+        return hidden_inputs(X, self.modalities_)
+
+    def _batches(self, inputs: dict[str, np.ndarray], targets: np.ndarray):
+        """The training batches (a keras PyDataset) of ``inputs`` and one-hot ``targets``."""
+        return _training_batches(inputs, targets, self.batch_size, self.modality_dropout, self.seed)
+
     def predict_proba(self, X: Outputs) -> np.ndarray:
         presence = self._presence(X)
-        probabilities = self.model_.predict(hidden_inputs(X, self.modalities_), batch_size=256, verbose=0)
+        probabilities = self.model_.predict(self._model_inputs(X), batch_size=256, verbose=0)
         return self._with_prior(probabilities, presence)
 
     def _fitted_state(self) -> dict:
@@ -626,12 +633,16 @@ class VAEFusion(_KerasFusion):
         return fusion
 
 
+from .temporal import AttentionFusion, LSTMFusion  # noqa: E402  (they build on the classes above)
+
 FUSIONS: dict[str, type[Fusion]] = {
     "hard": HardVote,
     "soft": SoftVote,
     "weighted": WeightedVote,
     "fc": FCFusion,
     "vae": VAEFusion,
+    "attention": AttentionFusion,
+    "lstm": LSTMFusion,
 }
 
 
@@ -668,6 +679,6 @@ def _read_record(run: RunFolder) -> dict:
 
 
 def load_fusion(folder: RunFolder | str | Path) -> Fusion:
-    """The fusion saved in ``folder`` (any kind, fc and vae with their Keras models), ready to predict."""
+    """The fusion saved in ``folder`` (any kind, the Keras fusions with their models), ready to predict."""
     run = as_run_folder(folder)
     return FUSIONS[_read_record(run)["kind"]].from_run(run)

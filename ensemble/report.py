@@ -126,3 +126,42 @@ def save_latent_picture(
     atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
     plt.close(figure)
     return method
+
+
+def attention_figure(weights: dict[str, np.ndarray], modalities: list[str], title: str, seconds=None):
+    """A matplotlib figure, one heat map per modality: its steps (rows) against the steps of the modalities it
+    attended to (columns, in ``modalities`` order), ``weights[m]`` (T, K) for one clip or (n_clips, T, K)
+    averaged over clips; ``seconds`` (T,) labels the steps with their times."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(modalities), figsize=(4.2 * len(modalities), 3.6), squeeze=False)
+    for axis, modality in zip(axes[0], modalities):
+        values = np.asarray(weights[modality])
+        mean = values.mean(axis=0) if values.ndim == 3 else values  # (T, K)
+        keys = [m for m in modalities if m != modality] or [modality]
+        steps = mean.shape[0]
+        image = axis.imshow(mean, aspect="auto", cmap="magma", vmin=0)
+        axis.set_xticks([steps * i + steps / 2 - 0.5 for i in range(len(keys))], keys, fontsize=8)
+        for boundary in range(1, len(keys)):
+            axis.axvline(steps * boundary - 0.5, color="white", linewidth=1)
+        if seconds is not None:
+            shown = np.arange(0, steps, max(1, steps // 6))
+            axis.set_yticks(shown, [f"{seconds[i]:.1f} s" for i in shown], fontsize=7)
+        axis.set_ylabel(f"{modality} step", fontsize=8)
+        axis.set_title(f"{modality} attends to", fontsize=9)
+        figure.colorbar(image, ax=axis, fraction=0.046)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def save_attention_picture(weights: dict[str, np.ndarray], modalities: list[str], path: Path, title: str) -> None:
+    """:func:`attention_figure` of ``weights`` (n_clips, T, K) per modality, averaged over clips, as a PNG."""
+    import matplotlib.pyplot as plt
+
+    figure = attention_figure(weights, modalities, title)
+    atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
+    plt.close(figure)

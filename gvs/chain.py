@@ -76,7 +76,7 @@ def run_fusions(
 ) -> str:
     """Fit the fusions over the trained ``modalities``, compare them (and each modality alone), ablate one.
 
-    ``oof`` K > 1: fc and vae learn from K-fold out-of-fold hidden vectors of the train part (each modality's
+    ``oof`` K > 1: fc, vae, attention and lstm learn from K-fold out-of-fold outputs of the train part (each modality's
     fold models trained with its own options). Returns the comparison (and ablation) tables as Markdown; they
     are also written under RUNS/.
     """
@@ -103,7 +103,7 @@ def run_fusions(
     else:
         if stage:
             _stage(stage + 1, f"ablation of {kind} fusion ({ablation}) -> {runs}")
-        ablated = learned_from if kind in ("fc", "vae") else data
+        ablated = learned_from if FUSIONS[kind].learns_from_outputs else data
         _, table = run_ablation(ablated, kind, runs, ablation, options, evaluation=evaluation)
         tables.append(table)
     return "\n".join(tables)

@@ -57,10 +57,15 @@ fusions:
             Dense + ReLU -> softmax, modality models frozen; early stopping on the select part
   vae       the same concatenation -> VAE with a 20-d latent (reconstruction + KL) -> classifier on the
             latent means; RUNS/fusion/vae-*/latents.png shows the latents (t-SNE) coloured by class
+  attention each modality's per-step outputs (12 steps, 0.4 s apart) attend to the other modalities' steps
+            (cross-attention with a relative-time bias) -> pooled -> classifier; random steps dropped in
+            training; RUNS/fusion/attention-*/attention.png shows where each modality looked
+  lstm      per step, the modalities' projected outputs weighted by learned weights (alpha) and
+            concatenated -> LSTM -> classifier
   all       every fusion, one comparison table (with each modality alone)
 
 every fusion predicts every clip that has at least one modality: votes count the modalities a clip has,
-fc and vae take a presence mask and are trained with modality dropout; the tables count the clips missing
+the learned fusions take a presence mask and are trained with modality dropout; the tables count the clips missing
 each modality. One cache holds one dataset and one runs folder one cache: a second dataset with the same
 folder name is refused (pass --cache and --runs for it).
 
@@ -156,7 +161,7 @@ def _add_fusion_arguments(parser: argparse.ArgumentParser, defaults: bool = True
         type=int,
         default=default(0),
         metavar="K",
-        help="fc/vae fusions learn from K-fold out-of-fold hidden vectors of the train part (K fold models "
+        help="the learned fusions learn from K-fold out-of-fold outputs of the train part (K fold models "
         "per modality, under RUNS/oof/); 0 = off (default)",
     )
 

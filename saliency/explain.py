@@ -307,6 +307,12 @@ class Explainer:
                     f"`gvs fuse --fusion fc --runs {self.runs.root}`"
                 )
             fusion = load_fusion(folder)
+            if fusion.reads_sequences:
+                raise ExplainError(
+                    f"{folder.folder}: the {fusion.kind} fusion reads per-step outputs, and these figures attribute "
+                    f"hidden vectors (fc and vae fusions); `gvs report` pages of an attention bundle show where its "
+                    f"modalities looked"
+                )
             if getattr(fusion, "model_", None) is None:
                 raise ExplainError(
                     f"{folder.folder}: the {fusion.kind} fusion has no fused Keras model to explain; "

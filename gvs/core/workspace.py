@@ -336,6 +336,7 @@ class RunFolder:
     decoder = property(lambda self: self.folder / "decoder.keras")
     result = property(lambda self: self.folder / "result.json")
     latents = property(lambda self: self.folder / "latents.png")
+    attention = property(lambda self: self.folder / "attention.png")
 
     def write_predictions(self, rows: list[list], class_names: tuple[str, ...] = CLASS_NAMES) -> None:
         """predictions.csv: one row per clip, columns ``prediction_columns(class_names)`` (probabilities as
