@@ -17,7 +17,7 @@ from pathlib import Path
 
 from predict.predictor import Predictor, VideoPrediction
 
-from . import audio_section, lime_frame, modality_shares, occlusion, people, pixels
+from . import attention_section, audio_section, lime_frame, modality_shares, occlusion, people, pixels
 from .faithfulness import faithfulness_section
 from .sections import Section
 from .verdict import verdict_section
@@ -163,6 +163,9 @@ class ReportMaker:
             sections.append(timed("audio", lambda: audio_section.audio_section(window, options.samples)))
         shares = timed("modalities", lambda: modality_shares.modality_shares(window))
         sections.append(timed("modalities", lambda: modality_shares.section(shares, window)))
+        weights = timed("attention", lambda: attention_section.attention_weights(window))
+        if weights is not None:
+            sections.append(timed("attention", lambda: attention_section.section(weights, window)))
         sections.append(faithfulness_section(curves, window.class_name))
         report.sections = sections
         return report
