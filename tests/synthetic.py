@@ -19,6 +19,12 @@ Train and Val are labelled; Test is unlabelled (its true class is in each clip's
 ``class_names`` sets the class set (default VGAF's three; any number works: 2 or 7 classes too), ``groups`` puts
 that many consecutive Train/Val clips in one group (like VGAF clips cut from one source video), and ``missing``
 maps a modality to the fraction of clips that have no features of it (as when a clip has no audio track).
+
+``events=True`` makes a set where the class is carried only by the *order* of events across modalities: every
+clip's scene has one flash (a frame whose first channel group lights up) and its audio one burst, at visual
+steps a and a + EVENT_OFFSETS[class] on a 12-step ring (Positive: together, Neutral: the burst 3 steps = 1.2 s
+after the flash, Negative: 3 steps before). a is uniform, so the flash alone, the burst alone, or any summary of
+one modality says nothing about the class; pose and faces show random patterns. Clips have no padding.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ UNLABELLED_SPLITS: tuple[str, ...] = ("Test",)
 FRAME_WIDTH, FRAME_HEIGHT = 480, 320
 FER_EXPRESSION_BY_PATTERN = (3, 6, 4, 5)  # 3 classes: happy, neutral, sad; "rest" -> surprise
 _CHANGES_UNDER_PATTERN = (4, 7)  # pose keypoints (of the 18) the pattern moves: RWrist, LWrist
+EVENT_OFFSETS = (0, 3, -3)  # events=True: audio burst step - scene flash step, per class (mod 12)
+VISUAL_STEPS, AUDIO_STEPS = 12, 11
 
 
 def make_synthetic_cache(
@@ -49,6 +57,7 @@ def make_synthetic_cache(
     class_names: tuple[str, ...] = CLASS_NAMES,
     groups: int = 1,
     missing: dict[str, float] | None = None,
+    events: bool = False,
 ) -> Path:
     """Write a cache with ``n_per_class`` clips per class in every split; returns ``root``.
 
@@ -57,6 +66,10 @@ def make_synthetic_cache(
     Deterministic in ``seed``; a different seed, size or signal gives a different fingerprint.
     """
     root = Path(root)
+    if events:
+        if len(class_names) != len(EVENT_OFFSETS):
+            raise ValueError(f"events=True needs {len(EVENT_OFFSETS)} classes")
+        signal = dict.fromkeys(MODALITIES, 0.0)
     strength = {m: 1.0 for m in MODALITIES} | dict(signal or {})
     separates = dict(separates or {})
     n_classes = len(class_names)
@@ -90,16 +103,20 @@ def make_synthetic_cache(
             **({"classes": list(class_names)} if tuple(class_names) != CLASS_NAMES else {}),
             **({"groups": groups} if groups > 1 else {}),
             **({"missing": (missing or {})[modality]} if (missing or {}).get(modality) else {}),
+            **({"events": list(EVENT_OFFSETS)} if events else {}),
         }
         fingerprints[modality] = fingerprint(params)
         cache = cache_dir.store(modality, fingerprints[modality])
         cache.write_params(params)
-        for key, label in labels_by_key.items():
+        flashes = np.random.default_rng([seed, 7]).integers(0, VISUAL_STEPS, len(labels_by_key))
+        for (key, label), flash in zip(labels_by_key.items(), flashes):
             pattern = _pattern(rng, label, strength[modality], separates.get(modality), n_classes)
             n_real = _real_steps(rng, scene_shape[0] if modality == "scene" else (11 if modality == "audio" else 12))
             arrays = _BUILDERS[modality](
                 rng, pattern, n_real, scene_shape=scene_shape, directions=directions, n_patterns=n_classes + 1
             )
+            if events and modality in _EVENTS:
+                arrays = _EVENTS[modality](rng, flash, label, scene_shape=scene_shape, directions=directions)
             if rng.random() < (missing or {}).get(modality, 0.0):
                 continue  # this clip has no features of this modality
             cache.write(key, arrays, {"synthetic": True, "true_label": label, "pattern": pattern, "flags": []})
@@ -239,3 +256,22 @@ def _faces(rng, pattern, n_real, *, n_patterns, **_) -> dict[str, np.ndarray]:
 
 
 _BUILDERS = {"scene": _scene, "pose": _pose, "audio": _audio, "faces": _faces}
+
+
+def _scene_flash(rng, flash, label, *, scene_shape, **_) -> dict[str, np.ndarray]:
+    """Background maps with one flash: the first channel group lit at visual step ``flash``."""
+    maps = np.abs(rng.normal(0.0, 0.5, size=scene_shape)).astype(np.float32)
+    maps[flash, ..., : max(1, scene_shape[-1] // 4)] += 2.0
+    return {"features": maps, "mask": np.ones(scene_shape[0], bool)}
+
+
+def _audio_burst(rng, flash, label, *, directions, **_) -> dict[str, np.ndarray]:
+    """Background embeddings with one burst at the audio step nearest visual step flash + offset (0.4 s per
+    visual step, 0.5 s per audio step)."""
+    burst = (flash + EVENT_OFFSETS[label]) % VISUAL_STEPS
+    embeddings = directions[-1] + rng.normal(0, 0.5, size=(AUDIO_STEPS, directions.shape[1]))
+    embeddings[min(AUDIO_STEPS - 1, int(np.floor(burst * 0.8 + 0.5)))] += 3.0 * directions[0]
+    return {"features": embeddings.astype(np.float32), "mask": np.ones(AUDIO_STEPS, bool)}
+
+
+_EVENTS = {"scene": _scene_flash, "audio": _audio_burst}

@@ -32,7 +32,7 @@ def home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> dict:
-    """Tiny pose and faces models on a synthetic cache, and an fc and a soft fusion of both."""
+    """Tiny pose and faces models on a synthetic cache, and an fc, a soft and an attention fusion of both."""
     from ensemble.fuse import run_fusion
     from ensemble.outputs import load_fusion_data
     from modalities.train import train_modality
@@ -43,24 +43,28 @@ def workspace(tmp_path_factory) -> dict:
     for modality in FUSED:
         train_modality(modality, cache, runs, **TRAINING, **TINY[modality])
     data = load_fusion_data(runs, cache, FUSED, progress=False)
-    for kind in ("fc", "soft"):
+    for kind in ("fc", "soft", "attention"):
         run_fusion(data, kind, runs, {"epochs": 3, "patience": 3})
     return {"cache": cache, "runs": runs}
 
 
 def _outputs_and_features(cache: Path, runs: Path, n: int = 5) -> tuple[dict, dict]:
-    """The first ``n`` cached clips' features per modality, and the RUNS models' outputs on them."""
+    """The first ``n`` cached clips' features per modality, and the RUNS models' outputs on them (per-step
+    sequences included)."""
     from ensemble.outputs import ModalityOutputs
-    from modalities.architectures import cut_at_hidden
     from modalities.data import open_features
+    from modalities.sequence import TimeGrid, sequence_model, sequence_outputs
     from modalities.train import load_modality_model
 
     features, outputs = {}, {}
     for modality in FUSED:
         opened = open_features(cache, modality)
         features[modality] = opened.load(range(n))
-        hidden, probabilities = cut_at_hidden(load_modality_model(runs, modality)).predict_on_batch(features[modality])
-        outputs[modality] = ModalityOutputs(modality, opened.keys[:n], np.asarray(hidden), np.asarray(probabilities))
+        cut = sequence_model(load_modality_model(runs, modality), modality)
+        hidden, probabilities, sequence, steps = sequence_outputs(cut, modality, features[modality], TimeGrid())
+        outputs[modality] = ModalityOutputs(
+            modality, opened.keys[:n], hidden, probabilities, sequence=sequence, steps=steps
+        )
     assert outputs["faces"].keys == outputs["pose"].keys
     return features, outputs
 
@@ -197,9 +201,11 @@ def test_export_writes_one_checked_folder_and_a_deterministic_zip(workspace, tmp
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fusion", [None, "soft-faces+pose"])
+@pytest.mark.parametrize("fusion", [None, "soft-faces+pose", "attention-faces+pose"])
 def test_folder_zip_and_runs_predict_exactly_as_the_runs_models(workspace, tmp_path, fusion):
     from ensemble.fusions import load_fusion
+    from predict.predictor import FUSED as FUSED_ROW
+    from predict.predictor import Predictor
 
     folder = export_bundle(workspace["runs"], tmp_path / "b", fusion)
     features, outputs = _outputs_and_features(workspace["cache"], workspace["runs"])
@@ -220,6 +226,8 @@ def test_folder_zip_and_runs_predict_exactly_as_the_runs_models(workspace, tmp_p
             assert bundle.model(modality) is bundle.model(modality)  # loaded once
         np.testing.assert_array_equal(bundle.fusion().predict_proba(outputs), expected)
         assert bundle.fusion() is bundle.fusion()
+        scored = Predictor(bundle, precision="float32").score(features, FUSED)  # the predictor's own cut
+        np.testing.assert_allclose(scored[FUSED_ROW], expected, rtol=0, atol=1e-5)
         assert bundle.summary()["manifest_sha256"] == bundle.manifest_sha256
 
 
@@ -311,8 +319,39 @@ def test_export_refuses_to_replace_a_folder_that_is_not_a_bundle(workspace, tmp_
     with pytest.raises(InputError, match=rf"{precious} exists and is not a bundle"):
         export_bundle(workspace["runs"], precious)
     assert (precious / "thesis.tex").read_text() == "years of work"
-    with pytest.raises(InputError, match=r"\(fitted: fc-faces\+pose, soft-faces\+pose\)"):
+    with pytest.raises(InputError, match=r"\(fitted: attention-faces\+pose, fc-faces\+pose, soft-faces\+pose\)"):
         export_bundle(workspace["runs"], tmp_path / "x", "vae")
     again = export_bundle(workspace["runs"], tmp_path / "again.zip")  # a .zip --out names the zip
     assert again == tmp_path / "again" and (tmp_path / "again.zip").is_file()
     assert export_bundle(workspace["runs"], again) == again  # an earlier bundle is replaced
+
+
+@pytest.mark.slow
+def test_an_attention_bundle_shows_where_each_modality_looked(workspace, tmp_path):
+    """The report's attention section for one window: weights from the bundle's fusion, a heat map, the peaks."""
+    from types import SimpleNamespace
+
+    from predict.predictor import Predictor
+    from report.attention_section import attention_weights, section
+
+    predictor = Predictor(export_bundle(workspace["runs"], tmp_path / "b", "attention-faces+pose"), precision="float32")
+    features, _ = _outputs_and_features(workspace["cache"], workspace["runs"], n=12)
+    clip = next(i for i in range(12) if not features["faces"][i].any(axis=1).all())  # some steps without faces
+    features = {m: x[clip : clip + 1] for m, x in features.items()}
+    window = SimpleNamespace(
+        predictor=predictor,
+        window=SimpleNamespace(features={m: x[0] for m, x in features.items()}),
+        present=FUSED,
+        prediction=SimpleNamespace(start_s=8.0),
+    )
+    weights = attention_weights(window)
+    assert sorted(weights) == FUSED and weights["faces"].shape == (12, 12)
+    real_faces = features["faces"][0].any(axis=1)
+    np.testing.assert_allclose(weights["pose"].sum(axis=1)[features["pose"][0].any(axis=1)], 1.0, atol=1e-5)
+    assert not weights["pose"][:, ~real_faces].any()  # padded faces steps are never looked at
+    shown = section(weights, window)
+    assert shown.key == "attention" and shown.figures[0].png.startswith(b"\x89PNG")
+    assert "pose at " in shown.text and " s looked most at faces at " in shown.text
+    np.testing.assert_array_equal(shown.arrays["attention_faces"], weights["faces"])
+    plain = SimpleNamespace(**{**vars(window), "predictor": Predictor(workspace["runs"], precision="float32")})
+    assert attention_weights(plain) is None  # the runs folder's default fusion, fc, has no attention

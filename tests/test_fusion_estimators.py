@@ -16,7 +16,8 @@ QUICK = {"epochs": 5, "vae_epochs": 5, "patience": 2, "latent_dim": 4, "encoder_
 
 
 def _outputs(n: int, seed: int) -> tuple[dict[str, ModalityOutputs], np.ndarray]:
-    """Two modalities whose hidden vectors and probabilities carry the class of each clip, with noise."""
+    """Two modalities whose hidden vectors, per-step sequences (12 steps, the last ones padded in some clips) and
+    probabilities carry the class of each clip, with noise."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
     outputs = {}
@@ -24,8 +25,15 @@ def _outputs(n: int, seed: int) -> tuple[dict[str, ModalityOutputs], np.ndarray]
         hidden = rng.normal(size=(n, size)) + np.eye(3, size)[y] * 2
         logits = np.eye(3)[y] * 1.5 + rng.normal(size=(n, 3))
         probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        steps = np.arange(12) < rng.integers(6, 13, size=(n, 1))
+        sequence = (rng.normal(size=(n, 12, size)) + np.eye(3, size)[y][:, None] * 2) * steps[..., None]
         outputs[modality] = ModalityOutputs(
-            modality, [f"Train/{i}" for i in range(n)], hidden.astype(np.float32), probabilities.astype(np.float32)
+            modality,
+            [f"Train/{i}" for i in range(n)],
+            hidden.astype(np.float32),
+            probabilities.astype(np.float32),
+            sequence=sequence.astype(np.float32),
+            steps=steps,
         )
     return outputs, y
 
