@@ -140,8 +140,8 @@ class ModalityWeights(layers.Layer):
         self.logits = self.add_weight(shape=(len(input_shape),), initializer="zeros", name="logits")
 
     def alpha(self):
-        """(M,) the modality weights, summing to 1 (one modality: 1)."""
-        return ops.softmax(self.logits) if self.logits.shape[0] > 1 else ops.ones_like(self.logits)
+        """(M,) the modality weights, summing to 1."""
+        return ops.softmax(self.logits)
 
     def call(self, inputs):
         alpha = self.alpha() * len(inputs)

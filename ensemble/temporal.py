@@ -30,6 +30,8 @@ from gvs.core.workspace import RunFolder
 
 from .fusions import Outputs, Validation, _KerasFusion
 
+WEIGHTS_LAYER = "modality_weights"  # the lstm fusion's learned modality weights (more than one modality)
+
 
 def sequence_inputs(X: Outputs, modalities: list[str]) -> dict[str, np.ndarray]:
     """The Keras inputs of a time-aware fusion: ``<modality>_sequence`` (n_clips, T, F) and ``<modality>_steps``
@@ -305,7 +307,7 @@ class LSTMFusion(_SequenceFusion):
         from . import sequence_layers as sl
 
         activated = [keras.layers.Activation("relu", name=f"{m}_relu")(x) for m, x in zip(self.modalities_, projected)]
-        fused = sl.ModalityWeights(name="modality_weights")(activated)
+        fused = sl.ModalityWeights(name=WEIGHTS_LAYER)(activated) if len(activated) > 1 else activated[0]
         real = sl.AnyStep(name="fused_steps")(steps)
         last = keras.layers.LSTM(self.units, name="fusion_lstm")(fused, mask=real)
         presence = sl.Presence(name="presence")(steps)
@@ -313,8 +315,8 @@ class LSTMFusion(_SequenceFusion):
 
     def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
         super().fit(X, y, validation)
-        alpha = np.asarray(self.model_.get_layer("modality_weights").alpha())
-        self.alpha_ = dict(zip(self.modalities_, alpha.round(6).tolist()))
+        alpha = np.asarray(self.model_.get_layer(WEIGHTS_LAYER).alpha()) if len(self.modalities_) > 1 else [1.0]
+        self.alpha_ = dict(zip(self.modalities_, np.round(alpha, 6).tolist()))
         return self
 
     def _fitted_state(self) -> dict:

@@ -110,6 +110,7 @@ class Predictor:
         precision: str = "auto",
         keep_raw: bool = False,
     ) -> None:
+        from modalities.architectures import cut_at_hidden
         from modalities.sequence import TimeGrid, sequence_model
 
         from .bundle import Bundle, load_bundle
@@ -124,9 +125,11 @@ class Predictor:
         self.precision = f"{used} ({why})"
         config = replace(self.bundle.config, precision=used)
         self.stream = WindowStream(config, tuple(self.bundle.modalities), stride, keep_raw=keep_raw)
-        self.cuts = {m: sequence_model(self.bundle.model(m), m) for m in self.bundle.modalities}
-        self.grid = TimeGrid.from_params(asdict(config))
         self.fusion = self.bundle.fusion()
+        self.reads_sequences = self.fusion.reads_sequences  # per-step outputs only for the fusions that read them
+        cut = sequence_model if self.reads_sequences else (lambda model, _: cut_at_hidden(model))
+        self.cuts = {m: cut(self.bundle.model(m), m) for m in self.bundle.modalities}
+        self.grid = TimeGrid.from_params(asdict(config))
 
     def settings(self) -> dict:
         """How this predictor predicts: the pooling, the stride in sampled frames and the backbones' precision."""
@@ -208,15 +211,20 @@ class Predictor:
         return self._score(features, presence)
 
     def outputs(self, features: dict[str, np.ndarray], presence: np.ndarray) -> dict:
-        """{modality: ModalityOutputs} of a batch of windows (hidden vectors, probabilities, per-step sequences on
-        the time grid), what the fusion reads; ``presence`` (B, n_modalities) bool, the bundle's modality order."""
+        """{modality: ModalityOutputs} of a batch of windows (hidden vectors, probabilities and, for a fusion that
+        reads them, per-step sequences on the time grid); ``presence`` (B, n_modalities) bool, the bundle's
+        modality order."""
         from ensemble.outputs import ModalityOutputs
         from modalities.sequence import sequence_outputs
 
         outputs = {}
         for index, modality in enumerate(self.bundle.modalities):
             x = np.asarray(features[modality], dtype=np.float32)
-            hidden, probabilities, sequence, steps = sequence_outputs(self.cuts[modality], modality, x, self.grid)
+            if self.reads_sequences:
+                hidden, probabilities, sequence, steps = sequence_outputs(self.cuts[modality], modality, x, self.grid)
+            else:
+                hidden, probabilities = (np.asarray(a) for a in self.cuts[modality].predict_on_batch(x))
+                hidden, sequence, steps = hidden.reshape(len(x), -1), None, None
             keys = [str(i) for i in range(len(x))]
             outputs[modality] = ModalityOutputs(
                 modality, keys, hidden, probabilities, "", presence[:, index], sequence, steps

@@ -145,14 +145,17 @@ def test_one_modality_alone_is_fused_too(kind: str) -> None:
     only = {"audio": train["audio"]}
     fusion = make_fusion(kind, epochs=3, patience=3).fit(only, y)
     assert fusion.predict_proba(only).shape == (60, 2) and fusion.modalities_ == ["audio"]
+    if kind == "lstm":
+        assert fusion.alpha_ == {"audio": 1.0}
 
 
 @pytest.fixture(scope="module")
 def order_run(tmp_path_factory) -> Path:
     """The chain over scene and audio of the set where only the order of a scene flash and an audio burst carries
-    the class (120 clips per class and split), every fusion."""
+    the class (120 clips per class in Train and Val), every fusion (the VAE's unsupervised stage capped at 60
+    epochs)."""
     work = tmp_path_factory.mktemp("order")
-    cache = make_synthetic_cache(work / "cache", 120, seed=5, groups=4, events=True)
+    cache = make_synthetic_cache(work / "cache", 120, seed=5, splits=("Train", "Val"), groups=4, events=True)
     runs = work / "runs"
     settings = ChainSettings(
         cache=cache,
@@ -161,6 +164,7 @@ def order_run(tmp_path_factory) -> Path:
         ablation="none",
         bootstrap=200,
         train_options={"epochs": 4, "patience": 2},
+        fusion_options={"vae_epochs": 60},
     )
     run_chain(settings)
     return runs
