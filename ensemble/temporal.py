@@ -3,9 +3,10 @@ step of the visual time grid, modalities.sequence).
 
 - ``attention`` (after the video-emotion app paper): each modality's steps are standardised, projected to a
   common ``width`` and given a learned position embedding; each modality's steps then query the steps of the
-  other modalities (multi-head cross-attention; padded steps and missing modalities masked), are added back
-  to their own and layer-normalised, mean-pooled over their real steps, concatenated with the presence mask
-  and classified. ``attention(X)`` gives the attention weights.
+  other modalities (multi-head cross-attention with a learned bias per relative time, sequence_layers.
+  CrossAttention; padded steps and missing modalities masked), are added back to their own, layer-normalised and
+  passed through a small feed-forward block, then mean- and max-pooled over their real steps, concatenated with
+  the presence mask and classified. ``attention(X)`` gives the attention weights.
 - ``lstm`` (after the weighted modal fusion paper, "mid-level" fusion): at each step, each modality's projected
   features are weighted by a learned modality weight (softmax alpha, ``alpha_``) and concatenated; an LSTM runs
   over the fused steps (steps real in no modality masked) and its last state is classified. The paper's other
@@ -135,7 +136,7 @@ class _SequenceFusion(_KerasFusion):
 
         from . import sequence_layers as sl
 
-        super(_KerasFusion, self).fit(X, y)
+        super().fit(X, y)  # classes, modalities and prior (Fusion.fit)
         keras.utils.set_random_seed(self.seed)
         train = sequence_inputs(X, self.modalities_)
         inputs, projected, steps, self.scaler_ = [], [], [], {}

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 
 NOMINAL_FPS = 25.0  # the frame rate the time grid assumes (VGAF's clips); real rates only stretch the grid
-SEQUENCE_OUTPUT = "sequence"  # name of the cut model's third output
 
 
 @dataclass(frozen=True)
