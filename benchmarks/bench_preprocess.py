@@ -1,7 +1,11 @@
 """Benchmark preprocessing on real clips: seconds per clip per stage, clips/s, peak memory, per worker count.
 
     .venv/bin/python benchmarks/bench_preprocess.py [--source ../shared/data/vgaf] [--workers 1 2]
-        [--preset paper fast] [--precision float32 bfloat16]
+        [--preset paper fast] [--precision float32 bfloat16] [--engine local ray]
+
+With ``--engine local ray`` each worker count runs as local processes and as Ray actors (a Ray started once on this
+machine, its start-up timed apart; each actor gets the cores / workers CPUs a local worker gets as threads), and a
+line per worker count gives the Ray path's throughput as a share of the local one's.
 
 Each configuration runs on a fresh cache. Stage figures are medians over clips (the first clip of each worker
 also pays model loading and graph tracing, which the wall-clock clips/s includes). With more than one
@@ -13,6 +17,7 @@ mean cosine of the scene maps per frame, and the share of faces with the same to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -25,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from gvs.core.cluster import ENGINES, EngineOptions, ray_session  # noqa: E402
 from gvs.core.vocabulary import MODALITIES  # noqa: E402
 from gvs.core.workspace import CacheDir  # noqa: E402
 from preprocess.agreement import Agreement  # noqa: E402
@@ -62,46 +68,75 @@ def main() -> None:
     parser.add_argument("--preset", nargs="+", default=["paper", "fast"])
     parser.add_argument("--precision", nargs="+", default=["auto"], choices=PRECISIONS)
     parser.add_argument("--only", nargs="+", default=list(MODALITIES), choices=MODALITIES)
+    parser.add_argument("--engine", nargs="+", default=["local"], choices=ENGINES)
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        if "ray" in args.engine:
+            started = time.perf_counter()
+            stack.enter_context(ray_session(EngineOptions("ray")))
+            print(f"Ray started on this machine in {time.perf_counter() - started:.1f} s (not in the figures below)")
+        run_all(args)
+
+
+def run_all(args: argparse.Namespace) -> None:
+    """Every preset x engine x worker count x precision, on a fresh cache each; prints a row per run."""
     os.environ.setdefault("GVS_MODEL_DIR", str(REPO.parent / "shared" / "models"))
     print(f"source {args.source}, {os.cpu_count()} cores")
     header = (
-        f"{'preset':7} {'workers':>7} {'precision':>9} "
+        f"{'preset':7} {'engine':>6} {'workers':>7} {'precision':>9} "
         + " ".join(f"{s:>7}" for s in ("decode", *args.only))
         + f" {'sum':>6} {'steady/s':>8} {'clips/s':>8} {'wall s':>7} {'peak MB':>8} {'failed':>6}"
     )
     print(header)
     notes = []
+    throughput: dict[tuple[str, int, str, str], float] = {}
     for preset_name in args.preset:
-        for workers in args.workers:
-            with tempfile.TemporaryDirectory() as scratch:
-                runs = []
-                for precision in args.precision:
-                    cache = Path(scratch) / precision
-                    started = time.perf_counter()
-                    summary = run_preprocess(
-                        args.source,
-                        cache,
-                        preset(preset_name, precision=precision),
-                        tuple(args.only),
-                        workers,
-                        progress=False,
-                    )
-                    wall = time.perf_counter() - started
-                    clips = summary.done + summary.failed
-                    stages = [float(np.median(summary.stage_seconds.get(s, [np.nan]))) for s in ("decode", *args.only)]
-                    used = summary.precision.split()[0]
-                    print(
-                        f"{preset_name:7} {workers:7d} {used:>9} "
-                        + " ".join(f"{v:7.2f}" for v in stages)
-                        + f" {np.nansum(stages):6.2f} {workers / np.nansum(stages):8.3f} {clips / wall:8.3f}"
-                        f" {wall:7.1f} {summary.peak_memory_mb:8.0f} {summary.failed:6d}"
-                    )
-                    runs.append((cache, summary))
-                notes.extend(compare(preset_name, workers, runs))
+        for engine_name in args.engine:
+            for workers in args.workers:
+                engine = EngineOptions(
+                    engine_name,
+                    workers=workers if engine_name == "ray" else None,
+                    cpus_per_worker=max(1, (os.cpu_count() or 1) // workers) if engine_name == "ray" else None,
+                )
+                with tempfile.TemporaryDirectory() as scratch:
+                    runs = []
+                    for precision in args.precision:
+                        cache = Path(scratch) / precision
+                        started = time.perf_counter()
+                        summary = run_preprocess(
+                            args.source,
+                            cache,
+                            preset(preset_name, precision=precision),
+                            tuple(args.only),
+                            workers,
+                            progress=False,
+                            engine=engine,
+                        )
+                        wall = time.perf_counter() - started
+                        clips = summary.done + summary.failed
+                        stages = [
+                            float(np.median(summary.stage_seconds.get(s, [np.nan]))) for s in ("decode", *args.only)
+                        ]
+                        used = summary.precision.split()[0]
+                        throughput[preset_name, workers, precision, engine_name] = clips / wall
+                        print(
+                            f"{preset_name:7} {engine_name:>6} {workers:7d} {used:>9} "
+                            + " ".join(f"{v:7.2f}" for v in stages)
+                            + f" {np.nansum(stages):6.2f} {workers / np.nansum(stages):8.3f} {clips / wall:8.3f}"
+                            f" {wall:7.1f} {summary.peak_memory_mb:8.0f} {summary.failed:6d}"
+                        )
+                        runs.append((cache, summary))
+                    notes.extend(compare(preset_name, workers, runs))
+    for (preset_name, workers, precision, engine_name), rate in throughput.items():
+        local = throughput.get((preset_name, workers, precision, "local"))
+        if engine_name == "ray" and local:
+            notes.append(
+                f"{preset_name} x{workers} {precision}: Ray {rate:.3f} clips/s = {rate / local:.2f}x local {local:.3f}"
+            )
     print(
         "stage columns: median seconds per clip; steady/s = workers / sum, the throughput once models are "
-        "loaded; clips/s and wall include process start and model loading"
+        "loaded; clips/s and wall include process (or actor) start and model loading; peak MB is the largest "
+        "worker's (for Ray the actors')"
     )
     for note in notes:
         print(note)

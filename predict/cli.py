@@ -7,6 +7,7 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
+from gvs.core.cluster import EngineOptions, add_engine_arguments, check_engine_options
 from gvs.core.command import positive_int
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import VIDEO_EXTENSIONS
@@ -33,6 +34,7 @@ examples:
   gvs predict ../shared/data/vgaf/Val/1_1.mp4                  with the last exported bundle
   gvs predict wedding.mp4 protest.mkv --model runs/demo/bundle
   gvs predict ../shared/data/vgaf/Test --model runs/demo --emotiw --out predictions/test
+  gvs predict /nfs/videos --model /nfs/bundles/vgaf --engine ray --ray-address auto   on a Ray cluster
 """
 EXPORT_DESCRIPTION = (
     "Write a model bundle: the modality models, the chosen fusion, the preprocessing parameters, "
@@ -73,6 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--emotiw", action="store_true", help="also write EmotiW submission files and their zip (VGAF's classes only)"
     )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        help="with --engine ray: actors, each loading the bundle once (default: one per --cpus-per-worker CPUs of "
+        "the cluster); locally one process predicts with every core",
+    )
+    add_engine_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -164,12 +173,13 @@ def _summary(videos, out, skipped: dict[str, str], class_names: tuple[str, ...])
 
 def run(args: argparse.Namespace) -> int:
     """Predict every input video and write the outputs."""
-    from tqdm import tqdm
-
     from .bundle import last_bundle, load_bundle
     from .outputs import write_outputs
-    from .predictor import Predictor
 
+    engine = EngineOptions.from_args(args)
+    check_engine_options(engine)
+    if engine.engine == "local" and (args.workers or 1) > 1:
+        raise InputError("--workers needs --engine ray for gvs predict (locally one process uses every core)")
     model = args.model
     if model is None:
         model = last_bundle()
@@ -184,29 +194,87 @@ def run(args: argparse.Namespace) -> int:
     videos, skipped = expand_inputs(args.inputs, tuple(bundle.class_names), notes)
     if not videos:
         raise InputError(f"no videos in {', '.join(map(str, args.inputs))} ({', '.join(VIDEO_EXTENSIONS)})")
+    predict = _predict_on_ray if engine.engine == "ray" else _predict_here
+    results, settings = predict(bundle, Path(model).absolute(), videos, args, engine)
+    results = [_noted(video, notes.get(video.path)) for video in results]
+    out = args.out or Path("predictions") / args.inputs[0].stem
+    folder = write_outputs(out, results, bundle.modalities, bundle.summary(), settings, args.emotiw)
+    print(_summary(results, folder, skipped, tuple(bundle.class_names)))
+    return 0
+
+
+def _predict_here(bundle, model: Path, videos: list, args: argparse.Namespace, engine: EngineOptions):
+    """(VideoPredictions in input order, the predictor's settings), in this process."""
+    from tqdm import tqdm
+
+    from .predictor import Predictor
+
     predictor = Predictor(bundle, args.stride, args.pool, precision=args.precision)
     print(f"backbone precision: {predictor.precision}")
-    out = args.out or Path("predictions") / args.inputs[0].stem
     results = []
     bar = tqdm(videos, unit="video", desc="predict", disable=args.quiet, dynamic_ncols=True)
     windows_bar = tqdm(unit="window", desc="windows", disable=args.quiet, dynamic_ncols=True, position=1, leave=False)
     try:
         for path, label in bar:
-            results.append(_noted(predictor.predict_video(path, label, windows_bar), notes.get(path)))
+            results.append(predictor.predict_video(path, label, windows_bar))
             bar.set_postfix(failed=sum(r.status == "failed" for r in results), refresh=False)
     finally:
         windows_bar.close()
         bar.close()
-    folder = write_outputs(
-        out,
-        results,
-        predictor.bundle.modalities,
-        predictor.bundle.summary(),
-        predictor.settings(),
-        args.emotiw,
-    )
-    print(_summary(results, folder, skipped, predictor.class_names))
-    return 0
+    return results, predictor.settings()
+
+
+def _predict_on_ray(bundle, model: Path, videos: list, args: argparse.Namespace, engine: EngineOptions):
+    """(VideoPredictions in input order, the actors' settings) from a pool of Ray actors, each loading the bundle
+    once; the bundle and the videos must be at the same path on every node."""
+    import functools
+
+    from tqdm import tqdm
+
+    from gvs.core.cluster import ray_session, run_on_actors
+
+    from .predictor import VideoPrediction
+
+    factory = functools.partial(_predictor_on_node, model, args.stride, args.pool, args.precision)
+    items = [(index, path, label) for index, (path, label) in enumerate(videos)]
+    results: list = [None] * len(items)
+    precisions: set[str] = set()
+    settings: dict = {}
+    with (
+        ray_session(engine) as ray,
+        tqdm(total=len(items), unit="video", desc="predict", disable=args.quiet, dynamic_ncols=True) as bar,
+    ):
+        for (index, path, label), result in run_on_actors(ray, factory, items, engine):
+            if isinstance(result, tuple):
+                results[index], settings = result
+                precisions.add(settings["precision"])
+            else:  # its actor kept dying
+                reason = f"{path}: worker failed: {type(result).__name__}: {result}"
+                results[index] = VideoPrediction(
+                    path, "failed", reason=reason, label=label, class_names=bundle.class_names
+                )
+            bar.update()
+            bar.set_postfix(failed=sum(r is not None and r.status == "failed" for r in results), refresh=False)
+    if precisions:
+        print(f"backbone precision: {'; '.join(sorted(precisions))}")
+    settings = dict(settings or {"pool": args.pool}, precision="; ".join(sorted(precisions)))
+    return results, settings
+
+
+def _predictor_on_node(model: Path, stride: int | None, pool: str, precision: str):
+    """A Ray actor's predictor: (index, path, label) -> (VideoPrediction, the predictor's settings)."""
+    from gvs.core.cluster import check_visible
+
+    from .predictor import Predictor
+
+    check_visible([model])
+    predictor = Predictor(model, stride, pool, precision=precision)
+
+    def predict(item: tuple[int, Path, int | None]):
+        _, path, label = item
+        return predictor.predict_video(path, label), predictor.settings()
+
+    return predict
 
 
 def _noted(video, note: str | None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gvs.core.cluster import EngineOptions, add_engine_arguments, check_engine_options
 from gvs.core.command import positive_float, positive_int
 from gvs.core.errors import Interrupted
 from gvs.core.vocabulary import MODALITIES
@@ -37,6 +38,7 @@ examples:
   gvs preprocess data/demo --cache cache/demo --workers 2
   gvs preprocess ../shared/data/vgaf --cache cache/vgaf --preset fast --only scene pose
   gvs preprocess ../shared/data/vgaf --cache cache/vgaf32 --precision float32   no bfloat16
+  gvs preprocess /nfs/vgaf --cache /nfs/cache/vgaf --engine ray --ray-address auto   on a Ray cluster
 """
 
 
@@ -50,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=positive_int,
-        default=1,
-        help="clips processed in parallel, one process each; each loads every model once (default 1)",
+        help="clips processed in parallel, one process (or Ray actor) each; each loads every model once "
+        "(default 1; with --engine ray: one per --cpus-per-worker CPUs of the cluster)",
     )
     parser.add_argument(
         "--only",
@@ -120,6 +122,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="backbone arithmetic: auto (default; bfloat16 on a CPU with AVX512_BF16/AMX or a GPU, else float32), "
         "float32, bfloat16 (1.5x faster scene, 1.7x pose where the CPU has it; slow where it does not)",
     )
+    add_engine_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -132,6 +135,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from .pipeline import run_preprocess
     from .report import format_summary
+
+    engine = EngineOptions.from_args(args)
+    check_engine_options(engine)
 
     width, height = args.scene_size or (None, None)
     config = preset(
@@ -156,9 +162,10 @@ def run(args: argparse.Namespace) -> int:
             args.cache,
             config,
             tuple(args.only),
-            args.workers,
+            args.workers or 1,
             progress=not args.quiet,
             splits=tuple(args.splits) if args.splits else None,
+            engine=engine,
         )
     except Interrupted as error:
         print(format_summary(error.summary))

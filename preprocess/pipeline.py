@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
+from gvs.core.cluster import EngineOptions, check_visible, limit_threads, ray_session, run_on_actors
 from gvs.core.errors import DiskError, Interrupted
 from gvs.core.io import atomic_write_text
 from gvs.core.vocabulary import MODALITIES
@@ -173,16 +175,6 @@ class ClipProcessor:
 _WORKER: ClipProcessor | None = None
 
 
-def _limit_threads(threads: int) -> None:
-    """Keep each worker to its share of the cores (TensorFlow, OpenCV and BLAS would each take all of them)."""
-    import cv2
-    import tensorflow as tf
-
-    cv2.setNumThreads(threads)
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-
-
 def _die_with_parent(parent: int) -> None:
     """End this worker when its parent process ends, even by kill -9 (no orphans holding gigabytes)."""
     try:  # Linux: the kernel sends SIGKILL when the parent dies
@@ -203,15 +195,25 @@ def _init_worker(config: PreprocessConfig, stores: dict[str, FeatureStore], thre
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     _die_with_parent(parent)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[variable] = str(threads)
-    _limit_threads(threads)
+    limit_threads(threads)
     _WORKER = ClipProcessor(config, stores)
 
 
 def _run_in_worker(clip: ClipRecord) -> ClipOutcome:
     assert _WORKER is not None
     return _WORKER(clip)
+
+
+def _processor_on_node(config: PreprocessConfig, stores: dict[str, FeatureStore], shared: list[Path]) -> ClipProcessor:
+    """A Ray actor's ClipProcessor, once the node is seen to share the cache and the dataset (``shared``)."""
+    check_visible(shared)
+    return ClipProcessor(config, stores)
+
+
+def _worker_failed(clip: ClipRecord, stores: dict[str, FeatureStore], error: BaseException) -> ClipOutcome:
+    """The outcome of a clip whose worker process died (a native crash, a kill, a lost node)."""
+    reason = f"{clip.path}: worker failed: {type(error).__name__}: {error}"
+    return ClipOutcome(clip.key, {m: "failed" for m in stores}, {m: reason for m in stores})
 
 
 def prepare_stores(
@@ -238,16 +240,19 @@ def run_preprocess(
     workers: int = 1,
     progress: bool = True,
     splits: tuple[str, ...] | None = None,
+    engine: EngineOptions | None = None,
 ) -> RunSummary:
     """Extract the features of every clip under ``source`` into ``cache``; cached clips are skipped.
 
+    ``engine`` with ``engine="ray"`` runs the clips on a Ray cluster's actors (``workers`` is then ignored for
+    ``engine.workers``); the cache and the dataset must be at the same path on every node.
     Returns a RunSummary and writes it to CACHE/logs/. Bad clips are recorded, never raised. Raises
     Interrupted (with ``.summary``) on Ctrl-C, DiskError when the cache cannot be written, CacheError when the
     cache belongs to another source or another run holds it.
     """
     from tqdm import tqdm
 
-    cache_dir = CacheDir(cache)
+    cache_dir = CacheDir(Path(cache).absolute())  # absolute: Ray actors elsewhere write to the same path
     precision = "{} ({})".format(*resolve_precision(config.precision))
     dataset = discover(source)
     clips = [c for c in dataset.clips if splits is None or c.split in splits]
@@ -266,7 +271,12 @@ def run_preprocess(
         started = time.perf_counter()
         bar = tqdm(total=len(clips), unit="clip", desc="preprocess", disable=not progress, dynamic_ncols=True)
         try:
-            with contextlib.closing(_outcomes(clips, config, stores, workers)) as outcomes:  # stops workers at once
+            if engine is not None and engine.engine == "ray":
+                shared = [cache_dir.source_path, dataset.source]
+                outcomes_of = _outcomes_on_ray(clips, config, stores, engine, shared)
+            else:
+                outcomes_of = _outcomes(clips, config, stores, workers)
+            with contextlib.closing(outcomes_of) as outcomes:  # stops workers at once
                 for outcome in outcomes:
                     summary.add(outcome)
                     bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
@@ -300,6 +310,23 @@ def _record(cache: CacheDir, summary: RunSummary, writable: bool) -> None:
         log.warning("%s is read-only: nothing needed computing, the run log was not written", cache.root)
 
 
+def _outcomes_on_ray(
+    clips: list[ClipRecord],
+    config: PreprocessConfig,
+    stores: dict[str, FeatureStore],
+    engine: EngineOptions,
+    shared: list[Path],
+) -> Iterator[ClipOutcome]:
+    """Yield one ClipOutcome per clip from a pool of Ray actors, each with its own ClipProcessor (models loaded once
+    per actor); a clip whose actor keeps dying fails with the reason, as a dead local worker's does."""
+    if not clips:
+        return
+    with ray_session(engine) as ray:
+        factory = functools.partial(_processor_on_node, config, stores, shared)
+        for clip, result in run_on_actors(ray, factory, clips, engine):
+            yield result if isinstance(result, ClipOutcome) else _worker_failed(clip, stores, result)
+
+
 def _outcomes(
     clips: list[ClipRecord], config: PreprocessConfig, stores: dict[str, FeatureStore], workers: int
 ) -> Iterator[ClipOutcome]:
@@ -324,9 +351,7 @@ def _outcomes(
             except DiskError:
                 raise
             except Exception as error:  # a worker that died (e.g. a native crash) fails its clip, not the run
-                clip = futures[future]
-                reason = f"{clip.path}: worker failed: {type(error).__name__}: {error}"
-                yield ClipOutcome(clip.key, {m: "failed" for m in stores}, {m: reason for m in stores})
+                yield _worker_failed(futures[future], stores, error)
         finished = True
     finally:
         if finished:
