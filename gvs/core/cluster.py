@@ -26,7 +26,7 @@ from .command import positive_float
 from .errors import GVSError, InputError
 
 ENGINES: tuple[str, ...] = ("local", "ray")
-RAY_INSTALL = "pip install -e '.[ray]' (in this checkout) or pip install 'ray[default]>=2.40'"
+RAY_INSTALL = "pip install -e '.[ray]' (in this checkout) or pip install 'ray[default]>=2.52'"
 DEFAULT_CPUS_PER_WORKER = 2  # threads per actor when neither --workers nor --cpus-per-worker says otherwise
 FORWARDED_VARIABLES = ("TF_CPP_MIN_LOG_LEVEL",)  # with every GVS_* variable: the actors' model folders and home
 
@@ -113,7 +113,7 @@ def check_engine_options(options: EngineOptions) -> None:
         if value is not None
     ]
     if given:
-        raise InputError(f"{', '.join(given)} need --engine ray")
+        raise InputError(f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} --engine ray")
 
 
 def import_ray():
