@@ -597,7 +597,7 @@ def test_ctrl_c_stops_every_worker_and_exits_130_with_one_line(tmp_path: Path, t
     assert sum(line.startswith("interrupted;") for line in lines) == 1, stderr[-3000:]
     assert re.search(r"^interrupted; [1-7] of 8 clips finished", stderr, re.MULTILINE), stderr[-3000:]
     assert "Traceback" not in stderr, stderr[-3000:]
-    assert wait_until_gone(tag, 10) == []
+    assert wait_until_gone(tag, 30) == []
     for modality in ("audio", "pose"):  # what was written reads as valid
         store = CacheDir(cache).current(modality)
         assert all(store.has(key) for key in store.keys())
@@ -611,7 +611,7 @@ def test_kill_9_of_the_run_ends_its_workers(tmp_path: Path, test_clips) -> None:
     try:
         os.kill(process.pid, signal.SIGKILL)  # the parent only
         process.wait(timeout=30)
-        assert wait_until_gone(tag, 15) == []
+        assert wait_until_gone(tag, 30) == []
     finally:
         for pid in tagged_processes(tag):
             os.kill(pid, signal.SIGKILL)
