@@ -24,7 +24,7 @@ import pytest
 from gvs.core.cluster import ClusterError, EngineOptions, check_engine_options, import_ray, plan_actors
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import MODALITIES
-from gvs.core.workspace import CacheDir
+from gvs.core.workspace import CacheDir, PredictionsDir
 from preprocess.config import PreprocessConfig
 from preprocess.pipeline import run_preprocess
 
@@ -210,7 +210,7 @@ def test_predict_on_ray_matches_predict_here(ray_cluster, small_bundle, val_clip
     import csv
 
     def rows(folder: Path) -> list[dict[str, str]]:
-        with (folder / "predictions.csv").open(newline="") as handle:
+        with PredictionsDir(folder).videos_csv.open(newline="") as handle:
             return list(csv.DictReader(handle))
 
     here, there = rows(tmp_path / "here"), rows(tmp_path / "ray")
