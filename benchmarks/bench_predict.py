@@ -60,10 +60,10 @@ def worker(model: str, precision: str, videos: list[str], out: Path, started: fl
     result = {"cold_s": time.time() - started, "precision": predictor.precision}
     in_model, predict_batch = [0.0], predictor._predict_batch
 
-    def timed_batch(windows):
+    def timed_batch(windows, *args, **kwargs):
         begun = time.perf_counter()
         try:
-            return predict_batch(windows)
+            return predict_batch(windows, *args, **kwargs)
         finally:
             in_model[0] += time.perf_counter() - begun
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import skimage.data
 
+from preprocess import faces as faces_module
 from preprocess.cli import add_arguments
 from preprocess.config import PreprocessConfig
 from preprocess.decode import DecodedClip, decode_clip
@@ -218,6 +219,45 @@ def test_real_clip_shapes_and_counts(extractor, test_clips):
     height, width = clip.frames.shape[1:3]
     assert (boxes[:, 2] - boxes[:, 0] >= PreprocessConfig().min_face).all()
     assert (boxes[:, [0, 2]] <= height).all() and (boxes[:, [1, 3]] <= width).all() and (boxes >= 0).all()
+
+
+@pytest.mark.slow
+def test_mtcnn_networks_run_as_graphs_on_fixed_batches_with_the_package_stages_results(test_clips, monkeypatch):
+    # Memory and speed (see faces._in_batches, faces._compiled): RNet and ONet get zero-padded batches of one
+    # size whatever the proposal count, every network runs as a traced graph, and the boxes and landmarks stay
+    # those of mtcnn's own stages (eager, each network once on all proposals).
+    frames = decode_clip(next(p for p in test_clips if p.name == "Test_7.mp4"), sample_rate=None).frames[:6]
+    images = np.stack([cv2.resize(f, (640, 360), interpolation=cv2.INTER_AREA) for f in frames])
+    pnet, rnet, onet = faces_module._mtcnn_stages()
+    normalized = faces_module._normalized(images)
+    with monkeypatch.context() as eager:  # our pyramid on the eager PNet, then the package's RNet and ONet stages
+        eager.setattr(faces_module, "_compiled", lambda network, batch=None: pnet.model)
+        proposals = faces_module._pnet_proposals(images, 14.0)
+    refined = rnet(images_normalized=normalized, bboxes_batch=proposals.copy())
+    expected = onet(
+        images_normalized=normalized, bboxes_batch=refined.copy(), threshold_onet=faces_module.ONET_THRESHOLD
+    )
+    compiled, seen = faces_module._compiled, []
+
+    def recording(network, batch=None):
+        run = compiled(network, batch)
+
+        def call(images):
+            seen.append((network, images.shape))
+            return run(images)
+
+        return call
+
+    monkeypatch.setattr(faces_module, "_compiled", recording)
+    monkeypatch.setattr(faces_module, "RNET_BATCH", 64)
+    monkeypatch.setattr(faces_module, "ONET_BATCH", 8)
+    assert len(proposals) > 2 * 64 and len(refined) > 8  # several batches, the last one padded
+    found = faces_module._mtcnn(images, 14.0)
+    assert {shape for network, shape in seen if network == "rnet"} == {(64, 24, 24, 3)}
+    assert {shape for network, shape in seen if network == "onet"} == {(8, 48, 48, 3)}
+    assert sum(network == "pnet" for network, _ in seen) == len(faces_module._pyramid((360, 640), 14.0))
+    assert found.shape == expected.shape and len(found) >= 6 * 3
+    np.testing.assert_allclose(found, expected, atol=0.05)
 
 
 @pytest.mark.slow
