@@ -3,7 +3,7 @@
 Detection. ``mtcnn`` (the ``mtcnn`` 1.0.0 package: PNet/RNet/ONet, weights inside the wheel, runs on TensorFlow;
 its pyramid is rebuilt here, see _pyramid; the three networks run as traced graphs, RNet and ONet on fixed-size
 batches of proposals so that memory stays flat over a long video, see _compiled and _in_batches) finds far more
-of the faces a person sees in group scenes than face_recognition's detectors, kept as options: 0.89 of the 123
+of the faces a person sees in group scenes than face_recognition's detectors, kept as options: 0.89 of the 122
 hand-counted faces of the shared clips against 0.20 for ``hog`` and 0.47 for ``cnn`` (tests/data/face_counts.json,
 benchmarks/bench_faces.py), at about 0.8 s a clip for the whole face stage on 2 CPU cores.
 
