@@ -70,6 +70,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=list(MODALITIES), choices=MODALITIES)
     parser.add_argument("--engine", nargs="+", default=["local"], choices=ENGINES)
     args = parser.parse_args()
+    os.environ.setdefault("GVS_MODEL_DIR", str(REPO.parent / "shared" / "models"))  # before Ray: actors get it
     with contextlib.ExitStack() as stack:
         if "ray" in args.engine:
             started = time.perf_counter()
@@ -80,7 +81,6 @@ def main() -> None:
 
 def run_all(args: argparse.Namespace) -> None:
     """Every preset x engine x worker count x precision, on a fresh cache each; prints a row per run."""
-    os.environ.setdefault("GVS_MODEL_DIR", str(REPO.parent / "shared" / "models"))
     print(f"source {args.source}, {os.cpu_count()} cores")
     header = (
         f"{'preset':7} {'engine':>6} {'workers':>7} {'precision':>9} "

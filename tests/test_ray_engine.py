@@ -58,6 +58,17 @@ def test_actor_plan_fits_the_cluster():
         plan_actors(cluster, EngineOptions("ray", workers=4, gpus_per_worker=1))
 
 
+def test_an_address_where_no_cluster_answers_is_refused_at_once():
+    from gvs.core.cluster import _check_reachable
+
+    started = time.monotonic()
+    with pytest.raises(ClusterError, match=r"--ray-address 127\.0\.0\.1:\d+: no Ray cluster answers there"):
+        _check_reachable(f"127.0.0.1:{_free_port()}")
+    assert time.monotonic() - started < 10  # Ray's own connect retries for minutes
+    with pytest.raises(ClusterError, match="expected auto or HOST:PORT"):
+        _check_reachable("head-node")
+
+
 # A real cluster on this machine ---------------------------------------------------------------------------------
 
 

@@ -138,6 +138,7 @@ def ray_session(options: EngineOptions) -> Iterator[Any]:
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
+        _check_reachable(options.address)
         try:
             context = ray.init(
                 address=options.address,
@@ -159,6 +160,22 @@ def ray_session(options: EngineOptions) -> Iterator[Any]:
     finally:
         if started_here:
             ray.shutdown()
+
+
+def _check_reachable(address: str | None, seconds: float = 5.0) -> None:
+    """A ClusterError at once when nothing listens at a HOST:PORT address (Ray itself retries for minutes)."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"--ray-address {address}: expected auto or HOST:PORT (e.g. 10.0.0.1:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=seconds).close()
+    except OSError as error:
+        raise ClusterError(
+            f"--ray-address {address}: no Ray cluster answers there ({error}); start one with `ray start --head` "
+            "(docs/cluster.md), or leave --ray-address out to run Ray on this machine"
+        ) from None
 
 
 def plan_actors(cluster: dict[str, float], options: EngineOptions) -> tuple[int, float]:
@@ -201,16 +218,14 @@ def limit_threads(threads: int) -> None:
         log.debug("TensorFlow's thread pools were already set", exc_info=True)
 
 
-def check_visible(paths: Iterable[str | Path]) -> str:
-    """This node's name; a ClusterError naming the node and the path when one of ``paths`` is not there."""
-    node = socket.gethostname()
+def check_visible(paths: Iterable[str | Path]) -> None:
+    """A ClusterError naming this node and the path when one of ``paths`` is not there."""
     for path in paths:
         if not Path(path).exists():
             raise ClusterError(
-                f"node {node} cannot see {path}: put it on a filesystem every node mounts at the same path "
-                "(docs/cluster.md)"
+                f"node {socket.gethostname()} cannot see {path}: put it on a filesystem every node mounts at the "
+                "same path (docs/cluster.md)"
             )
-    return node
 
 
 class ActorFailed(GVSError):
@@ -269,16 +284,14 @@ def run_on_actors(
 
 
 def _ready(ray, actors: list) -> None:
-    """Wait until every actor has built its worker; a ClusterError with the first actor's reason otherwise."""
+    """Wait until every actor has built its worker; the first actor's error (e.g. a node that cannot see the cache)
+    otherwise."""
     try:
         nodes = ray.get([actor.node.remote() for actor in actors])
+    except ray.exceptions.RayTaskError as error:  # the worker could not be built: its own error, as it was raised
+        raise (error.cause if isinstance(error.cause, GVSError) else error.as_instanceof_cause()) from None
     except ray.exceptions.RayActorError as error:
-        cause = getattr(error, "cause", None) or error
-        if isinstance(cause, ray.exceptions.RayTaskError):
-            cause = cause.as_instanceof_cause()
-        if isinstance(cause, GVSError):
-            raise cause from None
-        raise ClusterError(f"a Ray actor could not start: {_first_line(cause)}") from None
+        raise ClusterError(f"a Ray actor could not start: {_first_line(error)}") from None
     log.info("%d actors on %d nodes", len(actors), len(set(nodes)))
 
 
@@ -296,14 +309,18 @@ class _Actor:
         if Path(folder).is_dir():
             os.chdir(folder)
         limit_threads(threads)
-        self.worker = worker_factory()
         self.name = socket.gethostname()
+        self.failure: GVSError | None = None
+        try:
+            self.worker = worker_factory()
+        except GVSError as error:  # kept for node(): an actor that dies in __init__ loses its error's type
+            self.failure = error
 
     def node(self) -> str:
+        """This actor's node; raises the error its worker could not be built with."""
+        if self.failure is not None:
+            raise self.failure
         return self.name
-
-    def pid(self) -> int:
-        return os.getpid()
 
     def run(self, item: Any) -> Any:
         return self.worker(item)
