@@ -54,7 +54,7 @@ def sample_rss(samples: list[float], done: threading.Event) -> None:
 
 def worker(model: str, precision: str, videos: list[str], out: Path, started: float) -> None:
     """Runs in the fresh process: load once, then time every video; writes the figures to ``out`` (JSON)."""
-    from predict.predictor import Predictor
+    from gvs.predict.predictor import Predictor
 
     predictor = Predictor(model, precision=precision)
     result = {"cold_s": time.time() - started, "precision": predictor.precision}

@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     clip = SHARED / "data" / "vgaf" / args.clip
 
-    from report.explain import ReportMaker, ReportOptions
+    from gvs.report.explain import ReportMaker, ReportOptions
 
     started = time.perf_counter()
     maker = ReportMaker(args.model)

@@ -214,9 +214,9 @@ def _train_and_fuse(settings: ChainSettings, kept: list[str], seed: int, runs: P
 def export_and_predict(runs: Path, dataset: Path, fusion: str) -> str:
     """Export RUNS' bundle (the chosen fusion, fc when "all") and predict one clip of the dataset with it."""
     from gvs.core.workspace import RunsDir
-    from predict.bundle import export_bundle
-    from predict.cli import expand_inputs
-    from predict.predictor import Predictor
+    from gvs.predict.bundle import export_bundle
+    from gvs.predict.cli import expand_inputs
+    from gvs.predict.predictor import Predictor
 
     bundle = RunsDir(runs).bundle_path
     _stage(6, f"export the model bundle -> {bundle} (`gvs predict` uses it by default)")

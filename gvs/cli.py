@@ -336,14 +336,14 @@ SUBCOMMANDS: dict[str, tuple[str, object]] = {
     ),
     "explain": ("saliency and explanation figures", _stage_command("saliency.cli")),
     "export": ("write a model bundle (models, fusion, parameters, manifest)", lambda: _export_command()),
-    "predict": ("the sentiment of any video, window by window and per video", _stage_command("predict.cli")),
-    "report": ("one HTML page per video: what drove its verdict", _stage_command("report.cli")),
-    "serve": ("a web app: upload a video, get its verdict and report", _stage_command("serve.cli")),
+    "predict": ("the sentiment of any video, window by window and per video", _stage_command("gvs.predict.cli")),
+    "report": ("one HTML page per video: what drove its verdict", _stage_command("gvs.report.cli")),
+    "serve": ("a web app: upload a video, get its verdict and report", _stage_command("gvs.serve.cli")),
 }
 
 
 def _export_command():
-    from predict import cli
+    from gvs.predict import cli
 
     return cli.EXPORT_DESCRIPTION, cli.EXPORT_EPILOG, cli.add_export_arguments, cli.run_export
 

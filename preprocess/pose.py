@@ -21,7 +21,7 @@ interview, a sofa) keep their keypoints within 1-2 px from frame to frame just a
 clips, most of Test_1's panel), but the pixels under them change by 0.89 grey levels or more in more than half
 of the frames (breathing, blinking, exposure), while those under an overlay on a still background change by
 0.0-0.7, mostly under 0.5. An overlay on moving video changes with what shows through it and is kept.
-The streaming path (predict/stream.py) runs the extractor on chunks of a video: each chunk's frames are compared
+The streaming path (gvs/predict/stream.py) runs the extractor on chunks of a video: each chunk's frames are compared
 with each other and with the up to ``n_frames - 1`` sampled frames before them, which the extractor keeps while
 the chunks continue one video; a frame with fewer than ``STATIC_MIN_FRAMES`` others to compare (a clip or the
 start of a video shorter than 6 sampled frames) keeps every skeleton.
@@ -191,7 +191,7 @@ class PoseExtractor:
     """Pose features of a decoded clip; loads the network once.
 
     Keeps the grey images of the last ``n_frames - 1`` sampled frames it saw, so that a video given in chunks
-    (predict/stream.py) is checked for static skeletons across chunks (see the module doc): a clip continues the
+    (gvs/predict/stream.py) is checked for static skeletons across chunks (see the module doc): a clip continues the
     previous one when it has the same path, frame size and later frame indices.
     """
 

@@ -15,10 +15,10 @@ import keras
 import numpy as np
 
 from gvs.core.vocabulary import CLASS_NAMES
-from predict.predictor import FUSED, WindowPrediction
-from predict.stream import WindowFeatures, WindowRaw
+from gvs.predict.predictor import FUSED, WindowPrediction
+from gvs.predict.stream import WindowFeatures, WindowRaw
+from gvs.report.window import ExplainedWindow
 from preprocess.config import PreprocessConfig
-from report.window import ExplainedWindow
 
 
 @dataclass

@@ -14,7 +14,7 @@ from gvs.core.errors import CorruptFileError, InputError, RunError
 from gvs.core.io import atomic_write_json, sha256_of
 from gvs.core.vocabulary import CLASS_NAMES
 from gvs.core.workspace import BundleDir, RunsDir
-from predict.bundle import choose_fusion, export_bundle, last_bundle, load_bundle
+from gvs.predict.bundle import choose_fusion, export_bundle, last_bundle, load_bundle
 from preprocess.config import PreprocessConfig
 from tests.synthetic import make_synthetic_cache
 
@@ -194,7 +194,7 @@ def test_export_writes_one_checked_folder_and_a_deterministic_zip(workspace, tmp
         names = archive.namelist()
     assert names == sorted(f"demo/{p}" for p in [*manifest, "manifest.json"])
     first = sha256_of(bundle.zip_path)
-    from predict.bundle import _write_zip
+    from gvs.predict.bundle import _write_zip
 
     _write_zip(bundle)
     assert sha256_of(bundle.zip_path) == first
@@ -204,8 +204,8 @@ def test_export_writes_one_checked_folder_and_a_deterministic_zip(workspace, tmp
 @pytest.mark.parametrize("fusion", [None, "soft-faces+pose", "attention-faces+pose"])
 def test_folder_zip_and_runs_predict_exactly_as_the_runs_models(workspace, tmp_path, fusion):
     from ensemble.fusions import load_fusion
-    from predict.predictor import FUSED as FUSED_ROW
-    from predict.predictor import Predictor
+    from gvs.predict.predictor import FUSED as FUSED_ROW
+    from gvs.predict.predictor import Predictor
 
     folder = export_bundle(workspace["runs"], tmp_path / "b", fusion)
     features, outputs = _outputs_and_features(workspace["cache"], workspace["runs"])
@@ -331,8 +331,8 @@ def test_an_attention_bundle_shows_where_each_modality_looked(workspace, tmp_pat
     """The report's attention section for one window: weights from the bundle's fusion, a heat map, the peaks."""
     from types import SimpleNamespace
 
-    from predict.predictor import Predictor
-    from report.attention_section import attention_weights, section
+    from gvs.predict.predictor import Predictor
+    from gvs.report.attention_section import attention_weights, section
 
     predictor = Predictor(export_bundle(workspace["runs"], tmp_path / "b", "attention-faces+pose"), precision="float32")
     features, _ = _outputs_and_features(workspace["cache"], workspace["runs"], n=12)

@@ -16,16 +16,16 @@ from matplotlib.colors import to_hex
 
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import CLASS_NAMES
-from predict.cli import _noted, expand_inputs
-from predict.outputs import PALETTE, class_colours, write_outputs
-from predict.predictor import FUSED, VideoPrediction, WindowPrediction, class_shares, pool_probabilities
+from gvs.predict.cli import _noted, expand_inputs
+from gvs.predict.outputs import PALETTE, class_colours, write_outputs
+from gvs.predict.predictor import FUSED, VideoPrediction, WindowPrediction, class_shares, pool_probabilities
+from gvs.report import lime_frame, modality_shares, occlusion
+from gvs.report.explain import Report, check_class
+from gvs.report.faithfulness import faithfulness_section
+from gvs.report.html import write_index
+from gvs.report.verdict import verdict_section
 from preprocess.config import PreprocessConfig
 from preprocess.scene import prepare_frames
-from report import lime_frame, modality_shares, occlusion
-from report.explain import Report, check_class
-from report.faithfulness import faithfulness_section
-from report.html import write_index
-from report.verdict import verdict_section
 from tests.report_fakes import KnownPredictor, KnownStream, known_window, probabilities_from
 from tests.test_report_lime_pixels import CELL, HEIGHT, KEY, REGION, WIDTH, PatchBackbone, _frames
 
@@ -302,9 +302,9 @@ def test_a_two_class_report_page(two_class_report, tmp_path):
 
 
 def test_a_seven_class_job_page(tmp_path):
-    from serve.jobs import Job, public_view
-    from serve.pages import bars, job_page
-    from serve.runner import _by_class, modality_probabilities
+    from gvs.serve.jobs import Job, public_view
+    from gvs.serve.pages import bars, job_page
+    from gvs.serve.runner import _by_class, modality_probabilities
 
     video = random_video("party.mp4", EMOTIONS, 4, np.random.default_rng(7))
     job = Job("abc", "party.mp4", tmp_path / "upload", tmp_path, status="done", stage="done")

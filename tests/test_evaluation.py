@@ -108,7 +108,7 @@ def test_seeds_table_is_the_mean_and_std_of_each_seed_s_table(tmp_path: Path) ->
     "classes", [("calm", "excited"), ("anger", "disgust", "fear", "happy", "neutral", "sad", "surprise")]
 )
 def test_class_sets_other_than_three_go_through_the_chain(tmp_path: Path, classes: tuple[str, ...]) -> None:
-    from predict.bundle import export_bundle, load_bundle
+    from gvs.predict.bundle import export_bundle, load_bundle
 
     cache = make_synthetic_cache(tmp_path / "cache", 6, seed=2, class_names=classes)
     runs = tmp_path / "runs"

@@ -75,7 +75,7 @@ def test_demo_chain_ends_with_tables_and_resumes_without_redoing_work(chain, cap
 def test_report_of_the_real_clip_with_the_demo_bundle_has_every_section(chain, val_clip: Path, tmp_path: Path) -> None:
     """`gvs report` on the shared clip Val/1_1 with the bundle the main job exported: one page with all eight
     sections and no broken image; in headless Chromium too when it is installed."""
-    from report.screenshot import find_chromium, rendered_dom
+    from gvs.report.screenshot import find_chromium, rendered_dom
 
     _, _, runs_root = chain
     bundle = RunsDir(runs_root).bundle_path

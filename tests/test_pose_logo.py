@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from predict.stream import WindowStream
+from gvs.predict.stream import WindowStream
 from preprocess.config import PreprocessConfig
 from preprocess.decode import DecodedClip, read_frames
 from preprocess.pose import PoseExtractor, detect_people
@@ -99,7 +99,7 @@ def test_the_overlay_is_not_counted_and_the_still_panel_is(
 
 
 def test_streamed_windows_do_not_count_the_overlay(videos: dict[str, Path], extractor: PoseExtractor) -> None:
-    """predict/stream.py extracts chunks of 6 sampled frames: the extractor compares them across chunks too."""
+    """gvs/predict/stream.py extracts chunks of 6 sampled frames: the extractor compares them across chunks too."""
     frames, indices, _ = read_frames(videos["logo"], n_frames=15)  # every sampled frame of the 5-s video
     found = detect_people(extractor.net, frames, CONFIG.pose_input_size)
     outside = {index: int((~in_box(people)).sum()) for index, people in zip(indices, found)}

@@ -11,7 +11,7 @@ import pytest
 
 from gvs.cli import main as gvs_main
 from gvs.core.workspace import PredictionsDir
-from predict.predictor import FUSED, Predictor
+from gvs.predict.predictor import FUSED, Predictor
 from tests.media import common_bad_copies, ffmpeg
 
 pytestmark = pytest.mark.slow
@@ -136,7 +136,7 @@ def test_every_bad_video_gets_its_own_outcome_and_the_batch_goes_on(
 def test_predict_without_model_uses_the_last_export_and_says_so(
     val_clip: Path, small_bundle: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:
-    from predict.bundle import last_bundle
+    from gvs.predict.bundle import last_bundle
 
     if last_bundle() is None:
         pytest.skip("no bundle exported in this GVS_HOME")

@@ -17,9 +17,9 @@ from skimage import data
 
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import CLASS_NAMES
-from report import screenshot as shots
-from report.html import MAX_STEM_BYTES, page_stem, write_index, write_page
-from report.sections import Figure, Section, Table, png_bytes, rgb_png
+from gvs.report import screenshot as shots
+from gvs.report.html import MAX_STEM_BYTES, page_stem, write_index, write_page
+from gvs.report.sections import Figure, Section, Table, png_bytes, rgb_png
 
 TRICKY = "Tall bars <b>mark</b> the moments that matter & <script>alert(1)</script> is text"
 SUMMARY = {

@@ -19,10 +19,10 @@ import tensorflow as tf
 from skimage import data
 
 from gvs.core.errors import InputError
-from predict.predictor import FUSED
+from gvs.predict.predictor import FUSED
+from gvs.report import lime_frame, pixels
 from preprocess.config import PreprocessConfig
 from preprocess.scene import prepare_frames
-from report import lime_frame, pixels
 from tests.report_fakes import KnownPredictor, KnownStream, known_window, probabilities_from
 
 WIDTH, HEIGHT, CELL = 96, 64, 8  # the backbone's input size and its pooling: an 8 x 12 map

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from report.occlusion import occlusion, removed, section, section_rows, video_sections
+from gvs.report.occlusion import occlusion, removed, section, section_rows, video_sections
 from tests.report_fakes import KnownPredictor, known_window, probabilities_from
 
 N_FRAMES, AUDIO_STEPS = 12, 11  # the paper preset: 12 sampled frames (0.4 s apart here), 11 audio steps 0.5 s apart

@@ -11,10 +11,10 @@ import pytest
 from skimage import data
 
 from gvs.core.vocabulary import COCO_KEYPOINTS
-from predict.predictor import FUSED
-from report.audio_section import audio_section, audio_steps
-from report.modality_shares import coalitions, modality_shares, section, shapley_values
-from report.people import KEYPOINT_NAMES, people_section
+from gvs.predict.predictor import FUSED
+from gvs.report.audio_section import audio_section, audio_steps
+from gvs.report.modality_shares import coalitions, modality_shares, section, shapley_values
+from gvs.report.people import KEYPOINT_NAMES, people_section
 from tests.report_fakes import KnownPredictor, known_window, probabilities_from
 
 STEPS = 11  # audio steps of the default config (5 s at hop 0.5 s)

@@ -19,10 +19,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gvs.core.vocabulary import CLASS_NAMES
-from predict.predictor import FUSED, VideoPrediction, WindowPrediction
-from serve.app import create_app
-from serve.settings import ServeSettings
-from serve.storage import JobStore
+from gvs.predict.predictor import FUSED, VideoPrediction, WindowPrediction
+from gvs.serve.app import create_app
+from gvs.serve.settings import ServeSettings
+from gvs.serve.storage import JobStore
 from tests.media import ffmpeg
 
 DEADLINE_S = 20.0

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from serve.app import create_app
-from serve.settings import ServeSettings
+from gvs.serve.app import create_app
+from gvs.serve.settings import ServeSettings
 from tests.media import ffmpeg
 from tests.test_serve_api import running_server, upload
 
@@ -98,8 +98,8 @@ def test_the_real_worker_flags_a_video_without_audio_and_takes_a_4k_clip(
 
 
 def test_the_serve_maker_reports_each_window_and_keeps_one_predictor(small_bundle: Path, val_clip: Path) -> None:
-    from report.explain import ReportOptions
-    from serve.runner import ServeReportMaker
+    from gvs.report.explain import ReportOptions
+    from gvs.serve.runner import ServeReportMaker
 
     maker = ServeReportMaker(small_bundle, ReportOptions(quick=True))
     predictor = maker.predictor  # report sections cache compiled functions per predictor: one for the maker's life

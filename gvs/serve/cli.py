@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     """Check the model and the port, then serve until Ctrl-C."""
     import uvicorn
 
-    from predict.bundle import last_bundle, load_bundle
+    from gvs.predict.bundle import last_bundle, load_bundle
 
     from .app import create_app
     from .settings import ServeSettings

@@ -14,7 +14,7 @@ from math import factorial
 
 import numpy as np
 
-from predict.predictor import FUSED
+from gvs.predict.predictor import FUSED
 
 from .sections import Figure, Section, Table, png_bytes
 from .window import ExplainedWindow

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from predict.predictor import FUSED, Predictor, VideoPrediction, WindowPrediction
-from predict.stream import WindowFeatures
+from gvs.predict.predictor import FUSED, Predictor, VideoPrediction, WindowPrediction
+from gvs.predict.stream import WindowFeatures
 
 from .privacy import blur_faces
 

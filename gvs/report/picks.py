@@ -13,7 +13,7 @@ import numpy as np
 
 from gvs.core.errors import CacheError, InputError
 from gvs.core.workspace import CacheDir
-from predict.predictor import FUSED, Predictor
+from gvs.predict.predictor import FUSED, Predictor
 from saliency.explain import number_picks, pick_clips
 
 BATCH = 32

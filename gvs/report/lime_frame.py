@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gvs.core.errors import InputError
-from predict.predictor import FUSED
+from gvs.predict.predictor import FUSED
 from preprocess.scene import prepare_frames
 
 from .faithfulness import DeletionCurve, deletion_curve

@@ -21,7 +21,7 @@ import numpy as np
 
 from gvs import __version__
 from gvs.core.io import atomic_write_bytes, atomic_write_text
-from predict.outputs import class_colours
+from gvs.predict.outputs import class_colours
 
 from .sections import Figure, Section, Table
 
@@ -37,7 +37,7 @@ NUMBER = re.compile(r"^[-+−]?\d[\d,]*(\.\d+)?\s*(%|s|px)?$")
 def _environment() -> jinja2.Environment:
     """The Jinja2 environment of report/templates (autoescaped; an undefined name is an error)."""
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("report", "templates"),
+        loader=jinja2.PackageLoader("gvs.report", "templates"),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -17,7 +17,7 @@ from preprocess.decode import ClipDecodeError, FrameSampler
 
 from .errors import RequestError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SAMPLE_SPLITS = ("Train", "Val", "Test")
 
 

@@ -13,13 +13,13 @@ import jinja2
 from starlette.responses import HTMLResponse
 
 from gvs import __version__
-from predict.outputs import class_colours
+from gvs.predict.outputs import class_colours
 
 
 @functools.cache
 def _environment() -> jinja2.Environment:
     loader = jinja2.ChoiceLoader(
-        [jinja2.PackageLoader("serve", "templates"), jinja2.PackageLoader("report", "templates")]
+        [jinja2.PackageLoader("gvs.serve", "templates"), jinja2.PackageLoader("gvs.report", "templates")]
     )
     return jinja2.Environment(
         loader=loader, autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined
@@ -35,7 +35,7 @@ def render(template: str, status_code: int = 200, class_names=(), **values) -> H
 
 def bars(probabilities: dict[str, float]) -> list[dict]:
     """One bar per class of ``probabilities`` ({class: p}, the bundle's classes in order): name, colour (the
-    report's: predict.outputs.class_colours), probability and its width in percent (the report's verdict card)."""
+    report's: gvs.predict.outputs.class_colours), probability and its width in percent (the report's verdict card)."""
     colours = class_colours(list(probabilities))
     return [
         {"name": name, "colour": colours[name], "p": float(p), "width": f"{100 * float(p):.1f}"}

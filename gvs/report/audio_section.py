@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from predict.predictor import FUSED
+from gvs.predict.predictor import FUSED
 from preprocess.audio import mel_filterbank
 from saliency.maps import real_steps, smoothgrad, step_saliency
 

@@ -2,7 +2,7 @@
 
 Python API::
 
-    from report.explain import explain_video
+    from gvs.report.explain import explain_video
     report = explain_video("wedding.mp4", "runs/demo/bundle")
     report.sections[1].arrays["drops_fused"]      # the numbers behind each figure
     report.write_html("reports/")                  # reports/wedding.html, self-contained
@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from predict.predictor import Predictor, VideoPrediction
+from gvs.predict.predictor import Predictor, VideoPrediction
 
 from . import attention_section, audio_section, lime_frame, modality_shares, occlusion, people, pixels
 from .faithfulness import faithfulness_section

@@ -21,9 +21,9 @@ import numpy as np
 
 from gvs.core.errors import GVSError
 from gvs.core.workspace import PredictionsDir
-from predict.outputs import save_timeline, write_json
-from predict.predictor import FUSED, VideoPrediction, pool_probabilities
-from report.explain import Report, ReportMaker, ReportOptions
+from gvs.predict.outputs import save_timeline, write_json
+from gvs.predict.predictor import FUSED, VideoPrediction, pool_probabilities
+from gvs.report.explain import Report, ReportMaker, ReportOptions
 
 from .jobs import Job, JobBoard
 from .settings import ServeSettings

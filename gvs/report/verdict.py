@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from predict.outputs import timeline_png
-from predict.predictor import FUSED, VideoPrediction
+from gvs.predict.outputs import timeline_png
+from gvs.predict.predictor import FUSED, VideoPrediction
 
 from .sections import Figure, Section, Table
 from .window import ExplainedWindow

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from predict.predictor import FUSED
-from predict.stream import FRAME_MODALITIES
+from gvs.predict.predictor import FUSED
+from gvs.predict.stream import FRAME_MODALITIES
 
 from .faithfulness import DeletionCurve, deletion_curve
 from .sections import Figure, Section, Table, png_bytes

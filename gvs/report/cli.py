@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _videos(args: argparse.Namespace, predictor) -> tuple[list[tuple[Path, str | None]], dict[str, str]]:
     """(video, pick name or None) to report on, and inputs that gave nothing with why."""
-    from predict.cli import expand_inputs
+    from gvs.predict.cli import expand_inputs
 
     if (args.cache is None) != (args.split is None):
         raise InputError("--cache and --split go together: `gvs report --cache CACHE --split Val --top 3`")
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     """Write one page per video and the index; print where they are and what failed."""
     from tqdm import tqdm
 
-    from predict.bundle import last_bundle
+    from gvs.predict.bundle import last_bundle
 
     from .explain import ReportMaker, ReportOptions
     from .html import page_stem, write_index
