@@ -8,15 +8,12 @@ from pathlib import Path
 
 from .config import PreprocessConfig
 from .model_files import MODEL_FILES, resolve
+from .model_registry import REGISTRY
 from .precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
-RESNET50_NOTOP = (
-    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-    "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-)
+RESNET50_NOTOP = (REGISTRY["resnet50-imagenet"].filename, REGISTRY["resnet50-imagenet"].url)
 MODALITY_MODEL_FILES = {"pose": ("openpose",), "faces": ("fer",)}
 
 

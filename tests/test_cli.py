@@ -101,7 +101,12 @@ def test_missing_model_file_stops_before_any_clip_with_one_line_and_no_traceback
     source = tmp_path / "Val"
     source.mkdir()
     (source / "1_1.mp4").symlink_to(val_clip)
-    environment = dict(os.environ, GVS_MODEL_DIR=str(tmp_path / "models"))
+    environment = dict(  # every folder of the model-file lookup rule empty
+        os.environ,
+        GVS_MODEL_DIR=str(tmp_path / "models"),
+        GVS_HOME=str(tmp_path / "home"),
+        GVS_SHARED=str(tmp_path / "shared"),
+    )
     spec = model_files.MODEL_FILES["openpose"]
     code = (
         "import sys; from preprocess import model_files as m; s = m.MODEL_FILES['openpose']; "
