@@ -10,6 +10,7 @@ gvs export     a model bundle
 gvs predict    the sentiment of any video
 gvs report     one HTML page per video explaining its verdict
 gvs serve      a web app: upload a video, get its verdict, timeline and report
+gvs models     the model files and weights: status, fetch, import
 """
 
 from __future__ import annotations
@@ -339,6 +340,7 @@ SUBCOMMANDS: dict[str, tuple[str, object]] = {
     "predict": ("the sentiment of any video, window by window and per video", _stage_command("gvs.predict.cli")),
     "report": ("one HTML page per video: what drove its verdict", _stage_command("gvs.report.cli")),
     "serve": ("a web app: upload a video, get its verdict and report", _stage_command("gvs.serve.cli")),
+    "models": ("list, check, fetch and import the model files and weights", _stage_command("gvs.models_cli")),
 }
 
 
