@@ -68,9 +68,12 @@ def table(rows: list) -> str:
     for i, row in enumerate([header, *cells]):
         lines.append("  ".join([*(str(c).ljust(w) for c, w in zip(row, widths)), str(row[-1])]).rstrip())
         if i:
-            status = rows[i - 1]
-            where = "at" if status.path is not None and status.path.exists() else "goes to"
-            lines.append(" " * (widths[0] + 2) + f"{where} {_home_short(status.path)}")
+            path = rows[i - 1].path
+            if path is None:
+                where = "comes with its package, which is not installed"
+            else:
+                where = f"{'at' if path.exists() else 'goes to'} {_home_short(path)}"
+            lines.append(" " * (widths[0] + 2) + where)
     return "\n".join(lines)
 
 
@@ -114,7 +117,7 @@ def run_fetch(names: list[str], progress: bool) -> int:
     unknown = [n for n in names if n not in REGISTRY]
     if unknown:
         raise InputError(f"unknown model name {', '.join(unknown)}; `gvs models` lists them: {', '.join(REGISTRY)}")
-    failed = 0
+    failed = fetched = 0
     for name in names or list(REGISTRY):
         entry = REGISTRY[name]
         if isinstance(entry, CacheFolder):
@@ -141,6 +144,9 @@ def run_fetch(names: list[str], progress: bool) -> int:
             failed += 1
             continue
         print(f"{name}: fetched {_home_short(target)}")
+        fetched += 1
+    if not names and not failed and not fetched:
+        print("every file gvs downloads is here and verified")
     return 2 if failed else 0
 
 

@@ -84,7 +84,10 @@ def download(spec: ModelFile, target: Path, progress: bool | None = None) -> Pat
     if url is None:
         raise ModelFileError(f"{spec.filename} is not downloaded by gvs: {spec.install or spec.source}")
     show = sys.stderr.isatty() if progress is None else progress
-    request = urllib.request.Request(url, headers={"User-Agent": "group-video-sentiment"})
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "group-video-sentiment"})
+    except ValueError as error:  # not a URL (a mistyped GVS_MODEL_MIRROR)
+        raise ModelFileError(f"cannot download {spec.filename}: {error}; check {MIRROR_ENV} if set") from None
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
             atomic_write_bytes(target, lambda handle: _stream(response, spec, url, handle, show))

@@ -113,6 +113,13 @@ def test_a_failed_fetch_leaves_nothing_and_says_so_in_one_line(places, capsys, s
     assert _files(places["models"]) == []  # no partial file, no temporary file
 
 
+def test_a_mistyped_mirror_is_one_line_too(places, monkeypatch, capsys) -> None:
+    monkeypatch.setenv(MIRROR_ENV, "models.example.com")
+    assert main(["models", "fetch", "good", "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot download good.bin: unknown url type") and MIRROR_ENV in error
+
+
 def test_fetch_without_names_takes_every_missing_file_and_reports_each_failure(places, capsys) -> None:
     assert main(["models", "fetch", "--quiet"]) == 2
     error = capsys.readouterr().err
@@ -200,3 +207,19 @@ def test_the_engine_cache_folder_is_listed_where_its_module_puts_it(tmp_path, mo
     (engine.engine_cache_dir() / "ir" / "net.xml").write_bytes(b"12345")
     status = folder_status("engine-cache", entry)
     assert (status.state, status.size, status.path) == ("1 file", 5, engine.engine_cache_dir())
+
+
+def test_fetch_with_everything_here_says_so(places, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(model_registry, "REGISTRY", {"good": _spec("good.bin")})
+    places["models"].mkdir()
+    (places["models"] / "good.bin").write_bytes(GOOD)
+    assert main(["models", "fetch"]) == 0
+    assert capsys.readouterr().out == "every file gvs downloads is here and verified\n"
+
+
+def test_the_real_registry_is_listed_with_the_shared_files_verified(shared_dir: Path, capsys) -> None:
+    assert main(["models"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line and line[0] != " "}
+    assert set(model_registry.REGISTRY) <= set(rows)
+    assert "verified" in rows["openpose"] and "Apache-2.0" in rows["openpose"]
+    assert "verified" in rows["fer"] and "MIT" in rows["fer"]
