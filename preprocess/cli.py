@@ -11,6 +11,7 @@ from gvs.core.errors import Interrupted
 from gvs.core.vocabulary import MODALITIES
 
 from .config import PRESETS, preset
+from .engine import BACKENDS
 from .precision import PRECISIONS
 
 DESCRIPTION = __doc__
@@ -119,8 +120,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="backbone arithmetic: auto (default; bfloat16 on a CPU with AVX512_BF16/AMX or a GPU, else float32), "
-        "float32, bfloat16 (1.5x faster scene, 1.7x pose where the CPU has it; slow where it does not)",
+        help="backbone arithmetic: auto (default; int8 scene on OpenVINO where it keeps the answers, bfloat16 on a "
+        "CPU with AVX512_BF16/AMX or a GPU, else float32), float32, bfloat16 (1.5x faster scene where the CPU has "
+        "it; slow where it does not), int8 (OpenVINO; docs/engine.md)",
+    )
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="backbone engine: auto (default; OpenVINO on a CPU where installed, TensorFlow on a GPU), tensorflow "
+        "or openvino (docs/engine.md)",
     )
     add_engine_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -155,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         min_face=args.min_face,
         face_upsample=args.face_upsample,
         precision=args.precision,
+        backend=args.backend,
     )
     try:
         summary = run_preprocess(

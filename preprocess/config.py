@@ -11,8 +11,8 @@ from gvs.core.io import digest_of
 # Parameters each modality's features depend on (besides decoding, which all share).
 _DECODE_FIELDS = ("frame_step", "n_frames")
 _MODALITY_FIELDS: dict[str, tuple[str, ...]] = {
-    "scene": ("scene_width", "scene_height", "scene_weights", "precision"),
-    "pose": ("pose_input_size", "pose_threshold"),
+    "scene": ("scene_width", "scene_height", "scene_weights", "precision", "backend"),
+    "pose": ("pose_input_size", "pose_threshold", "backend"),
     "audio": ("audio_backend", "audio_hop", "audio_seconds"),
     "faces": ("face_detector", "min_face", "face_detect_width", "face_upsample", "precision"),
 }
@@ -20,8 +20,8 @@ _MODALITY_FIELDS: dict[str, tuple[str, ...]] = {
 # encoding, a fixed bug), so caches made by the old code get a new fingerprint instead of mixing with new ones.
 FEATURE_VERSIONS: dict[str, int] = {"scene": 1, "pose": 2, "audio": 2, "faces": 2}
 _MODALITY_PACKAGES: dict[str, tuple[str, ...]] = {
-    "scene": ("tensorflow", "keras", "opencv-python-headless"),
-    "pose": ("tensorflow", "opencv-python-headless"),
+    "scene": ("tensorflow", "keras", "opencv-python-headless", "openvino", "nncf"),
+    "pose": ("tensorflow", "opencv-python-headless", "openvino", "nncf"),
     "audio": ("numpy", "scipy", "imageio-ffmpeg", "openl3"),
     "faces": ("mtcnn", "dlib-bin", "face-recognition", "keras", "tensorflow", "opencv-python-headless"),
 }
@@ -50,16 +50,28 @@ class PreprocessConfig:
     # mtcnn's cost is set by min_face, not by this; hog/cnn find faces from ~80 px of it: use 1280 with them
     face_upsample: int = 0  # hog/cnn upsampling passes; 1 finds faces half as large but costs ~4x
     precision: str = "auto"  # scene and FER: auto (bfloat16 where the CPU has it or on a GPU) | float32 | bfloat16
+    # | int8 (OpenVINO); resolved: TensorFlow's precision, the backbones' own in ``backend`` (preprocess/engine.py)
+    backend: str = "auto"  # scene and pose: auto | tensorflow | openvino; resolved: a plan "scene=openvino/int8,..."
 
     def fields_for(self, modality: str) -> dict:
         """The parameters one modality's features depend on."""
         values = asdict(self)
+        values["backend"] = modality_backend(self.backend, modality)
         return {name: values[name] for name in _DECODE_FIELDS + _MODALITY_FIELDS[modality]}
 
     @property
     def audio_steps(self) -> int:
         """Number of audio embedding steps: one every hop, both ends included (11 for 5 s at 0.5 s)."""
         return int(round(self.audio_seconds / self.audio_hop)) + 1
+
+
+def modality_backend(backend: str, modality: str) -> str:
+    """One modality's entry of a resolved backend plan ("scene=openvino/int8,pose=tensorflow/float32" -> for scene
+    "openvino/int8"); an unresolved choice (auto, tensorflow, openvino) is every modality's."""
+    if "=" not in backend:
+        return backend
+    entries = dict(entry.split("=", 1) for entry in backend.split(","))
+    return entries.get(modality, "auto")
 
 
 PRESETS: dict[str, PreprocessConfig] = {

@@ -32,6 +32,7 @@ from gvs.core.workspace import CacheDir, ClipRecord, FeatureStore
 
 from .config import PreprocessConfig, fingerprint, modality_params
 from .decode import decode_clip
+from .engine import describe
 from .labels import discover
 from .precision import resolve_precision
 from .resolve import model_file_checksums, resolve_config
@@ -68,7 +69,8 @@ class RunSummary:
     fingerprints: dict[str, str] = field(default_factory=dict)
     total: int = 0
     interrupted: bool = False
-    precision: str = ""  # the backbones' precision and why, e.g. "bfloat16 (auto: the CPU has avx512_bf16)"
+    precision: str = ""  # TensorFlow's precision and why, then each backbone's engine/precision, e.g. "float32 (...);
+    # backbones: scene openvino/int8 (auto: ...); pose openvino/float32 (...)"
 
     @property
     def finished(self) -> int:
@@ -254,6 +256,8 @@ def run_preprocess(
 
     cache_dir = CacheDir(Path(cache).absolute())  # absolute: Ray actors elsewhere write to the same path
     precision = "{} ({})".format(*resolve_precision(config.precision))
+    if any(m in modalities for m in ("scene", "pose")):
+        precision += f"; backbones: {describe(config, tuple(m for m in ('scene', 'pose') if m in modalities))}"
     dataset = discover(source)
     clips = [c for c in dataset.clips if splits is None or c.split in splits]
     with cache_dir.lock() as writable:

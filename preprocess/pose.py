@@ -37,6 +37,7 @@ import numpy as np
 from . import model_files
 from .config import PreprocessConfig
 from .decode import DecodedClip
+from .engine import plan_of
 from .extractor import ModalityResult
 from .paf import N_KEYPOINTS, group_people
 
@@ -200,11 +201,19 @@ class PoseExtractor:
     def __init__(self, config: PreprocessConfig):
         self.config = config
         path = model_files.resolve("openpose")
-        self.net = PoseNet(path)
-        # resolve() has checked the file against this checksum.
+        sha256 = model_files.MODEL_FILES["openpose"].sha256  # resolve() has checked the file against it
+        plan = plan_of(config, "pose")
+        if plan.backend == "openvino":
+            from .openvino_backbones import pose_network
+
+            self.net = pose_network(path, sha256, plan.precision, config.pose_input_size)
+        else:
+            self.net = PoseNet(path)
         self.resolved = {
-            "model_sha256": model_files.MODEL_FILES["openpose"].sha256,
+            "model_sha256": sha256,
             "input_size": config.pose_input_size,
+            "backend": plan.backend,
+            "precision": plan.precision,
         }
         self._recent = np.zeros((0, 0, 0), dtype=np.uint8)  # grey (k, H, W) of the last frames seen
         self._recent_end: tuple[Path, int] | None = None  # their video and last frame index

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from gvs.core.errors import InputError
 
-PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16")
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "bfloat16", "int8")  # int8: OpenVINO only (engine.py)
 CPU_BFLOAT16_FLAGS: tuple[str, ...] = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of bfloat16 arithmetic
 CPUINFO = Path("/proc/cpuinfo")
 
@@ -40,9 +40,14 @@ def gpu_count() -> int:
 
 
 def resolve_precision(precision: str) -> tuple[str, str]:
-    """``(float32 | bfloat16, why)`` for a requested precision; ``auto`` decides by the hardware."""
+    """``(float32 | bfloat16, why)``: TensorFlow's precision for a requested one; ``auto`` decides by the hardware.
+
+    int8 exists only on the OpenVINO backend (preprocess/engine.py): models that stay on TensorFlow run float32.
+    """
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision == "int8":
+        return "float32", "int8 is for OpenVINO backbones; TensorFlow models run float32"
     if precision != "auto":
         return precision, "asked for"
     if gpu_count():

@@ -7,9 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from .config import PreprocessConfig
+from .engine import resolve_backends
 from .model_files import MODEL_FILES, resolve
 from .model_registry import REGISTRY
-from .precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ def imagenet_weights_available() -> bool:
 
 
 def resolve_config(config: PreprocessConfig, modalities: tuple[str, ...]) -> PreprocessConfig:
-    """Replace scene_weights, audio_backend and precision 'auto' by what will actually be used."""
-    config = replace(config, precision=resolve_precision(config.precision)[0])
+    """Replace scene_weights, audio_backend, precision and backend 'auto' by what will actually be used."""
+    config = resolve_backends(config)
     if "scene" in modalities and config.scene_weights == "auto":
         if imagenet_weights_available():
             config = replace(config, scene_weights="imagenet")

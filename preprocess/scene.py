@@ -11,8 +11,9 @@ from gvs.core.errors import InputError
 
 from .config import PreprocessConfig
 from .decode import DecodedClip
+from .engine import plan_of
 from .extractor import ModalityResult
-from .precision import building_in, resolve_precision
+from .precision import building_in
 
 RANDOM_WEIGHTS_SEED = 0
 FLOAT16_MAX = float(np.finfo(np.float16).max)
@@ -44,6 +45,34 @@ def build_backbone(weights: str, width: int, height: int, precision: str = "floa
         return _build_backbone(weights, width, height)
 
 
+def resolve_weights(weights: str) -> str:
+    """``auto`` -> imagenet when available, else none; other values unchanged. The pipeline resolves this before
+    any worker starts; direct callers get the same rule."""
+    if weights != "auto":
+        return weights
+    from .resolve import imagenet_weights_available
+
+    return "imagenet" if imagenet_weights_available() else "none"
+
+
+def weights_identity(weights: str) -> str:
+    """What the backbone's weights are, for the OpenVINO model cache's key: random(seed) with the Keras version
+    that drew them, imagenet, or a weights file's sha256."""
+    import keras
+
+    weights = resolve_weights(weights)
+    if weights == "none":
+        return f"random(seed={RANDOM_WEIGHTS_SEED}, keras {keras.__version__})"
+    if weights == "imagenet":
+        return "imagenet"
+    from gvs.core.io import sha256_of
+
+    path = Path(weights)
+    if not path.is_file():
+        raise SceneWeightsError(f"--scene-weights {weights}: no such file; use imagenet, none, auto or a file")
+    return f"sha256:{sha256_of(path)}"
+
+
 def _build_backbone(weights: str, width: int, height: int):
     import keras
 
@@ -51,10 +80,7 @@ def _build_backbone(weights: str, width: int, height: int):
         keras.utils.set_random_seed(RANDOM_WEIGHTS_SEED)  # every worker builds identical weights
         return keras.applications.ResNet50(include_top=False, weights=None, input_shape=(height, width, 3))
 
-    if weights == "auto":  # the pipeline resolves this before any worker starts; direct callers get the same rule
-        from .resolve import imagenet_weights_available
-
-        weights = "imagenet" if imagenet_weights_available() else "none"
+    weights = resolve_weights(weights)
     if weights == "none":
         model, used = random_backbone(), f"random(seed={RANDOM_WEIGHTS_SEED})"
     elif weights == "imagenet":
@@ -94,29 +120,63 @@ def prepare_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     return preprocess_input(resized.astype(np.float32))
 
 
+def weights_description(weights: str) -> str:
+    """How the resolved record names ``weights`` (as build_backbone reports them)."""
+    weights = resolve_weights(weights)
+    if weights == "none":
+        return f"random(seed={RANDOM_WEIGHTS_SEED})"
+    return weights if weights == "imagenet" else f"file:{Path(weights).name}"
+
+
 class SceneExtractor:
-    """Frozen ResNet-50 feature maps of the kept frames: (n_frames, h, w, 2048), zeros on padded frames."""
+    """Frozen ResNet-50 feature maps of the kept frames: (n_frames, h, w, 2048), zeros on padded frames.
+
+    Runs on the engine ``config``'s backend plan names (preprocess/engine.py): TensorFlow (float32 or bfloat16)
+    or OpenVINO (float32, bfloat16 or int8).
+    """
 
     modality = "scene"
 
     def __init__(self, config: PreprocessConfig) -> None:
-        import tensorflow as tf
-
         self.config = config
-        precision, _ = resolve_precision(config.precision)
-        self.model, weights_used = build_backbone(
-            config.scene_weights, config.scene_width, config.scene_height, precision
-        )
-        self.forward = tf.function(lambda x: tf.cast(self.model(x, training=False), tf.float32), reduce_retracing=True)
+        plan = plan_of(config, "scene")
+        width, height = config.scene_width, config.scene_height
+        if plan.backend == "openvino":
+            from .openvino_backbones import scene_network
+
+            self._model = None  # built on first use of .model (gradients of gvs report's pixel saliency)
+            self.forward = scene_network(resolve_weights(config.scene_weights), width, height, plan.precision)
+            weights_used = weights_description(config.scene_weights)
+            feature_shape = list(self.forward.output_shape(height, width)[1:])
+        else:
+            import tensorflow as tf
+
+            self._model, weights_used = build_backbone(config.scene_weights, width, height, plan.precision)
+            # One traced function of a fixed signature: any batch length, no retracing.
+            forward = tf.function(
+                lambda x: tf.cast(self._model(x, training=False), tf.float32),
+                input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32)],
+            )
+            self.forward = lambda batch: forward(batch).numpy()
+            feature_shape = list(self._model.output_shape[1:])
         self.resolved = {
             "weights": weights_used,
-            "feature_shape": list(self.model.output_shape[1:]),
-            "precision": precision,
+            "feature_shape": feature_shape,
+            "precision": plan.precision,
+            "backend": plan.backend,
         }
+
+    @property
+    def model(self):
+        """The Keras backbone (what gradients flow through); on OpenVINO built in float32 on first use."""
+        if self._model is None:
+            config = self.config
+            self._model, _ = build_backbone(config.scene_weights, config.scene_width, config.scene_height)
+        return self._model
 
     def extract(self, clip: DecodedClip) -> ModalityResult:
         batch = prepare_frames(clip.frames, self.config.scene_width, self.config.scene_height)
-        maps = self.forward(batch).numpy()
+        maps = self.forward(batch)
         features = np.zeros((clip.n_frames, *maps.shape[1:]), dtype=np.float32)
         features[: len(maps)] = maps
         # float16 halves the cache; ReLU outputs of ResNet-50 stay far below its range (checked, not assumed).

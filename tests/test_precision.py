@@ -53,7 +53,8 @@ def test_auto_precision_follows_the_cpu(monkeypatch):
     assert resolve_precision("float32") == ("float32", "asked for")
     with pytest.raises(InputError, match="unknown precision 'half'"):
         resolve_precision("half")
-    assert set(PRECISIONS) == {"auto", "float32", "bfloat16"}
+    assert set(PRECISIONS) == {"auto", "float32", "bfloat16", "int8"}
+    assert resolve_precision("int8")[0] == "float32"  # TensorFlow models; int8 is for OpenVINO backbones
 
 
 def test_precision_is_in_the_fingerprints_of_the_features_it_changes():

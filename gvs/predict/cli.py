@@ -11,6 +11,7 @@ from gvs.core.cluster import EngineOptions, add_engine_arguments, check_engine_o
 from gvs.core.command import positive_int
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import VIDEO_EXTENSIONS
+from preprocess.engine import BACKENDS
 from preprocess.precision import PRECISIONS
 
 DESCRIPTION = (
@@ -69,8 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="backbone arithmetic: auto (default; bfloat16 on a CPU with AVX512_BF16/AMX or a GPU, else float32), "
-        "float32 or bfloat16",
+        help="backbone arithmetic: auto (default; int8 scene on OpenVINO where it keeps the answers, bfloat16 on a "
+        "CPU with AVX512_BF16/AMX or a GPU, else float32), float32, bfloat16 or int8 (docs/engine.md)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="backbone engine: auto (default; OpenVINO on a CPU where installed, TensorFlow on a GPU), tensorflow "
+        "or openvino (docs/engine.md)",
     )
     parser.add_argument(
         "--emotiw", action="store_true", help="also write EmotiW submission files and their zip (VGAF's classes only)"
@@ -209,7 +217,7 @@ def _predict_here(bundle, model: Path, videos: list, args: argparse.Namespace, e
 
     from .predictor import Predictor
 
-    predictor = Predictor(bundle, args.stride, args.pool, precision=args.precision)
+    predictor = Predictor(bundle, args.stride, args.pool, precision=args.precision, backend=args.backend)
     print(f"backbone precision: {predictor.precision}")
     results = []
     bar = tqdm(videos, unit="video", desc="predict", disable=args.quiet, dynamic_ncols=True)
@@ -235,7 +243,7 @@ def _predict_on_ray(bundle, model: Path, videos: list, args: argparse.Namespace,
 
     from .predictor import VideoPrediction
 
-    factory = functools.partial(_predictor_on_node, model, args.stride, args.pool, args.precision)
+    factory = functools.partial(_predictor_on_node, model, args.stride, args.pool, args.precision, args.backend)
     items = [(index, path, label) for index, (path, label) in enumerate(videos)]
     results: list = [None] * len(items)
     precisions: set[str] = set()
@@ -261,14 +269,14 @@ def _predict_on_ray(bundle, model: Path, videos: list, args: argparse.Namespace,
     return results, settings
 
 
-def _predictor_on_node(model: Path, stride: int | None, pool: str, precision: str):
+def _predictor_on_node(model: Path, stride: int | None, pool: str, precision: str, backend: str = "auto"):
     """A Ray actor's predictor: (index, path, label) -> (VideoPrediction, the predictor's settings)."""
     from gvs.core.cluster import check_visible
 
     from .predictor import Predictor
 
     check_visible([model])
-    predictor = Predictor(model, stride, pool, precision=precision)
+    predictor = Predictor(model, stride, pool, precision=precision, backend=backend)
 
     def predict(item: tuple[int, Path, int | None]):
         _, path, label = item

@@ -15,6 +15,7 @@ import numpy as np
 
 from gvs.core.errors import GVSError
 from gvs.core.vocabulary import CLASS_NAMES
+from preprocess.engine import describe, resolve_backends
 from preprocess.precision import resolve_precision
 
 POOLS: tuple[str, ...] = ("mean", "max")
@@ -94,9 +95,10 @@ class Predictor:
     stride : sampled frames between window starts (default: half a window)
     pool : how window probabilities make the video's ("mean" or "max")
     batch_windows : windows per model call
-    precision : the backbones' arithmetic, auto | float32 | bfloat16 (see preprocess.precision); it may differ
-        from the precision the bundle's training features were made in: the two agree to the figures
-        tests/test_precision.py checks
+    precision : the backbones' arithmetic, auto | float32 | bfloat16 | int8 (see preprocess.precision and
+        preprocess.engine); it may differ from the precision the bundle's training features were made in: the two
+        agree to the figures tests/test_precision.py and tests/test_backend.py check
+    backend : the backbones' engine, auto | tensorflow | openvino (see preprocess.engine)
     keep_raw : keep each window's frames, keypoints, faces and audio samples (``WindowFeatures.raw``) for the
         ``on_window`` callback of ``predict_video`` (explanations); off for plain prediction
     """
@@ -109,6 +111,7 @@ class Predictor:
         batch_windows: int = 8,
         precision: str = "auto",
         keep_raw: bool = False,
+        backend: str = "auto",
     ) -> None:
         from modalities.architectures import cut_at_hidden
         from modalities.sequence import TimeGrid, sequence_model
@@ -122,8 +125,10 @@ class Predictor:
         self.pool = pool
         self.batch_windows = batch_windows
         used, why = resolve_precision(precision)
-        self.precision = f"{used} ({why})"
-        config = replace(self.bundle.config, precision=used)
+        requested = replace(self.bundle.config, precision=precision, backend=backend)
+        backbones = tuple(m for m in ("scene", "pose") if m in self.bundle.modalities)
+        self.precision = f"{used} ({why})" + (f"; backbones: {describe(requested, backbones)}" if backbones else "")
+        config = resolve_backends(requested, backbones)
         self.stream = WindowStream(config, tuple(self.bundle.modalities), stride, keep_raw=keep_raw)
         self.fusion = self.bundle.fusion()
         self.reads_sequences = self.fusion.reads_sequences  # per-step outputs only for the fusions that read them
@@ -132,7 +137,8 @@ class Predictor:
         self.grid = TimeGrid.from_params(asdict(config))
 
     def settings(self) -> dict:
-        """How this predictor predicts: the pooling, the stride in sampled frames and the backbones' precision."""
+        """How this predictor predicts: the pooling, the stride in sampled frames and the backbones' engine and
+        precision."""
         return {"pool": self.pool, "stride_frames": self.stream.stride, "precision": self.precision}
 
     def predict_video(

@@ -8,6 +8,7 @@ from pathlib import Path
 from gvs.core.command import positive_int
 from gvs.core.errors import GVSError, InputError
 from gvs.core.vocabulary import VIDEO_EXTENSIONS
+from preprocess.engine import BACKENDS
 from preprocess.precision import PRECISIONS
 
 DESCRIPTION = (
@@ -57,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--files", action="store_true", help="write images beside each page (<video>_files/) instead of embedding"
     )
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="backbone arithmetic (default auto)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="backbone engine (default auto)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -95,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     options = ReportOptions(
         args.quick, args.lime_samples, args.segments, args.blur_faces, args.explain_class, args.seed
     )
-    maker = ReportMaker(model, options, precision=args.precision)
+    maker = ReportMaker(model, options, precision=args.precision, backend=args.backend)
     videos, skipped = _videos(args, maker.predictor)
     if not videos:
         raise InputError(f"no videos in {', '.join(map(str, args.inputs))} ({', '.join(VIDEO_EXTENSIONS)})")

@@ -101,10 +101,15 @@ class ReportMaker:
     """Loads a bundle once (with raw frames kept) and writes reports video after video."""
 
     def __init__(
-        self, model, options: ReportOptions | None = None, stride: int | None = None, precision: str = "auto"
+        self,
+        model,
+        options: ReportOptions | None = None,
+        stride: int | None = None,
+        precision: str = "auto",
+        backend: str = "auto",
     ) -> None:
         self.options = options or ReportOptions()
-        self.predictor = Predictor(model, stride, precision=precision, keep_raw=True)
+        self.predictor = Predictor(model, stride, precision=precision, keep_raw=True, backend=backend)
         check_class(self.options.explain_class, self.predictor.class_names)
 
     def explain(

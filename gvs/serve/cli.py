@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gvs.core.command import positive_float, positive_int
 from gvs.core.errors import InputError
+from preprocess.engine import BACKENDS
 from preprocess.precision import PRECISIONS
 
 from .settings import MB, default_store
@@ -55,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep-hours", type=positive_float, default=24.0, help="jobs are deleted after (24 h)")
     parser.add_argument("--store-gb", type=positive_float, default=5.0, help="the store's size cap (5 GB)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="backbone arithmetic (default auto)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="backbone engine (default auto)")
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -100,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         store_bytes=int(args.store_gb * 1000 * MB),
         full_report=args.full_report,
         precision=args.precision,
+        backend=args.backend,
     )
     print(f"model: {model} ({bundle.fusion_name}); {'full' if args.full_report else 'quick'} reports")
     print(f"jobs kept in {settings.store}")

@@ -79,7 +79,7 @@ class ServeReportMaker(ReportMaker):
 def maker_factory(settings: ServeSettings) -> Callable[[], ServeReportMaker]:
     """What each worker calls once to load its models: quick reports unless ``settings.full_report``."""
     options = ReportOptions(quick=not settings.full_report)
-    return lambda: ServeReportMaker(settings.model, options, precision=settings.precision)
+    return lambda: ServeReportMaker(settings.model, options, precision=settings.precision, backend=settings.backend)
 
 
 def modality_probabilities(video: VideoPrediction) -> dict[str, dict[str, float]]:

@@ -28,7 +28,8 @@ class ServeSettings:
     keep_seconds, store_bytes : finished jobs older than this, or the oldest ones while the folder holds more than
         this, are deleted (at start and on each new job)
     full_report : LIME and every key frame (slower); default the quick report
-    precision : the backbones' arithmetic (auto, float32, bfloat16)
+    precision : the backbones' arithmetic (auto, float32, bfloat16, int8)
+    backend : the backbones' engine (auto, tensorflow, openvino)
     """
 
     model: Path | None = None
@@ -41,6 +42,7 @@ class ServeSettings:
     store_bytes: int = 5000 * MB
     full_report: bool = False
     precision: str = "auto"
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         self.store = Path(self.store) if self.store is not None else default_store()
