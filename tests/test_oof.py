@@ -40,6 +40,7 @@ def test_fold_assignment_keeps_groups_whole_and_classes_spread() -> None:
         fold_assignment(labels, groups, 20, seed=0)
 
 
+@pytest.mark.slow  # trains a pose model and its three fold models
 def test_every_train_clip_is_predicted_by_a_model_that_never_saw_it(trained) -> None:
     cache, runs = trained
     oof = out_of_fold_outputs(runs, cache, "pose", 3, OPTIONS, progress=False)
