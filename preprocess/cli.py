@@ -12,6 +12,7 @@ from gvs.core.vocabulary import MODALITIES
 
 from .config import PRESETS, preset
 from .engine import BACKENDS
+from .face_detector_names import FACE_DETECTORS
 from .precision import PRECISIONS
 
 DESCRIPTION = __doc__
@@ -101,9 +102,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--audio-hop", type=positive_float, help="seconds between audio embeddings (paper: 0.5)")
     group.add_argument(
         "--face-detector",
-        choices=("mtcnn", "hog", "cnn"),  # preprocess.faces.DETECTORS (not imported here: it loads OpenCV)
-        help="mtcnn (default; finds 0.89 of hand-counted faces on the shared clips), or face_recognition's "
-        "hog (0.20) or cnn (0.47, about a minute a clip on 2 CPU cores); see benchmarks/bench_faces.py",
+        choices=FACE_DETECTORS,
+        help="yuface (default; libfacedetection: finds 0.89 of the hand-counted faces on the shared clips, as "
+        "mtcnn does, with fewer false positives, about 11x faster), mtcnn, or face_recognition's hog (0.30 with "
+        "--face-upsample 1) or cnn (0.47, about a minute a clip on 2 CPU cores); see benchmarks/bench_faces.py",
+    )
+    group.add_argument(
+        "--face-every",
+        type=positive_int,
+        help="detect faces on every Nth sampled frame (default 1); the frames between reuse the last detected "
+        "frame's faces, scored on their own frame (docs/presets.md)",
     )
     group.add_argument(
         "--min-face",
@@ -162,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         face_detector=args.face_detector,
         min_face=args.min_face,
         face_upsample=args.face_upsample,
+        face_every=args.face_every,
         precision=args.precision,
         backend=args.backend,
     )

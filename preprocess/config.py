@@ -8,13 +8,15 @@ from importlib import metadata
 from gvs.core.errors import InputError
 from gvs.core.io import digest_of
 
+from .face_detector_names import FACE_DETECTORS
+
 # Parameters each modality's features depend on (besides decoding, which all share).
 _DECODE_FIELDS = ("frame_step", "n_frames")
 _MODALITY_FIELDS: dict[str, tuple[str, ...]] = {
     "scene": ("scene_width", "scene_height", "scene_weights", "precision", "backend"),
     "pose": ("pose_input_size", "pose_threshold", "backend"),
     "audio": ("audio_backend", "audio_hop", "audio_seconds"),
-    "faces": ("face_detector", "min_face", "face_detect_width", "face_upsample", "precision"),
+    "faces": ("face_detector", "min_face", "face_detect_width", "face_upsample", "face_every", "precision"),
 }
 # Version of each modality's feature code: bump it when the features change for the same parameters (a new
 # encoding, a fixed bug), so caches made by the old code get a new fingerprint instead of mixing with new ones.
@@ -23,7 +25,7 @@ _MODALITY_PACKAGES: dict[str, tuple[str, ...]] = {
     "scene": ("tensorflow", "keras", "opencv-python-headless", "openvino", "nncf"),
     "pose": ("tensorflow", "opencv-python-headless", "openvino", "nncf"),
     "audio": ("numpy", "scipy", "imageio-ffmpeg", "openl3"),
-    "faces": ("mtcnn", "dlib-bin", "face-recognition", "keras", "tensorflow", "opencv-python-headless"),
+    "faces": ("yuface", "mtcnn", "dlib-bin", "face-recognition", "keras", "tensorflow", "opencv-python-headless"),
 }
 
 
@@ -41,14 +43,16 @@ class PreprocessConfig:
     audio_backend: str = "auto"  # auto (openl3 if installed with its weights, else logmel) | openl3 | logmel
     audio_hop: float = 0.5  # seconds between embeddings
     audio_seconds: float = 5.0  # embeddings cover this many seconds (11 steps at hop 0.5)
-    face_detector: str = "mtcnn"  # mtcnn | hog | cnn (face_recognition); benchmarks/bench_faces.py compares them
+    face_detector: str = FACE_DETECTORS[0]  # face_detector_names.py; benchmarks/bench_faces.py compares them
     # Faces less than min_face px tall in the SOURCE frame (the decoded video frame, at whatever resolution the
     # clip has; not the 480-px scene frame, not the detection image) are neither detected, counted nor scored.
     # The paper drops faces under 40 x 40; at 40 MTCNN keeps 0.76 of the faces a person counts, at 28 0.89.
     min_face: int = 28
-    face_detect_width: int = 640  # wider frames are downscaled to this width for detection (boxes map back);
-    # mtcnn's cost is set by min_face, not by this; hog/cnn find faces from ~80 px of it: use 1280 with them
+    face_detect_width: int = 0  # wider frames are downscaled to this width for detection (boxes map back); 0: the
+    # detector's own (face_detector_names.DETECT_WIDTHS: yuface 320, the others 640); mtcnn's cost is set by
+    # min_face, not by this; hog/cnn find faces from ~80 px of it: use 1280 with them
     face_upsample: int = 0  # hog/cnn upsampling passes; 1 finds faces half as large but costs ~4x
+    face_every: int = 1  # detect faces on every Nth sampled frame; frames between reuse the last frame's boxes
     precision: str = "auto"  # scene and FER: auto (bfloat16 where the CPU has it or on a GPU) | float32 | bfloat16
     # | int8 (OpenVINO); resolved: TensorFlow's precision, the backbones' own in ``backend`` (preprocess/engine.py)
     backend: str = "auto"  # scene and pose: auto | tensorflow | openvino; resolved: a plan "scene=openvino/int8,..."

@@ -1,11 +1,14 @@
-"""Faces: detect faces (MTCNN by default; face_recognition HOG or CNN), score each with the FER2013 mini-Xception.
+"""Faces: detect faces (yuface by default; MTCNN, face_recognition HOG or CNN), score each with FER2013 mini-Xception.
 
-Detection. ``mtcnn`` (the ``mtcnn`` 1.0.0 package: PNet/RNet/ONet, weights inside the wheel, runs on TensorFlow;
-its pyramid is rebuilt here, see _pyramid; the three networks run as traced graphs, RNet and ONet on fixed-size
-batches of proposals so that memory stays flat over a long video, see _compiled and _in_batches) finds far more
-of the faces a person sees in group scenes than face_recognition's detectors, kept as options: 0.89 of the 122
-hand-counted faces of the shared clips against 0.20 for ``hog`` and 0.47 for ``cnn`` (tests/data/face_counts.json,
-benchmarks/bench_faces.py), at about 0.8 s a clip for the whole face stage on 2 CPU cores.
+Detection. ``yuface`` (libfacedetection's CNN compiled into the ``yuface`` wheel, frames downscaled to 320 px wide,
+score > YUFACE_THRESHOLD) finds 0.893 of the 122 hand-counted faces of the shared clips with 9 false positives, at
+about a tenth of MTCNN's time per frame (27 against 307 ms in one run on 2 busy cores; bench_faces.py). ``mtcnn``
+(the ``mtcnn`` 1.0.0 package: PNet/RNet/ONet, weights inside the wheel, runs on TensorFlow; its pyramid is rebuilt
+here, see _pyramid; the three networks run as traced graphs, RNet and ONet on fixed-size batches of proposals so
+that memory stays flat over a long video, see _compiled and _in_batches) finds the same 0.893 with 11 false
+positives; face_recognition's detectors find far fewer: 0.30 for ``hog`` (upsampled once) and 0.47 for ``cnn``
+(tests/data/face_counts.json, benchmarks/bench_faces.py). yuface's faces get their eyes from dlib (see
+_detect_yuface), as hog's and cnn's do.
 
 Size rule. ``min_face`` counts source-frame pixels (the decoded frame the FER crop is cut from, whatever its
 resolution; not the 480-px-wide scene frame, where it would drop faces 2.7x larger on 1280-px clips): a face is
@@ -13,11 +16,11 @@ kept when its box is at least ``min_face`` pixels tall. It is the minimum size f
 scoring a face: MTCNN searches down to that size and nothing smaller is returned.
 
 Scoring. Each face is aligned before FER: the frame is turned so the eyes are level (MTCNN's eye landmarks, or
-dlib's 5-point landmarks for hog/cnn boxes), a square of the box size plus ``CROP_MARGIN`` of it on every side is
-cut around a centre set by the eyes (``EYES_TO_CENTRE`` below their midpoint), then made 64x64 gray. Anchoring on
-the eyes rather than the box centre is what steadies FER: moving and scaling the box by 5 % changes the top
-expression of 0.27 of the shared clips' faces with plain box crops, 0.21 with box-centred aligned crops, 0.10 with
-eye-centred ones (0.18 when the eyes are re-found by dlib for every moved box).
+dlib's 5-point landmarks for yuface, hog and cnn boxes), a square of the box size plus ``CROP_MARGIN`` of it on
+every side is cut around a centre set by the eyes (``EYES_TO_CENTRE`` below their midpoint), then made 64x64 gray.
+Anchoring on the eyes rather than the box centre is what steadies FER: moving and scaling the box by 5 % changes
+the top expression of 0.27 of the shared clips' faces with plain box crops, 0.21 with box-centred aligned crops,
+0.10 with eye-centred ones (0.18 when the eyes are re-found by dlib for every moved box).
 
 Features. Per frame the 7 expression scores of its faces are reduced to their min, max and mean, plus the face
 count: 22 values ``[min_angry..min_neutral, max_angry..max_neutral, mean_angry..mean_neutral, count]``. A real
@@ -29,6 +32,7 @@ same clip always gives the same features.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import cache
 
@@ -40,11 +44,13 @@ from gvs.core.errors import InputError
 from .config import PreprocessConfig
 from .decode import DecodedClip
 from .extractor import ModalityResult
+from .face_detector_names import FACE_DETECTORS
+from .face_detector_names import detect_width as resolved_width
 from .model_files import MODEL_FILES, resolve
 from .precision import keras_model_in, resolve_precision
 
 EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-DETECTORS: tuple[str, ...] = ("mtcnn", "hog", "cnn")
+DETECTORS = FACE_DETECTORS  # one list (preprocess/face_detector_names.py), read by the cli without OpenCV
 FER_SIZE = 64  # the mini-Xception takes 64x64 gray faces
 FEATURES_PER_FRAME = 3 * len(EXPRESSIONS) + 1
 NO_FACE = -1.0  # expression statistics of a real frame without faces (padding stays 0)
@@ -58,6 +64,9 @@ RNET_THRESHOLD = 0.7  # refined proposal score (the package's default)
 RNET_BATCH = 256  # RNet and ONet run on fixed-size batches of proposals (see _in_batches)
 ONET_BATCH = 32
 PNET_THRESHOLD = 0.7  # PNet score for a proposal (package: 0.6): 0.7 halves the proposals for RNet, recall ~same
+DLIB_EYES = ("yuface", "hog", "cnn")  # detectors whose faces get their eyes from dlib's 5-point landmarks
+YUFACE_THRESHOLD = 0.6  # yuface score to keep a face (package: 0.5: 0.918 recall, 13 false positives at width
+# 320 against 0.893 and 9 at 0.6, 0.680 and 4 at 0.7; bench_faces.py)
 _DEFAULTS = PreprocessConfig()  # find_faces and detect_faces default to the preprocessing defaults
 
 
@@ -245,6 +254,42 @@ def _left_to_right(eyes: np.ndarray) -> np.ndarray:
     return np.where(swapped[:, None, None], eyes[:, ::-1], eyes)
 
 
+@cache
+def _yuface():
+    """The yuface module (libfacedetection's CNN compiled into the wheel), imported once per process.
+
+    Its OpenMP threads wait passively (OMP_WAIT_POLICY, read when its bundled libgomp loads, so set before the
+    import unless the user set it): spinning threads on cores shared with TensorFlow ran it 3-8x slower here.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        import yuface
+    except ImportError as error:
+        raise InputError(
+            f"the yuface face detector is not installed ({error}): `pip install -r requirements.txt` "
+            "(or `pip install yuface`); it has wheels for Linux x86_64 and Windows on Python 3.11 only, "
+            "elsewhere choose --face-detector mtcnn"
+        ) from error
+    return yuface
+
+
+def _detect_yuface(images: np.ndarray, threshold: float) -> list[FrameFaces]:
+    """yuface boxes per image of a (n, H, W, 3) uint8 RGB batch, in the batch's pixels (NaN eyes: see find_faces).
+
+    The package returns (D, 16) int16 rows ``[score x100, x, y, w, h, 5 (x, y) landmarks, unused]`` for a BGR
+    image; rows scoring at most ``threshold`` are dropped. Its landmarks are not used: its eyes stay level on a
+    turned face (the astronaut turned 20 degrees: eye heights 1 px apart, MTCNN's and dlib's 12-13 px), so a crop
+    aligned on them is not turned upright (correlation with the upright crop 0.37; on dlib's eyes 0.92).
+    """
+    detect, faces = _yuface().c_detect, []
+    for image in images:
+        rows = np.asarray(detect(np.ascontiguousarray(image[..., ::-1])), np.float64).reshape(-1, 16)
+        x, y, w, h = rows[rows[:, 0] > threshold * 100, 1:5].T
+        boxes = np.stack([y, x + w, y + h, x], axis=1)  # (top, right, bottom, left)
+        faces.append(FrameFaces(boxes, np.full((len(boxes), 2, 2), np.nan, np.float32)))
+    return faces
+
+
 def _detect_dlib(images: np.ndarray, detector: str, upsample: int) -> list[FrameFaces]:
     """face_recognition HOG/CNN boxes per image (no landmarks yet: NaN eyes)."""
     face_recognition = _face_recognition()
@@ -273,27 +318,38 @@ def find_faces(
     min_size: int = _DEFAULTS.min_face,
     detect_width: int = _DEFAULTS.face_detect_width,
     upsample: int = _DEFAULTS.face_upsample,
+    every: int = _DEFAULTS.face_every,
 ) -> list[FrameFaces]:
     """Faces per frame with eye landmarks, in source-frame pixels; ``frames`` is (n, H, W, 3) RGB uint8.
 
-    Frames wider than ``detect_width`` are downscaled for detection and the boxes mapped back. Faces shorter
+    Frames wider than ``detect_width`` (0: the detector's own, face_detector_names.DETECT_WIDTHS) are downscaled
+    for detection and the boxes mapped back. Faces shorter
     than ``min_size`` source pixels are dropped (MTCNN does not search below that size). ``upsample`` is
-    face_recognition's upsampling (hog/cnn only).
+    face_recognition's upsampling (hog/cnn only). With ``every`` > 1 faces are detected on frames 0, every,
+    2 * every, ... only; each frame in between gets the faces of the last detected frame (same boxes and eyes).
     """
     if detector not in DETECTORS:
         raise InputError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
+    if every < 1:
+        raise InputError(f"face detection every {every} frames: it must be 1 (every frame) or more")
     if not len(frames):
         return []
+    detect_width = resolved_width(detector, detect_width)
+    if every > 1:
+        detected = find_faces(frames[::every], detector, min_size, detect_width, upsample)
+        return [detected[index // every] for index in range(len(frames))]
     height, width = frames.shape[1:3]
     scale = min(1.0, detect_width / width)
     size = (round(width * scale), round(height * scale))
     images = frames if scale == 1.0 else np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames])
     if detector == "mtcnn":
         found = _detect_mtcnn(images, max(min_size, 1) * scale)
+    elif detector == "yuface":
+        found = _detect_yuface(images, YUFACE_THRESHOLD)
     else:
         found = _detect_dlib(images, detector, upsample)
     faces = [_to_source(f, scale, (height, width), min_size) for f in found]
-    if detector != "mtcnn":
+    if detector in DLIB_EYES:
         faces = [FrameFaces(f.boxes, eye_landmarks(frame, f.boxes)) for frame, f in zip(frames, faces)]
     return faces
 
@@ -304,9 +360,10 @@ def detect_faces(
     min_size: int = _DEFAULTS.min_face,
     detect_width: int = _DEFAULTS.face_detect_width,
     upsample: int = _DEFAULTS.face_upsample,
+    every: int = _DEFAULTS.face_every,
 ) -> list[np.ndarray]:
     """Face boxes per frame: (F, 4) int32 ``(top, right, bottom, left)`` in source-frame pixels (see find_faces)."""
-    return [faces.boxes for faces in find_faces(frames, detector, min_size, detect_width, upsample)]
+    return [faces.boxes for faces in find_faces(frames, detector, min_size, detect_width, upsample, every)]
 
 
 def _tilt(eyes: np.ndarray) -> float:
@@ -416,10 +473,14 @@ class FaceExtractor:
         self.fer_model = load_fer_model(precision)
         if config.face_detector == "mtcnn":
             _mtcnn_stages()  # load (or fail) now, not on the first clip
+        elif config.face_detector == "yuface":
+            _yuface()
         self.resolved = {
             "fer_sha256": MODEL_FILES["fer"].sha256,
             "detector": config.face_detector,  # its package's version is in the fingerprint (config.py)
             "upsample": config.face_upsample,
+            "detect_width": resolved_width(config.face_detector, config.face_detect_width),
+            **({"yuface_threshold": YUFACE_THRESHOLD} if config.face_detector == "yuface" else {}),
             "precision": precision,
             "crop": f"eye-aligned, margin {CROP_MARGIN}",
         }
@@ -427,7 +488,12 @@ class FaceExtractor:
     def extract(self, clip: DecodedClip) -> ModalityResult:
         config = self.config
         faces = find_faces(
-            clip.frames, config.face_detector, config.min_face, config.face_detect_width, config.face_upsample
+            clip.frames,
+            config.face_detector,
+            config.min_face,
+            config.face_detect_width,
+            config.face_upsample,
+            config.face_every,
         )
         boxes = [f.boxes for f in faces]
         scores = score_faces(self.fer_model, clip.frames, boxes, [f.eyes for f in faces])

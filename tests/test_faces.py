@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -15,6 +17,7 @@ from preprocess import faces as faces_module
 from preprocess.cli import add_arguments
 from preprocess.config import PreprocessConfig
 from preprocess.decode import DecodedClip, decode_clip
+from preprocess.face_detector_names import FACE_DETECTORS
 from preprocess.face_matching import Tally, boxes_xywh, load_face_counts, match, score_frame
 from preprocess.faces import (
     DETECTORS,
@@ -29,6 +32,7 @@ from preprocess.faces import (
 )
 
 FACE_COUNTS = Path(__file__).parent / "data" / "face_counts.json"
+MAX_FALSE_POSITIVES = {"yuface": 11, "mtcnn": 14}  # measured 9 and 11: yuface no more than MTCNN (bench_faces.py)
 NO_FACE_ROW = [NO_FACE] * 21 + [0.0]
 
 
@@ -46,7 +50,7 @@ def astronaut() -> np.ndarray:
 def astronaut_face(astronaut) -> tuple[np.ndarray, np.ndarray]:
     """Her face's box (4,) and eyes (2, 2): the largest face MTCNN finds (it also takes a helmet reflection,
     36 px tall at score 0.89, for a face)."""
-    faces = find_faces(astronaut[None])[0]
+    faces = find_faces(astronaut[None], "mtcnn")[0]
     largest = int(np.argmax(faces.boxes[:, 2] - faces.boxes[:, 0]))
     return faces.boxes[largest], faces.eyes[largest]
 
@@ -103,7 +107,7 @@ def test_crop_turns_a_tilted_face_upright(astronaut, astronaut_face):
     upright = aligned_crop(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY), *astronaut_face).astype(np.float64)
     turn = cv2.getRotationMatrix2D((256, 256), 20, 1.0)  # 20 degrees counter-clockwise
     tilted = cv2.warpAffine(astronaut, turn, (512, 512), borderMode=cv2.BORDER_REFLECT)
-    faces = find_faces(tilted[None])[0]
+    faces = find_faces(tilted[None], "mtcnn")[0]
     box, eyes = faces.boxes[0], faces.eyes[0]
     gray = cv2.cvtColor(tilted, cv2.COLOR_RGB2GRAY)
     aligned = aligned_crop(gray, box, eyes).astype(np.float64)
@@ -150,7 +154,7 @@ def test_flat_image_has_no_faces(extractor):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("detector", ["mtcnn", "hog"])
+@pytest.mark.parametrize("detector", ["yuface", "mtcnn", "hog"])
 def test_min_size_counts_box_height_in_source_pixels(astronaut, detector):
     # Twice the size, detected in a frame downscaled to 512 px: the face is ~230 px tall in the source frame.
     large = cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_LINEAR)[None]
@@ -158,18 +162,19 @@ def test_min_size_counts_box_height_in_source_pixels(astronaut, detector):
     assert found.shape == (1, 4)
     height = found[0, 2] - found[0, 0]
     assert height > 170  # mapped back to source pixels, not the 512-px detection image's ~100
-    if detector == "hog":  # HOG's boxes do not depend on min_size (MTCNN's pyramid does), so test the cut exactly
+    if detector != "mtcnn":  # their boxes do not depend on min_size (MTCNN's pyramid does): test the cut exactly
         assert detect_faces(large, detector, min_size=height, detect_width=512)[0].shape == (1, 4)
         assert detect_faces(large, detector, min_size=height + 1, detect_width=512)[0].shape == (0, 4)
 
 
 @pytest.mark.slow
-def test_faces_below_min_face_are_not_returned(astronaut):
+@pytest.mark.parametrize("detector", ["yuface", "mtcnn"])
+def test_faces_below_min_face_are_not_returned(astronaut, detector):
     # At 160 px the face is ~33 px tall: kept by the default min_face (28), not by 40.
     small = cv2.resize(astronaut, (160, 160), interpolation=cv2.INTER_AREA)[None]
-    kept = detect_faces(small)[0]
+    kept = detect_faces(small, detector)[0]
     assert len(kept) == 1 and 28 <= kept[0, 2] - kept[0, 0] < 40
-    assert detect_faces(small, min_size=40)[0].shape == (0, 4)
+    assert detect_faces(small, detector, min_size=40)[0].shape == (0, 4)
 
 
 def test_face_features_pool_min_max_mean_count_and_mark_frames_without_faces():
@@ -261,15 +266,17 @@ def test_mtcnn_networks_run_as_graphs_on_fixed_batches_with_the_package_stages_r
 
 
 @pytest.mark.slow
-def test_default_detector_finds_the_hand_counted_faces(vgaf_root):
-    # The issue's target, scored by the benchmark's rule (preprocess/face_matching.py) on the counted frames.
+@pytest.mark.parametrize("detector", ["yuface", "mtcnn"])
+def test_detectors_find_the_hand_counted_faces(vgaf_root, detector):
+    # Scored by the benchmark's rule (preprocess/face_matching.py) on the counted frames; the figures of
+    # benchmarks/bench_faces.py (docs/presets.md), with a margin: recall 0.893 for both.
     counts = load_face_counts(FACE_COUNTS)
     tally, clips_missed = Tally(), []
     for name, entry in counts["clips"].items():
         frames = decode_clip(vgaf_root / name, sample_rate=None).frames
         indices = sorted(int(k) for k in entry["frames"])
         clip_tally = Tally()
-        for index, boxes in zip(indices, detect_faces(frames[indices])):
+        for index, boxes in zip(indices, detect_faces(frames[indices], detector)):
             counted = entry["frames"][str(index)]
             faces, unsure = (np.asarray(counted[key], float).reshape(-1, 4) for key in ("faces", "unsure"))
             clip_tally.add(score_frame(boxes_xywh(boxes), faces, unsure))
@@ -277,8 +284,8 @@ def test_default_detector_finds_the_hand_counted_faces(vgaf_root):
         if clip_tally.faces and not clip_tally.hits:
             clips_missed.append(name)
     assert tally.faces == 122
-    assert tally.recall_large >= 0.8, f"recall {tally.recall_large:.3f} of counted faces >= 24 px tall"
-    assert tally.false_positives <= 20
+    assert tally.recall >= 0.87, f"{detector}: recall {tally.recall:.3f} of the counted faces"
+    assert tally.false_positives <= MAX_FALSE_POSITIVES[detector]
     assert not clips_missed, f"no counted face found on {clips_missed}"
 
 
@@ -311,16 +318,63 @@ def test_face_counts_file_describes_itself_and_every_shared_clip():
                 assert 0 <= x and 0 <= y and x + w <= width and y + h <= height and w > 0 and h > 0, name
 
 
-def test_cli_offers_every_detector():
+def test_cli_offers_every_detector_from_the_one_list():
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     action = next(a for a in parser._actions if a.dest == "face_detector")
-    assert tuple(action.choices) == DETECTORS
+    assert tuple(action.choices) == DETECTORS == FACE_DETECTORS
+    assert FACE_DETECTORS[0] == PreprocessConfig().face_detector == "yuface"
+    assert {"mtcnn", "hog", "cnn"} <= set(FACE_DETECTORS)
     assert "source video frame" in next(a for a in parser._actions if a.dest == "min_face").help
+    assert parser.parse_args(["src", "--face-every", "2"]).face_every == 2
+
+
+def test_cli_reads_the_detector_list_without_loading_opencv():
+    code = "import sys, preprocess.cli; print(sorted({'cv2', 'tensorflow'} & set(sys.modules)))"
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert shown.strip() == "[]"
 
 
 def test_unknown_detector_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="mtcnn, hog, cnn"):
+    with pytest.raises(ValueError, match="yuface, mtcnn, hog, cnn"):
         FaceExtractor(PreprocessConfig(face_detector="retinaface"))
-    with pytest.raises(ValueError, match="mtcnn, hog, cnn"):
+    with pytest.raises(ValueError, match="yuface, mtcnn, hog, cnn"):
         detect_faces(np.zeros((1, 64, 64, 3), np.uint8), detector="haar")
+    with pytest.raises(ValueError, match="every 0 frames"):
+        detect_faces(np.zeros((1, 64, 64, 3), np.uint8), every=0)
+
+
+def test_missing_yuface_names_the_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "yuface", None)  # import yuface raises ImportError
+    with pytest.raises(ValueError, match=r"pip install -r requirements.txt.*--face-detector mtcnn"):
+        faces_module._yuface.__wrapped__()
+
+
+def test_yuface_finds_the_astronaut_and_dlib_gives_her_eyes(astronaut):
+    faces = find_faces(astronaut[None], "yuface")[0]
+    assert faces.boxes.shape == (1, 4) and faces.boxes.dtype == np.int32
+    top, right, bottom, left = faces.boxes[0]
+    assert 40 < top < bottom < 260 and 120 < left < right < 330  # her face, as MTCNN's test above
+    assert 60 <= bottom - top <= 150 and 60 <= right - left <= 150
+    (x_left, y_left), (x_right, y_right) = faces.eyes[0]  # dlib's landmarks: yuface's own stay level when turned
+    assert left < x_left < x_right < right and top < min(y_left, y_right) < max(y_left, y_right) < (top + bottom) / 2
+
+
+def test_yuface_eyes_follow_a_turned_face(astronaut):
+    turn = cv2.getRotationMatrix2D((256, 256), 20, 1.0)  # 20 degrees counter-clockwise: the right eye rises
+    tilted = cv2.warpAffine(astronaut, turn, (512, 512), borderMode=cv2.BORDER_REFLECT)
+    (x_left, y_left), (x_right, y_right) = find_faces(tilted[None], "yuface")[0].eyes[0]
+    angle = np.degrees(np.arctan2(y_left - y_right, x_right - x_left))
+    assert 12 < angle < 28
+
+
+def test_face_every_second_frame_reuses_the_last_detected_frame(astronaut):
+    flat = np.full_like(astronaut, 128)
+    frames = np.stack([astronaut, flat, flat, astronaut, astronaut])
+    every = find_faces(frames, "yuface", every=2)
+    each = find_faces(frames, "yuface")
+    assert [len(f.boxes) for f in each] == [1, 0, 0, 1, 1]
+    assert [len(f.boxes) for f in every] == [1, 1, 0, 0, 1]  # frames 1 and 3 carry frames 0 and 2
+    np.testing.assert_array_equal(every[1].boxes, each[0].boxes)
+    np.testing.assert_array_equal(every[1].eyes, each[0].eyes)
+    assert [len(b) for b in detect_faces(frames, "yuface", every=9)] == [1] * 5  # only frame 0 is detected
