@@ -60,7 +60,8 @@ class PreprocessConfig:
     def fields_for(self, modality: str) -> dict:
         """The parameters one modality's features depend on."""
         values = asdict(self)
-        values["backend"] = modality_backend(self.backend, modality)
+        if "=" in self.backend:  # a resolved plan: this modality's own entry, so the others' never change its cache
+            values["backend"] = f"{modality}={modality_backend(self.backend, modality)}"
         return {name: values[name] for name in _DECODE_FIELDS + _MODALITY_FIELDS[modality]}
 
     @property
@@ -76,6 +77,14 @@ def modality_backend(backend: str, modality: str) -> str:
         return backend
     entries = dict(entry.split("=", 1) for entry in backend.split(","))
     return entries.get(modality, "auto")
+
+
+def merge_backends(first: str, second: str) -> str:
+    """Two modalities' backend records ("scene=openvino/int8" and "pose=openvino/float32") as one plan; an
+    unresolved value (auto, tensorflow, openvino) gives way to a plan."""
+    if "=" not in first or "=" not in second:
+        return second if "=" in second else first
+    return ",".join(dict.fromkeys(first.split(",") + second.split(",")))
 
 
 PRESETS: dict[str, PreprocessConfig] = {

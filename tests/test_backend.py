@@ -12,7 +12,7 @@ import pytest
 from gvs.core.errors import InputError
 from preprocess import engine
 from preprocess.agreement import Agreement
-from preprocess.config import PreprocessConfig, fingerprint, modality_params
+from preprocess.config import PreprocessConfig, fingerprint, merge_backends, modality_params
 from preprocess.engine import Plan, plan_backbone, plan_of, resolve_backends
 
 AGREEMENT_CLIPS = ("Val/1_1.mp4", "Test/Test_2.mp4")
@@ -76,7 +76,10 @@ def test_a_resolved_plan_is_recorded_per_backbone_in_the_fingerprints(monkeypatc
     assert resolved.precision in ("float32", "bfloat16")  # what FER and other TensorFlow models use
     assert plan_of(resolved, "scene") == Plan("openvino", "int8", "resolved")
     assert plan_of(resolved, "pose").precision == "float32"
-    assert resolved.fields_for("scene")["backend"] == "openvino/int8"
+    assert resolved.fields_for("scene")["backend"] == "scene=openvino/int8"
+    # A bundle joins its modalities' records into one plan (gvs/predict/bundle.py).
+    joined = merge_backends(resolved.fields_for("scene")["backend"], resolved.fields_for("pose")["backend"])
+    assert joined == resolved.backend and plan_of(PreprocessConfig(backend=joined), "pose") == plan_of(resolved, "pose")
 
     def prints(config: PreprocessConfig, modality: str) -> str:
         return fingerprint(modality_params(config, modality))

@@ -41,7 +41,7 @@ from gvs.core.workspace import (
     load_keras_model,
     unpacked_bundle_dir,
 )
-from preprocess.config import PreprocessConfig
+from preprocess.config import PreprocessConfig, merge_backends
 
 if TYPE_CHECKING:
     import keras
@@ -308,6 +308,9 @@ def _describe_runs(runs: RunsDir, name: str) -> tuple[dict, dict[str, Path]]:
                     f"{run.config}: {modality} features were made with parameter {key!r}, which this gvs "
                     f"{__version__} does not know; use the gvs version that made them or re-run `gvs run`"
                 )
+            if key == "backend" and key in params:  # each backbone records its own engine: one plan for all
+                params[key] = merge_backends(params[key], value)
+                continue
             if key in params and params[key] != value:
                 raise RunError(
                     f"{run.config} and {runs.modality(given_by[key]).config}: {modality} and {given_by[key]} "
