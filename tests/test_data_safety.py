@@ -187,6 +187,7 @@ def files_of(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow  # the four tests on a trained model: training it (and retraining) takes tens of seconds
 def test_relabelled_clip_retrains(trained, runs: Path, capsys) -> None:
     from modalities.train import train_modality
 
@@ -209,6 +210,7 @@ def test_relabelled_clip_retrains(trained, runs: Path, capsys) -> None:
     assert after[1] != before[1] and after[0]["model_sha256"] != before[0]["model_sha256"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("failure", [RuntimeError, KeyboardInterrupt])
 def test_failed_retrain_keeps_the_good_model(trained, runs: Path, monkeypatch, failure) -> None:
     from modalities import train as train_module
@@ -231,6 +233,7 @@ def test_failed_retrain_keeps_the_good_model(trained, runs: Path, monkeypatch, f
     train_module.load_modality_model(runs, "faces", trained[0])
 
 
+@pytest.mark.slow
 def test_zero_epochs_is_refused_before_touching_anything(trained, runs: Path, tmp_path: Path) -> None:
     from modalities.train import train_modality
 
@@ -243,6 +246,7 @@ def test_zero_epochs_is_refused_before_touching_anything(trained, runs: Path, tm
     assert not (tmp_path / "fresh").exists()
 
 
+@pytest.mark.slow
 def test_corrupt_model_file_is_named_and_retrained(trained, runs: Path, capsys) -> None:
     from modalities.train import train_modality
 

@@ -65,7 +65,12 @@ def test_an_option_no_fusion_takes_is_named():
     assert make_fusion("fc", **QUICK).get_params()["epochs"] == 5
 
 
-@pytest.mark.parametrize("kind", list(FUSIONS))
+KERAS_FUSIONS = ("fc", "vae", "attention", "lstm")  # fitted with Keras: seconds to build and trace each
+
+
+@pytest.mark.parametrize(
+    "kind", [pytest.param(kind, marks=pytest.mark.slow) if kind in KERAS_FUSIONS else kind for kind in FUSIONS]
+)
 def test_saved_fusions_load_and_predict_the_same(kind, tmp_path):
     outputs, y = _outputs(30, 1)
     select = _outputs(9, 2)
@@ -82,6 +87,7 @@ def test_saved_fusions_load_and_predict_the_same(kind, tmp_path):
         loaded.predict({"audio": outputs["audio"]})
 
 
+@pytest.mark.slow
 def test_vae_trains_through_keras_fit_and_keeps_its_best_epoch():
     outputs, y = _outputs(24, 3)
     select = _outputs(12, 4)
@@ -101,6 +107,7 @@ def test_vae_trains_through_keras_fit_and_keeps_its_best_epoch():
     assert len(fusion.model_.trainable_weights) == 4  # encoder frozen: latent_dense and probabilities only
 
 
+@pytest.mark.slow
 def test_vae_without_a_select_part_stops_on_the_training_loss():
     outputs, y = _outputs(24, 5)
     fusion = VAEFusion(latent_dim=4, encoder_units=8, vae_epochs=4, epochs=2).fit(outputs, y)

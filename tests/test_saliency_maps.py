@@ -54,6 +54,7 @@ def clip() -> np.ndarray:
     return np.random.default_rng(0).normal(size=(T, H, W, C)).astype(np.float32)
 
 
+@pytest.mark.slow  # smoothgrad traces the ConvLSTM's gradient for each call
 def test_scene_saliency_ranks_the_only_frame_and_cell_first(scene_model, clip):
     for frame_maps in (
         maps.vanilla_saliency(scene_model, clip, 0, keepdims=False),
@@ -77,6 +78,7 @@ def test_vanilla_saliency_is_the_gradient_of_the_log_probability(scene_heads, cl
     )
 
 
+@pytest.mark.slow  # three smoothgrad runs of the real scene heads
 def test_smoothgrad_is_deterministic_in_its_seed_and_leaves_numpy_alone(scene_heads, clip):
     np.random.seed(123)
     before = np.random.random()
@@ -98,6 +100,7 @@ def _grad_cam_by_hand(model: keras.Model, x: np.ndarray, layer: str, class_index
     return np.maximum((gradients.mean(axis=axes, keepdims=True) * activations).sum(axis=-1), 0.0)
 
 
+@pytest.mark.slow  # twelve Grad-CAM maps (two heads, three classes, both ways)
 def test_gradcam_on_the_convlstm_heads_is_one_map_per_clip(scene_heads, clip):
     """A head's output (h, w, C) has no time axis: one Grad-CAM map per clip, as the formula gives it."""
     for head in ("scene_convlstm_0", "scene_convlstm_1"):

@@ -138,6 +138,7 @@ def test_padded_and_missing_steps_change_nothing_and_loading_predicts_the_same(k
         assert set(fusion.alpha_) == {"audio", "pose"} and sum(fusion.alpha_.values()) == pytest.approx(1.0)
 
 
+@pytest.mark.slow  # fits a Keras fusion of each kind
 @pytest.mark.parametrize("kind", TIME_AWARE)
 def test_one_modality_alone_is_fused_too(kind: str) -> None:
     """--drop leaving one modality (ablation rows): attention attends to the modality's own steps."""
