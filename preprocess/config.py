@@ -89,11 +89,11 @@ def merge_backends(first: str, second: str) -> str:
 
 PRESETS: dict[str, PreprocessConfig] = {
     "paper": PreprocessConfig(),
-    # Smaller scene input (4x fewer pixels): about 3x faster scene features. Pose and faces keep the paper preset's
-    # settings (the same cached features); pose keeps the 368 input:
-    # 256 ran the pose stage 1.9x faster but found 12 % fewer people on the shared clips, up to a third fewer in
-    # crowds (benchmarks/bench_pose.py).
-    "fast": PreprocessConfig(scene_width=240, scene_height=160),
+    # Chosen from a table (benchmarks/bench_presets.py, docs/presets.md): the fastest setting that keeps >= 95 % of
+    # the paper preset's people and >= 90 % of its faces on the 11 shared clips. Pose input 336 keeps 95.7 % of the
+    # people (320: 94.1 %, 256: 86.5 %); faces stay on every sampled frame (every second one keeps 87.9 %); the
+    # scene size is in no rule: 240x160, the smallest offered, 3.5x faster than 480x320 (int8 OpenVINO).
+    "fast": PreprocessConfig(scene_width=240, scene_height=160, pose_input_size=336),
 }
 
 
