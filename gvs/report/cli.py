@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CLASS",
         help="explain this class of the bundle (e.g. Negative) instead of the verdict (default: verdict)",
     )
-    parser.add_argument("--quick", action="store_true", help="occlusion and gradients only (no LIME): ~3x faster")
+    parser.add_argument("--quick", action="store_true", help="occlusion and gradients only (no LIME): about 4x faster")
     parser.add_argument("--blur-faces", action="store_true", help="blur every detected face in every image")
     parser.add_argument(
         "--lime-samples", type=positive_int, default=200, help="perturbed key frames LIME scores (default 200)"
