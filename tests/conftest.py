@@ -50,8 +50,18 @@ def demo(tmp_path_factory, shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_bundle(demo: Path, tmp_path_factory) -> Path:
-    """Pose and audio models trained on the demo (fast preset), soft fusion, exported as a bundle (tests/bundles.py)."""
+def demo_workspace(demo: Path, tmp_path_factory):
+    """The one trained demo workspace of a test run: the main job on the demo (fast preset, fc fusion, faces
+    dropped), run once (tests/bundles.py). Its cache holds the demo's scene, pose and audio features."""
+    from tests.bundles import run_demo_main_job
+
+    return run_demo_main_job(demo, tmp_path_factory.mktemp("demo-workspace"))
+
+
+@pytest.fixture(scope="session")
+def small_bundle(demo_workspace, tmp_path_factory) -> Path:
+    """Pose and audio models trained on the demo workspace's features (fast preset), soft fusion, exported as a
+    bundle (tests/bundles.py)."""
     from tests.bundles import build_small_bundle
 
-    return build_small_bundle(demo, tmp_path_factory.mktemp("small-bundle"))
+    return build_small_bundle(demo_workspace.cache, tmp_path_factory.mktemp("small-bundle"))

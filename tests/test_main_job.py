@@ -1,9 +1,10 @@
-"""The main job on the real demo videos: real extractors, real training, fusion and ablation, then a resume."""
+"""The main job on the real demo videos: real extractors, real training, fusion and ablation, then a resume.
+
+The main job itself runs once per test run, as the session's demo workspace (conftest.py, tests/bundles.py); the
+small bundle other tests predict with is trained on its features."""
 
 import base64
-import contextlib
 import csv
-import io
 import re
 from pathlib import Path
 
@@ -11,7 +12,6 @@ import cv2
 import numpy as np
 import pytest
 
-import run_ensemble
 from gvs.cli import main as gvs_main
 from gvs.core.workspace import RunsDir
 
@@ -24,31 +24,10 @@ def tables(printed: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def chain(demo: Path, tmp_path_factory) -> tuple[list[str], str, Path]:
-    """The main job run once on the demo (fast preset, fc fusion, faces dropped): its arguments, what it printed
-    and its RUNS folder."""
-    work = tmp_path_factory.mktemp("chain")
-    arguments = [
-        str(demo),
-        "--cache",
-        str(work / "cache"),
-        "--runs",
-        str(work / "runs"),
-        "--preset",
-        "fast",
-        "--fusion",
-        "fc",
-        "--drop",
-        "fer",
-        "--train-epochs",
-        "15",
-        "--epochs",
-        "40",
-    ]
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert run_ensemble.main(arguments) == 0
-    return arguments, printed.getvalue(), work / "runs"
+def chain(demo_workspace) -> tuple[list[str], str, Path]:
+    """The main job run once on the demo (fast preset, fc fusion, faces dropped; the session's demo workspace,
+    tests/bundles.py): its arguments, what it printed and its RUNS folder."""
+    return demo_workspace.arguments, demo_workspace.printed, demo_workspace.runs
 
 
 def test_demo_chain_ends_with_tables_and_resumes_without_redoing_work(chain, capsys) -> None:
