@@ -1,7 +1,8 @@
 """Benchmark `gvs predict` end to end (decode -> four modalities -> fusion) against issue 10's speed targets.
 
     .venv/bin/python benchmarks/bench_predict.py [--model BUNDLE] [--fast-model BUNDLE] [--preset paper fast]
-                                                 [--precision auto] [--long-minutes 10] [--skip-long] [--workdir DIR]
+                                                 [--backend tensorflow auto] [--precision auto] [--long-minutes 10]
+                                                 [--skip-long] [--workdir DIR]
 
 Clips: Val/1_1.mp4 and Test/Test_1..10.mp4 of $GVS_SHARED/data/vgaf (default ../shared). Long videos: the clips
 re-encoded to 1280x720 at 25 fps and joined (repeating them) into a 60-s video, then that looped into a
@@ -13,8 +14,11 @@ Each preset is measured in ONE fresh process (models loaded once): cold start (p
 construction; the median with --cold-starts - 1 more fresh processes), one warm-up clip, then every clip (median),
 the 60-s video, the long video (peak RSS: ru_maxrss, and VmRSS sampled every 0.2 s). Stage seconds come from the
 stream's VideoInfo.seconds; model+fusion is the time in Predictor._predict_batch; other = the rest (windows,
-thumbnails). "load average" above ~2 means other jobs shared the 2 cores while it ran. With several --precision
-values each preset is measured once per precision (columns "paper/float32", "paper/bfloat16", ...).
+thumbnails). "load average" above ~2 means other jobs shared the 2 cores while it ran. Each preset is measured
+once per --backend and --precision (columns "paper/tensorflow/auto", "paper/auto/auto", ...; by default the
+TensorFlow path and the new default, side by side in one run). Beside the speed figures, each column after a
+preset's first gives its agreement with that first column: the largest difference of a window's fused class
+probabilities and the share of windows with the same top class, over the clips and the 60-s video.
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from preprocess.engine import BACKENDS  # noqa: E402
 from preprocess.precision import PRECISIONS  # noqa: E402
 
 SHARED = Path(os.environ.get("GVS_SHARED") or REPO.parent / "shared")
@@ -52,11 +59,11 @@ def sample_rss(samples: list[float], done: threading.Event) -> None:
             samples.append(next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024)
 
 
-def worker(model: str, precision: str, videos: list[str], out: Path, started: float) -> None:
+def worker(model: str, backend: str, precision: str, videos: list[str], out: Path, started: float) -> None:
     """Runs in the fresh process: load once, then time every video; writes the figures to ``out`` (JSON)."""
-    from gvs.predict.predictor import Predictor
+    from gvs.predict.predictor import FUSED, Predictor
 
-    predictor = Predictor(model, precision=precision)
+    predictor = Predictor(model, precision=precision, backend=backend)
     result = {"cold_s": time.time() - started, "precision": predictor.precision}
     in_model, predict_batch = [0.0], predictor._predict_batch
 
@@ -79,7 +86,15 @@ def worker(model: str, precision: str, videos: list[str], out: Path, started: fl
         stages["other"] = video.seconds - sum(stages.values())
         counts = {k: getattr(info, k) for k in ("frames_decoded", "frames_sampled", "frames_extracted", "windows")}
         result["load"] = max(result.get("load", 0.0), os.getloadavg()[0])  # above ~2: others share the 2 cores
-        return {"s": video.seconds, "duration": video.duration_s, "stages": stages, "flags": info.flags, **counts}
+        fused = [w.probabilities[FUSED].tolist() for w in video.windows]  # for the agreement between columns
+        return {
+            "s": video.seconds,
+            "duration": video.duration_s,
+            "stages": stages,
+            "flags": info.flags,
+            "fused": fused,
+            **counts,
+        }
 
     if not videos:  # a cold start only
         return out.write_text(json.dumps(result))
@@ -112,7 +127,10 @@ def make_bundle(preset: str, folder: Path) -> Path:
     if not (bundle / "bundle.json").is_file():
         print(f"making the {preset} bundle in {folder} (log: {folder / 'chain.log'}) ...", flush=True)
         folder.mkdir(parents=True, exist_ok=True)
-        command = [str(Path(sys.executable).with_name("gvs")), "run", "--preset", preset, "--fusion", "soft"]
+        from preprocess.demo import make_demo
+
+        demo = make_demo(folder / "demo")  # `gvs run` with --cache and no dataset would only train from the cache
+        command = [str(Path(sys.executable).with_name("gvs")), "run", str(demo), "--preset", preset, "--fusion", "soft"]
         command += ["--ablation", "none", "--train-epochs", "5", "--epochs", "20"]
         command += ["--cache", str(folder / "cache"), "--runs", str(folder / "runs")]
         env = dict(os.environ, GVS_HOME=str(folder / "home"))  # leaves the user's last-bundle pointer alone
@@ -155,16 +173,19 @@ def main() -> None:
     parser.add_argument("--fast-model", help="fast-preset bundle (default: made on the demo data)")
     parser.add_argument("--preset", nargs="+", default=["paper", "fast"], choices=list(TARGETS))
     parser.add_argument("--precision", nargs="+", default=["auto"], choices=PRECISIONS, help="backbone precisions")
+    parser.add_argument(
+        "--backend", nargs="+", default=["tensorflow", "auto"], choices=BACKENDS, help="backbone engines, side by side"
+    )
     parser.add_argument("--long-minutes", type=float, default=10.0, help="length of the long video (default 10)")
     parser.add_argument("--skip-long", action="store_true", help="no long video")
     parser.add_argument("--cold-starts", type=int, default=3, help="fresh processes timed to ready (median)")
     parser.add_argument("--workdir", type=Path, help="keep bundles and videos here (default: a temporary folder)")
-    # OUT MODEL PRECISION VIDEO...: the measured process
+    # OUT MODEL BACKEND PRECISION VIDEO...: the measured process
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        out, model, precision, *videos = args.worker
-        return worker(model, precision, videos, Path(out), float(os.environ["GVS_BENCH_T0"]))
+        out, model, backend, precision, *videos = args.worker
+        return worker(model, backend, precision, videos, Path(out), float(os.environ["GVS_BENCH_T0"]))
     begun = time.perf_counter()
     with tempfile.TemporaryDirectory() as temporary:
         work = args.workdir or Path(temporary)
@@ -175,12 +196,12 @@ def main() -> None:
         results = {}
         for preset in args.preset:
             bundle = given[preset] or make_bundle(preset, work / preset)
-            for precision in args.precision:
-                name = preset if len(args.precision) == 1 else f"{preset}/{precision}"
-                out = work / f"result-{preset}-{precision}.json"
+            for backend, precision in [(b, p) for b in args.backend for p in args.precision]:
+                name = f"{preset}/{backend}/{precision}"
+                out = work / f"result-{preset}-{backend}-{precision}.json"
                 print(f"measuring {name} with {bundle} ...", flush=True)
-                command = [sys.executable, __file__, "--worker", str(out), str(bundle), precision]
-                log = work / f"worker-{preset}-{precision}.log"
+                command = [sys.executable, __file__, "--worker", str(out), str(bundle), backend, precision]
+                log = work / f"worker-{preset}-{backend}-{precision}.log"
                 for videos_given in [[]] * max(0, args.cold_starts - 1) + [list(map(str, clips + videos))]:
                     env = dict(os.environ, GVS_BENCH_T0=repr(time.time()))  # the worker's cold start counts from here
                     run_logged(command + videos_given, log, f"measuring {name}", env=env)
@@ -192,7 +213,7 @@ def main() -> None:
 
 
 def targets(name: str) -> tuple[float, float, float]:
-    """The targets of a column named "paper" or "paper/bfloat16"."""
+    """The targets of a column named "paper" or "paper/openvino/int8"."""
     return TARGETS[name.split("/")[0]]
 
 
@@ -223,7 +244,9 @@ def report(results: dict, minutes: float) -> None:
 
     print()
     line("measurement", lambda n, r: n)
-    line("backbone precision", lambda n, r: r["precision"].split()[0])
+    line("TensorFlow precision", lambda n, r: r["precision"].split()[0])
+    line("scene backbone", lambda n, r: backbone(r["precision"], "scene"))
+    line("pose backbone", lambda n, r: backbone(r["precision"], "pose"))
     line("cold start s, median (process+models)", lambda n, r: check(statistics.median(r["colds"]), targets(n)[2]))
     line("  each cold start s", lambda n, r: " ".join(f"{c:.1f}" for c in r["colds"]))
     line("warm-up clip s (graph tracing)", lambda n, r: f"{r['warmup']['s']:.2f}")
@@ -241,6 +264,12 @@ def report(results: dict, minutes: float) -> None:
     line("  peak RSS GB (ru_maxrss)", lambda n, r: check(r["long"]["maxrss_mb"] * 1.048576e-3, PEAK_GB))
     line("  peak VmRSS GB (sampled in run)", lambda n, r: check(r["long"]["vmrss_max_mb"] * 1.048576e-3, PEAK_GB))
     line("load average 1 min, max (own ~2)", lambda n, r: f"{r['load']:.2f}")
+    first = {}  # preset -> its first column's result, the reference of the agreement lines
+    for name, result in results.items():
+        first.setdefault(name.split("/")[0], result)
+    line("speed-up 60-s video (vs 1st col)", lambda n, r: f"{first[n.split('/')[0]]['60s']['s'] / r['60s']['s']:.2f}x")
+    line("max |p - p(1st col)| (fused)", lambda n, r: f"{agreement(first[n.split('/')[0]], r)[0]:.4f}")
+    line("same top class as 1st col", lambda n, r: f"{agreement(first[n.split('/')[0]], r)[1]:.4f}")
     columns = [(n, k) for n in results for k in ("clips", "60s", "long") if k in results[n]]
     print("\nstage seconds (clips: median)" + "".join(f"{n + ' ' + k:>14}" for n, k in columns))
     for stage in STAGES:
@@ -256,6 +285,21 @@ def report(results: dict, minutes: float) -> None:
         for key in ("60s", "long"):
             if result.get(key, {}).get("flags"):
                 print(f"flags ({name} {key}): {'; '.join(result[key]['flags'])}")
+
+
+def backbone(precision: str, name: str) -> str:
+    """``openvino/int8`` from the predictor's precision line ("float32 (...); backbones: scene openvino/int8 ...")."""
+    words = precision.split("backbones:")[-1].replace(";", " ").split()
+    return words[words.index(name) + 1] if name in words else "tensorflow"
+
+
+def agreement(reference: dict, other: dict) -> tuple[float, float]:
+    """(largest |difference| of a window's fused probabilities, share of windows with the same top class) over
+    the clips and the 60-s video of two columns."""
+    videos = [*zip(reference["clips"], other["clips"]), (reference["60s"], other["60s"])]
+    a = np.concatenate([np.array(r["fused"]) for r, _ in videos])
+    b = np.concatenate([np.array(o["fused"]) for _, o in videos])
+    return float(np.abs(a - b).max()), float((a.argmax(axis=1) == b.argmax(axis=1)).mean())
 
 
 def where_time_goes(name: str, video: dict) -> str:
