@@ -164,6 +164,12 @@ def run_all(args: argparse.Namespace) -> None:
         print(note)
 
 
+def plan_label(summary: RunSummary) -> str:
+    """The backbones' part of a run's precision line: "scene openvino/int8, pose openvino/float32"."""
+    words = summary.precision.split("backbones:")[-1].replace(";", " ").split()
+    return ", ".join(f"{b} {words[words.index(b) + 1]}" for b in ("scene", "pose") if b in words) or summary.precision
+
+
 def compare(preset_name: str, workers: int, runs: list[tuple[Path, RunSummary, float]]) -> list[str]:
     """One line per run after the first: its speed-up (clips/s; scene + pose stages) and its agreement."""
     (reference, ref_summary, ref_rate), lines = runs[0], []
@@ -174,7 +180,7 @@ def compare(preset_name: str, workers: int, runs: list[tuple[Path, RunSummary, f
     for cache, summary, rate in runs[1:]:
         figures = agreement(reference, cache, ref_summary, summary).figures()
         lines.append(
-            f"{preset_name} x{workers}: [{summary.precision}] against [{ref_summary.precision}]: clips/s "
+            f"{preset_name} x{workers}: {plan_label(summary)} against {plan_label(ref_summary)}: clips/s "
             f"{rate / ref_rate:.2f}x, scene + pose stages {speed_stages(ref_summary) / speed_stages(summary):.2f}x "
             f"faster; scene maps cosine min {figures['scene_cosine_min']:.5f} mean {figures['scene_cosine_mean']:.5f} "
             f"over {figures['frames']} frames; keypoints within 2 px {figures['keypoints_within_2px']:.4f} of "
