@@ -128,6 +128,26 @@ def _head_address(port: int) -> str:
     raise RuntimeError(f"the Ray head does not answer on port {port}")
 
 
+def _clip_folder(folder: Path, clips: list[Path]) -> Path:
+    """A folder of links to ``clips`` (real VGAF clips), named as the originals."""
+    folder.mkdir(parents=True)
+    for clip in clips:
+        (folder / clip.name).symlink_to(clip)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def three_clips(tmp_path_factory, val_clip: Path, test_clips: list[Path]) -> Path:
+    """Three real clips (the labelled Val clip and two test clips): the engines are compared on each of them."""
+    return _clip_folder(tmp_path_factory.mktemp("three") / "Clips", [val_clip, *test_clips[:2]])
+
+
+@pytest.fixture(scope="module")
+def five_clips(tmp_path_factory, test_clips: list[Path]) -> Path:
+    """Five real clips: enough that an actor is still inside one when the first is finished."""
+    return _clip_folder(tmp_path_factory.mktemp("five") / "Clips", test_clips[:5])
+
+
 def _features(cache: Path, fingerprints: dict[str, str]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """{modality: {clip key: arrays}} of everything a cache holds under ``fingerprints``."""
     stores = {m: CacheDir(cache).store(m, fp) for m, fp in fingerprints.items()}
@@ -136,13 +156,13 @@ def _features(cache: Path, fingerprints: dict[str, str]) -> dict[str, dict[str, 
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_ray_engine_writes_the_same_cache_as_the_local_engine(ray_cluster, vgaf_root, tmp_path):
+def test_ray_engine_writes_the_same_cache_as_the_local_engine(ray_cluster, three_clips, tmp_path):
     config = PreprocessConfig()
-    local = run_preprocess(vgaf_root, tmp_path / "local", config, MODALITIES, workers=1, progress=False)
+    local = run_preprocess(three_clips, tmp_path / "local", config, MODALITIES, workers=1, progress=False)
     engine = EngineOptions("ray", address=ray_cluster, workers=2)
-    on_ray = run_preprocess(vgaf_root, tmp_path / "ray", config, MODALITIES, progress=False, engine=engine)
+    on_ray = run_preprocess(three_clips, tmp_path / "ray", config, MODALITIES, progress=False, engine=engine)
 
-    assert (on_ray.done, on_ray.failed) == (local.done, 0) == (len(list(vgaf_root.rglob("*.mp4"))), 0)
+    assert (on_ray.done, on_ray.failed) == (local.done, 0) == (3, 0)
     assert on_ray.fingerprints == local.fingerprints
     expected, got = _features(tmp_path / "local", local.fingerprints), _features(tmp_path / "ray", on_ray.fingerprints)
     for modality in MODALITIES:
@@ -157,7 +177,7 @@ def test_ray_engine_writes_the_same_cache_as_the_local_engine(ray_cluster, vgaf_
                 else:
                     np.testing.assert_array_equal(other, value, err_msg=f"{modality} {key} {name}")
     # the run is resumable as a local one is: a second run finds everything cached
-    again = run_preprocess(vgaf_root, tmp_path / "ray", config, MODALITIES, progress=False, engine=engine)
+    again = run_preprocess(three_clips, tmp_path / "ray", config, MODALITIES, progress=False, engine=engine)
     assert (again.done, again.skipped, again.failed) == (0, local.done, 0)
 
 
@@ -174,7 +194,7 @@ def _actor_processes() -> list:
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_a_killed_actor_costs_nothing_but_time(ray_cluster, vgaf_root, tmp_path):
+def test_a_killed_actor_costs_nothing_but_time(ray_cluster, five_clips, tmp_path):
     cache = tmp_path / "cache"
     killed: list[int] = []
 
@@ -191,11 +211,11 @@ def test_a_killed_actor_costs_nothing_but_time(ray_cluster, vgaf_root, tmp_path)
     killer = threading.Thread(target=kill_one_actor_mid_clip, daemon=True)
     killer.start()
     engine = EngineOptions("ray", address=ray_cluster, workers=2)
-    summary = run_preprocess(vgaf_root, cache, PreprocessConfig(), ("pose", "audio"), progress=False, engine=engine)
+    summary = run_preprocess(five_clips, cache, PreprocessConfig(), ("pose", "audio"), progress=False, engine=engine)
     killer.join(timeout=5)
 
     assert killed, "no actor was found working on a clip to kill"
-    clips = len(list(vgaf_root.rglob("*.mp4")))
+    clips = len(list(five_clips.glob("*.mp4")))
     assert (summary.done, summary.failed) == (clips, 0), summary.failures
     features = _features(cache, summary.fingerprints)
     assert all(len(arrays) == clips for arrays in features.values())  # every file reads back as valid
