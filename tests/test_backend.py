@@ -164,20 +164,20 @@ def test_pose_keypoints_and_people_counts_agree_with_tensorflow(clips, run):
     assert figures["people_count_equal"] >= 0.99, figures
 
 
-def test_fixed_batches_trace_the_predict_function_once_and_give_the_models_outputs():
-    """gvs predict's models see one batch shape whatever a video's last batch holds: no retracing warnings."""
+def test_predictor_models_are_traced_once_and_give_the_models_outputs():
+    """gvs predict's models keep one traced function whatever a video's last batch holds: no retracing warnings."""
     import keras
 
-    from gvs.predict.predictor import FixedBatches
+    from gvs.predict.predictor import TracedModel
 
     inputs = keras.Input((4,))
     hidden = keras.layers.Dense(3, activation="relu")(inputs)
     model = keras.Model(inputs, [hidden, keras.layers.Dense(2, activation="softmax")(hidden)])
-    fixed = FixedBatches(model, 8)
+    traced = TracedModel(model)
     rng = np.random.default_rng(0)
-    for rows in (3, 8, 11, 1):
+    for rows in (3, 8, 11, 1, 5):
         x = rng.normal(size=(rows, 4)).astype(np.float32)
-        hidden_out, probabilities = fixed.predict_on_batch(x)
+        hidden_out, probabilities = traced.predict_on_batch(x)
         assert hidden_out.shape == (rows, 3) and probabilities.shape == (rows, 2)
         np.testing.assert_allclose(probabilities, model(x)[1].numpy(), rtol=1e-5, atol=1e-6)
-    assert model.predict_function.experimental_get_tracing_count() == 1
+    assert traced._call.experimental_get_tracing_count() == 1

@@ -86,27 +86,23 @@ def class_shares(fused: np.ndarray, class_names: tuple[str, ...] = CLASS_NAMES) 
     return {name: float(count / len(fused)) for name, count in zip(class_names, counts)}
 
 
-class FixedBatches:
-    """A Keras model whose ``predict_on_batch`` always sees ``rows`` rows: a batch is cut into chunks of ``rows``,
-    the last one padded with zero rows that are dropped from the outputs. Every call has one input shape, so Keras'
-    predict function is traced once per model instead of once per batch length (the last batch of each video)."""
+class TracedModel:
+    """A Keras model called through one tf.function whose input signature leaves the batch length open: traced once
+    per model whatever a video's last batch holds. Keras' own predict functions retrace per batch length, and
+    TensorFlow counts the traces of every model's predict function together, which printed "N out of the last N
+    calls ... triggered tf.function retracing" in gvs predict, report and serve."""
 
-    def __init__(self, model, rows: int) -> None:
+    def __init__(self, model) -> None:
+        import tensorflow as tf
+
         self.model = model
-        self.rows = rows
+        spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        self._call = tf.function(lambda x: model(x, training=False), input_signature=[spec])
 
     def predict_on_batch(self, x: np.ndarray) -> list[np.ndarray]:
-        """The model's outputs (each (len(x), ...)) for ``x`` (n, ...)."""
-        x = np.asarray(x)
-        chunks = []
-        for start in range(0, max(len(x), 1), self.rows):
-            part = x[start : start + self.rows]
-            padded = np.zeros((self.rows, *x.shape[1:]), dtype=x.dtype)
-            padded[: len(part)] = part
-            outputs = self.model.predict_on_batch(padded)
-            outputs = outputs if isinstance(outputs, list | tuple) else [outputs]
-            chunks.append([np.asarray(o)[: len(part)] for o in outputs])
-        return [np.concatenate(parts) for parts in zip(*chunks)]
+        """The model's outputs (each (len(x), ...)) for ``x`` (n, ...) float32."""
+        outputs = self._call(np.asarray(x, dtype=np.float32))
+        return [np.asarray(o) for o in (outputs if isinstance(outputs, list | tuple) else [outputs])]
 
 
 class Predictor:
@@ -156,7 +152,7 @@ class Predictor:
         self.fusion = self.bundle.fusion()
         self.reads_sequences = self.fusion.reads_sequences  # per-step outputs only for the fusions that read them
         cut = sequence_model if self.reads_sequences else (lambda model, _: cut_at_hidden(model))
-        self.cuts = {m: FixedBatches(cut(self.bundle.model(m), m), batch_windows) for m in self.bundle.modalities}
+        self.cuts = {m: TracedModel(cut(self.bundle.model(m), m)) for m in self.bundle.modalities}
         self.grid = TimeGrid.from_params(asdict(config))
 
     def settings(self) -> dict:
