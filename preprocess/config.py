@@ -16,7 +16,7 @@ _MODALITY_FIELDS: dict[str, tuple[str, ...]] = {
     "scene": ("scene_width", "scene_height", "scene_weights", "precision", "backend"),
     "pose": ("pose_input_size", "pose_threshold", "backend"),
     "audio": ("audio_backend", "audio_hop", "audio_seconds"),
-    "faces": ("face_detector", "min_face", "face_detect_width", "face_upsample", "face_every", "precision"),
+    "faces": ("face_detector", "min_face", "face_detect_width", "face_upsample", "face_every"),
 }
 # Version of each modality's feature code: bump it when the features change for the same parameters (a new
 # encoding, a fixed bug), so caches made by the old code get a new fingerprint instead of mixing with new ones.
@@ -53,7 +53,7 @@ class PreprocessConfig:
     # min_face, not by this; hog/cnn find faces from ~80 px of it: use 1280 with them
     face_upsample: int = 0  # hog/cnn upsampling passes; 1 finds faces half as large but costs ~4x
     face_every: int = 1  # detect faces on every Nth sampled frame; frames between reuse the last frame's boxes
-    precision: str = "auto"  # scene and FER: auto (bfloat16 where the CPU has it or on a GPU) | float32 | bfloat16
+    precision: str = "auto"  # the scene backbone: auto (bfloat16 where the CPU has it or on a GPU) | float32 | bfloat16
     # | int8 (OpenVINO); resolved: TensorFlow's precision, the backbones' own in ``backend`` (preprocess/engine.py)
     backend: str = "auto"  # scene and pose: auto | tensorflow | openvino; resolved: a plan "scene=openvino/int8,..."
 

@@ -75,7 +75,8 @@ def cached_ir(name: str, key: dict, build: Callable[[], object]) -> Path:
     folder = root / f"{name}-{digest_of(key)}"
     if (folder / IR_FILE).is_file():
         return folder / IR_FILE
-    log.warning("OpenVINO: building %s once (int8 calibration takes about a minute); cached in %s", name, folder)
+    how_long = "int8 calibration takes about a minute" if "int8" in name else "about 10-30 s"
+    log.warning("OpenVINO: building %s once (%s); cached in %s", name, how_long, folder)
     model = build()
     try:
         root.mkdir(parents=True, exist_ok=True)

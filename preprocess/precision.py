@@ -1,11 +1,10 @@
-"""Arithmetic precision of the scene ResNet-50 and the FER CNN: float32, or bfloat16 where it is fast.
+"""Arithmetic precision of the scene ResNet-50 on TensorFlow: float32, or bfloat16 where it is fast.
 
 ``auto`` picks bfloat16 on a CPU with bfloat16 instructions (x86 AVX512_BF16 or AMX-BF16) or when TensorFlow
-sees a GPU, float32 elsewhere. On the project's 2-core AVX512_BF16 CPU bfloat16 runs the scene ResNet-50 1.5x
-faster (12 frames of 480x320: 1.05 s against 1.55 s) with feature maps at cosine >= 0.9999 per frame, and FER
-with the same top expression (tests/test_precision.py, benchmarks/bench_preprocess.py --precision). The pose
-graph stays float32 (bfloat16 moves its keypoints, see preprocess/pose.py), and so do the small trained heads
-(ConvLSTM, BiLSTM, fusions).
+sees a GPU, float32 elsewhere (docs/engine.md: on a CPU with openvino the scene backbone runs int8 there instead).
+Measured on an AVX512_BF16 CPU: the scene ResNet-50 1.5x faster with maps at cosine >= 0.9999 per frame. FER, the
+pose graph and the small trained heads stay float32: bfloat16 moves the pose keypoints, and FER kept the top
+expression of only 0.956 of yuface's faces (tests/test_precision.py).
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
-"""bfloat16 scene and FER agree with float32 on real clips (issue 17's limits); `auto` says what it picked."""
+"""bfloat16 scene maps agree with float32 on real clips (issue 17's limits), FER stays float32; `auto` says what it
+picked."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from gvs.core.errors import InputError
 from preprocess.agreement import Agreement
 from preprocess.config import PreprocessConfig
 from preprocess.decode import decode_clip
-from preprocess.faces import detect_faces, load_fer_model, score_faces
+from preprocess.faces import FaceExtractor
 from preprocess.precision import PRECISIONS, cpu_bfloat16_flags, gpu_count, resolve_precision
 from preprocess.scene import SceneExtractor
 
@@ -18,17 +18,13 @@ AGREEMENT_CLIPS = ("Val/1_1.mp4", "Test/Test_2.mp4")
 
 @pytest.fixture(scope="module")
 def agreement(vgaf_root) -> Agreement:
-    """float32 against bfloat16 on two shared clips: scene maps and face expressions."""
+    """float32 against bfloat16 on two shared clips: scene maps."""
     totals = Agreement()
     scene = {p: SceneExtractor(PreprocessConfig(scene_weights="none", precision=p)) for p in ("float32", "bfloat16")}
-    fer = {p: load_fer_model(p) for p in ("float32", "bfloat16")}
     for name in AGREEMENT_CLIPS:
         clip = decode_clip(vgaf_root / name, sample_rate=None)
         maps = {p: extractor.extract(clip).arrays["features"][: clip.n_frames] for p, extractor in scene.items()}
         totals.add_scene(maps["float32"], maps["bfloat16"])
-        boxes = detect_faces(clip.frames)
-        scores = {p: np.concatenate(score_faces(model, clip.frames, boxes)) for p, model in fer.items()}
-        totals.add_faces(scores["float32"], scores["bfloat16"])
     return totals
 
 
@@ -39,11 +35,11 @@ def test_bfloat16_scene_maps_agree_per_frame(agreement):
     assert figures["scene_cosine_min"] >= 0.999
 
 
-@pytest.mark.slow
-def test_bfloat16_faces_keep_their_top_expression(agreement):
-    figures = agreement.figures()
-    assert figures["faces"] >= 10
-    assert figures["face_top1_equal"] >= 0.98
+def test_fer_runs_in_float32_whatever_the_precision(shared_dir):
+    """bfloat16 FER kept the top expression of 0.956 of yuface's faces on the two agreement clips (limit 0.98)."""
+    extractor = FaceExtractor(PreprocessConfig(precision="bfloat16"))
+    assert extractor.resolved["precision"] == "float32"
+    assert {layer.dtype_policy.compute_dtype for layer in extractor.fer_model.layers} == {"float32"}
 
 
 def test_auto_precision_follows_the_cpu(monkeypatch):
@@ -63,5 +59,7 @@ def test_precision_is_in_the_fingerprints_of_the_features_it_changes():
     def fingerprints(modality: str) -> set[str]:
         return {fingerprint(modality_params(PreprocessConfig(precision=p), modality)) for p in ("float32", "bfloat16")}
 
-    assert len(fingerprints("scene")) == len(fingerprints("faces")) == 2
-    assert len(fingerprints("pose")) == len(fingerprints("audio")) == 1  # computed in float32 whatever it says
+    assert len(fingerprints("scene")) == 2
+    assert (
+        len(fingerprints("pose")) == len(fingerprints("audio")) == len(fingerprints("faces")) == 1
+    )  # computed in float32 whatever it says
