@@ -199,8 +199,7 @@ def test_the_engine_cache_folder_is_listed_where_its_module_puts_it(tmp_path, mo
     engine = pytest.importorskip("preprocess.engine")
     from preprocess.model_status import folder_status
 
-    monkeypatch.setenv("GVS_HOME", str(tmp_path))
-    monkeypatch.delenv("GVS_ENGINE_CACHE", raising=False)
+    monkeypatch.setenv(engine.ENGINE_CACHE_ENV, str(tmp_path / "engine"))  # the user's own cache may hold IRs
     entry = model_registry.REGISTRY["engine-cache"]
     assert folder_status("engine-cache", entry).state == "empty"
     (engine.engine_cache_dir() / "ir").mkdir(parents=True)
