@@ -11,7 +11,7 @@ from gvs.core.errors import Interrupted
 from gvs.core.vocabulary import MODALITIES
 
 from .config import PRESETS, preset
-from .engine import BACKENDS
+from .engine import BACKEND_HELP, BACKENDS, PRECISION_HELP
 from .face_detector_names import FACE_DETECTORS
 from .precision import PRECISIONS
 
@@ -129,15 +129,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="backbone arithmetic: auto (default; int8 scene on OpenVINO where it keeps the answers, bfloat16 on a "
-        "CPU with AVX512_BF16/AMX or a GPU, else float32), float32, bfloat16 (1.5x faster scene where the CPU has "
-        "it; slow where it does not), int8 (OpenVINO; docs/engine.md)",
+        help=PRECISION_HELP,
     )
     group.add_argument(
         "--backend",
         choices=BACKENDS,
-        help="backbone engine: auto (default; OpenVINO on a CPU where installed, TensorFlow on a GPU), tensorflow "
-        "or openvino (docs/engine.md)",
+        help=BACKEND_HELP,
     )
     add_engine_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -32,6 +32,16 @@ from .precision import PRECISIONS, gpu_count, resolve_precision
 log = logging.getLogger(__name__)
 
 BACKENDS: tuple[str, ...] = ("auto", "tensorflow", "openvino")
+# --backend and --precision as every command that runs the backbones explains them.
+BACKEND_HELP = (
+    "backbone engine: auto (default; OpenVINO on a CPU where installed, TensorFlow on a GPU), tensorflow or openvino "
+    "(docs/engine.md)"
+)
+PRECISION_HELP = (
+    "backbone arithmetic: auto (default; int8 scene on OpenVINO where it keeps the answers, bfloat16 on a CPU with "
+    "AVX512_BF16/AMX or a GPU, else float32), float32, bfloat16 (slow on a CPU without it) or int8 (OpenVINO; "
+    "docs/engine.md)"
+)
 BACKBONES: tuple[str, ...] = ("scene", "pose")
 # The one folder of compiled backbones (IR files and OpenVINO's compiled-network cache); `gvs models` lists it.
 ENGINE_CACHE_ENV = "GVS_ENGINE_CACHE"

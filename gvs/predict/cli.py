@@ -11,7 +11,7 @@ from gvs.core.cluster import EngineOptions, add_engine_arguments, check_engine_o
 from gvs.core.command import positive_int
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import VIDEO_EXTENSIONS
-from preprocess.engine import BACKENDS
+from preprocess.engine import BACKEND_HELP, BACKENDS, PRECISION_HELP
 from preprocess.precision import PRECISIONS
 
 DESCRIPTION = (
@@ -70,15 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="backbone arithmetic: auto (default; int8 scene on OpenVINO where it keeps the answers, bfloat16 on a "
-        "CPU with AVX512_BF16/AMX or a GPU, else float32), float32, bfloat16 or int8 (docs/engine.md)",
+        help=PRECISION_HELP,
     )
     parser.add_argument(
         "--backend",
         choices=BACKENDS,
         default="auto",
-        help="backbone engine: auto (default; OpenVINO on a CPU where installed, TensorFlow on a GPU), tensorflow "
-        "or openvino (docs/engine.md)",
+        help=BACKEND_HELP,
     )
     parser.add_argument(
         "--emotiw", action="store_true", help="also write EmotiW submission files and their zip (VGAF's classes only)"
