@@ -9,6 +9,7 @@ corner if it weights the channels by their gradients.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import cv2
@@ -21,6 +22,7 @@ from skimage import data
 from gvs.core.errors import InputError
 from gvs.predict.predictor import FUSED
 from gvs.report import lime_frame, pixels
+from gvs.report.movement import MIN_CHANGE, MIN_R2
 from preprocess.config import PreprocessConfig
 from preprocess.scene import prepare_frames
 from tests.report_fakes import KnownPredictor, KnownStream, known_window, probabilities_from
@@ -144,9 +146,42 @@ def test_lime_section(found, window):
     made = lime_frame.section(found, window)
     assert made.key == "lime" and [f.name for f in made.figures] == ["lime-scene", "lime-fused"]
     assert all(f.png.startswith(b"\x89PNG") for f in made.figures)
+    assert min(found.r2.values()) >= found.r2_floor >= MIN_R2 and not any("faded" in f.caption for f in made.figures)
+    assert "nothing here to explain" not in made.text
     top = str(int(np.argmax(found.weights[FUSED])))
-    assert made.tables[0].rows[0][0] == top
+    assert made.tables[0].rows[0][0] == top and len(made.tables[0].columns) == 4
     assert made.arrays["segments"].shape == (HEIGHT, WIDTH)
+
+
+def _decoded(png: bytes) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def test_a_poor_fit_is_drawn_faded_with_the_reason(found, window):
+    poor = dataclasses.replace(found, r2={"scene": MIN_R2 / 2, FUSED: found.r2[FUSED]})
+    made = lime_frame.section(poor, window)
+    captions = {f.name: f.caption for f in made.figures}
+    assert "faded" in captions["lime-scene"] and f"below {poor.r2_floor:.2f}" in captions["lime-scene"]
+    assert "faded" not in captions["lime-fused"] and "(faded map)" in made.text
+    frame = pixels.at_scene_size(window, window.frames[KEY])
+    faded, full = (lime_frame.drawn(frame, found.segments, found.weights["scene"], f) for f in (True, False))
+    tinted = np.isin(found.segments, np.concatenate(list(lime_frame.strongest(found.weights["scene"]).values())))
+    change = {
+        name: np.median(np.abs(image.astype(float) - frame)[tinted])
+        for name, image in (("faded", faded), ("full", full))
+    }
+    assert 0 < change["faded"] < 0.5 * change["full"]  # medians: the superpixels' numbers are drawn alike in both
+
+
+def test_lime_on_a_frame_the_model_never_reads_draws_nothing(window):
+    """The head reads only row KEY: hiding parts of frame 0 moves no probability, so there is no map, no table
+    and a sentence for each output."""
+    unread = lime_frame.lime_frame(window, 0, samples=20, segments=10, seed=0, batch=16)
+    assert max(unread.spread.values()) < MIN_CHANGE
+    made = lime_frame.section(unread, window)
+    assert not made.figures and not made.tables
+    assert made.text.count("nothing here to explain") == 2
+    assert unread.curve.verdict().startswith("none")
 
 
 def test_missing_lime_says_how_to_install(window, monkeypatch):
@@ -177,6 +212,8 @@ def saliency(window):
 
 
 def test_pixel_saliency_sits_in_the_patch(saliency):
+    assert saliency.moved.tolist() == [True, False]  # the head reads row KEY only: noise on frame 0 moves nothing
+    assert saliency.spread[0] >= MIN_CHANGE > saliency.spread[1]
     assert saliency.smoothgrad.shape == saliency.gradcam.shape == (2, HEIGHT, WIDTH)
     assert saliency.cells.shape == (2, HEIGHT // CELL, WIDTH // CELL)
     assert _share_inside(saliency.smoothgrad[0]) > 0.9
@@ -188,5 +225,12 @@ def test_pixel_saliency_sits_in_the_patch(saliency):
 def test_pixels_section(saliency, window):
     made = pixels.section(saliency, window)
     assert made.key == "pixels" and made.figures[0].png.startswith(b"\x89PNG")
+    assert made.text.count("nothing here to explain") == 1 and "key frame 1 (0.0 s)" in made.text
+    one_row = _decoded(made.figures[0].png)
+    both = dataclasses.replace(saliency, spread=np.full(2, 1.0))
+    two_rows = _decoded(pixels.section(both, window).figures[0].png)
+    assert one_row.shape[0] < 0.75 * two_rows.shape[0]  # frame 0's row is not drawn
+    nothing = pixels.section(dataclasses.replace(saliency, spread=np.zeros(2)), window)
+    assert not nothing.figures and nothing.text.count("nothing here to explain") == 2
     assert "8x12" in made.caveat
     assert made.arrays["gradcam_cells"].shape == (2, HEIGHT // CELL, WIDTH // CELL)

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from skimage import data
 
+from gvs.report.faithfulness import faithfulness_section
+from gvs.report.movement import MIN_CHANGE
 from gvs.report.occlusion import occlusion, removed, section, section_rows, video_sections
 from tests.report_fakes import KnownPredictor, known_window, probabilities_from
 
@@ -84,9 +86,10 @@ def test_removed_zeroes_the_section_frames_and_audio(frames):
     assert all(np.array_equal(copies[m][0], window.window.features[m]) for m in window.modalities)
     for modality in ("scene", "pose", "faces"):
         assert np.all(copies[modality][1, 8:] == 0) and np.all(copies[modality][1, :8] == 2)
-    # the last section spans 3.2-4.8 s: audio steps centred at 3.5, 4.0, 4.5 s; the one at 5.0 s is past it
+    # the last section spans 3.2-4.4 s (the window ends with its last frame): audio steps centred at 3.5 and 4.0 s;
+    # those at 4.5 and 5.0 s are past the window
     gone = np.flatnonzero(np.all(copies["audio"][1] == 0, axis=1))
-    assert gone.tolist() == [7, 8, 9]
+    assert gone.tolist() == [7, 8]
 
 
 def test_padded_window_sections_cover_only_real_frames(frames):
@@ -107,8 +110,17 @@ def test_middle_section_ranks_first(middle_scene):
     assert all(np.allclose(result.drops[m], 0, atol=1e-5) for m in ("pose", "faces", "audio"))
 
 
+def test_sections_lie_inside_the_explained_window(middle_scene):
+    window, result = middle_scene
+    start, end = window.prediction.start_s, window.prediction.end_s
+    assert result.spans.min() >= start and result.spans.max() <= end
+    assert result.spans[0, 0] == start and result.spans[-1, 1] == end
+    assert np.all(result.spans[1:, 0] == result.spans[:-1, 1])  # they tile it
+    assert section(result, window).tables[0].rows[-1][1] == "3.2-4.4"
+
+
 def test_audio_of_the_last_section_ranks_it_first(frames):
-    result = occlusion(_window(frames, None, audio_rows=slice(7, 10)))
+    result = occlusion(_window(frames, None, audio_rows=slice(7, 9)))
     assert np.argmax(result.drops["audio"]) == 2 and result.drops["audio"][2] > 0.3
     assert np.allclose(result.drops["audio"][:2], 0, atol=1e-5)
     assert result.ranking[0] == 2
@@ -124,6 +136,8 @@ def test_section_figures_and_table(middle_scene):
     window, result = middle_scene
     made = section(result, window)
     assert made.key == "sections" and made.text and made.caveat
+    assert result.ranked and "lowers the fused p(Positive) most" in made.text and "nothing" not in made.text
+    assert made.tables[0].columns[-1] == "rank"
     assert len(made.figures) == 2
     for figure in made.figures:
         image = cv2.imdecode(np.frombuffer(figure.png, np.uint8), cv2.IMREAD_COLOR)
@@ -132,3 +146,27 @@ def test_section_figures_and_table(middle_scene):
     assert [row[-1] for row in made.tables[0].rows][1] == "1"
     assert made.arrays["sections"].tolist() == [list(s) for s in THIRDS]
     assert {"drops_fused", "drops_scene", "drops_audio", "deletion_ranked", "deletion_random"} <= set(made.arrays)
+
+
+def test_a_model_that_ignores_every_moment_ranks_nothing(frames):
+    """Constant models: no removal moves any probability, so the section says so, ranks nothing, draws no drops
+    per modality, and the faithfulness check gives no verdict and no curve."""
+    window = _window(frames, None)
+    result = occlusion(window)
+    assert result.moved_by() < MIN_CHANGE and not result.ranked
+    made = section(result, window)
+    assert "rank" not in made.tables[0].columns and all(
+        len(row) == len(made.tables[0].columns) for row in made.tables[0].rows
+    )
+    assert "nothing here to explain" in made.text and "lowers the fused" not in made.text
+    assert [f.name for f in made.figures] == ["sections-strip"]
+    checked = faithfulness_section({"key moments": result.curve}, window.class_name)
+    assert checked.tables[0].rows[0][-1].startswith("none") and not checked.figures
+    assert "nothing here to explain" in checked.text
+
+
+def test_a_ranked_window_gets_a_faithfulness_verdict(middle_scene):
+    window, result = middle_scene
+    checked = faithfulness_section({"key moments": result.curve}, window.class_name)
+    assert checked.tables[0].rows[0][-1] == "better than random"
+    assert [f.name for f in checked.figures] == ["deletion-curves"] and "nothing" not in checked.text

@@ -92,6 +92,18 @@ def test_modalities_section_has_its_figures_and_table(scene_led_window):
     assert [r[3] for r in rows] == ["supports", "against", "supports"]
     assert "scene has the largest share" in built.text
     assert built.caveat
+    assert "nothing here to explain" not in built.text
+
+
+def test_modalities_that_never_move_the_fusion_get_no_shares():
+    """Models with no evidence (the fusion gives 1/3 with or without each modality): no shares, no figures."""
+    models = {m: evidence_model((FRAMES, 4), mean_evidence(0.0), m) for m in ("scene", "pose")}
+    window = known_window(KnownPredictor(models), {m: np.ones((FRAMES, 4), np.float32) for m in models}, blank_frames())
+    result = modality_shares(window)
+    assert not result.moved
+    built = section(result, window)
+    assert not built.figures and "nothing here to explain" in built.text
+    assert "share of |attribution|" not in built.tables[0].columns and len(built.tables[0].rows) == 2
 
 
 # ----- audio -----

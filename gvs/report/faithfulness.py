@@ -3,7 +3,9 @@
 Parts (video sections, superpixels, ...) are removed in the explanation's order, most important first, and
 the probability of the explained class is read after each removal; the same is done in random orders. A
 faithful ranking makes the probability fall faster than random: its curve lies below the random one and its
-area (mean of the curve over 0 .. all parts removed) is smaller.
+area (mean of the curve over 0 .. all parts removed) is smaller. The verdict says better or worse only when the
+ranked area lies outside the random orders' spread (their mean area +- one standard deviation), and gives none
+when no deletion moved the probability by movement.MIN_CHANGE.
 """
 
 from __future__ import annotations
@@ -13,27 +15,64 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .movement import MIN_CHANGE, spread
+
 
 @dataclass
 class DeletionCurve:
-    """Probability of the explained class after removing the first k ranked parts, k = 0 .. n_parts.
+    """Probability of the explained class after removing the first k parts, k = 0 .. n_parts.
 
     ranked : (n_parts + 1,) following the explanation's order
-    random : (n_parts + 1,) mean over ``orders`` random orders; random_std the spread across them
+    random_orders : (orders, n_parts + 1) following each random order
     """
 
     ranked: np.ndarray
-    random: np.ndarray
-    random_std: np.ndarray
-    orders: int
+    random_orders: np.ndarray
+
+    @property
+    def orders(self) -> int:
+        return len(self.random_orders)
+
+    @property
+    def random(self) -> np.ndarray:
+        """(n_parts + 1,) mean of the random orders' curves."""
+        return self.random_orders.mean(axis=0)
+
+    @property
+    def random_std(self) -> np.ndarray:
+        """(n_parts + 1,) standard deviation of the random orders' curves at each step."""
+        return self.random_orders.std(axis=0)
 
     @property
     def ranked_area(self) -> float:
         return curve_area(self.ranked)
 
     @property
+    def random_areas(self) -> np.ndarray:
+        """(orders,) area of each random order's curve."""
+        return np.array([curve_area(curve) for curve in self.random_orders])
+
+    @property
     def random_area(self) -> float:
-        return curve_area(self.random)
+        return float(self.random_areas.mean())
+
+    @property
+    def spread(self) -> float:
+        """How far any deletion (ranked or random) moved the probability: largest minus smallest value."""
+        return spread(np.concatenate([self.ranked, self.random_orders.ravel()]))
+
+    def verdict(self) -> str:
+        """ "better than random" / "worse than random" when the ranked area lies below / above the random orders'
+        mean area by more than their standard deviation; "within the random orders' spread" otherwise; no verdict
+        when no deletion moved the probability by MIN_CHANGE."""
+        if self.spread < MIN_CHANGE:
+            return f"none: p moved < {MIN_CHANGE}"
+        margin = float(self.random_areas.std())
+        if self.ranked_area < self.random_area - margin:
+            return "better than random"
+        if self.ranked_area > self.random_area + margin:
+            return "worse than random"
+        return "within the random orders' spread"
 
 
 def curve_area(curve: np.ndarray) -> float:
@@ -67,11 +106,12 @@ def deletion_curve(
         removal_masks(generator.permutation(n_parts), n_parts) for _ in range(orders)
     ]
     values = np.asarray(score(np.concatenate(curves)), dtype=np.float64).reshape(len(curves), n_parts + 1)
-    return DeletionCurve(values[0], values[1:].mean(axis=0), values[1:].std(axis=0), orders)
+    return DeletionCurve(values[0], values[1:])
 
 
 def deletion_figure(curves: dict[str, DeletionCurve], class_name: str):
-    """Matplotlib figure: each explanation's ranked curve (solid) against its random curve (dashed)."""
+    """Matplotlib figure: each explanation's ranked curve (solid) against its random curve (dashed, the band one
+    standard deviation of the random orders)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,35 +128,60 @@ def deletion_figure(curves: dict[str, DeletionCurve], class_name: str):
         axis.set_title(name)
         axis.set_xlabel("parts removed")
         axis.set_ylabel(f"p({class_name})")
-        axis.set_ylim(0, 1)
+        axis.set_ylim(-0.05, 1.05)  # a curve at 0 or 1 stays visible off the frame
         axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
 
 
 def faithfulness_section(curves: dict[str, DeletionCurve], class_name: str):
-    """Section 8: every explanation's deletion curve against random orders, with the areas in a table."""
+    """Section "faithfulness": every explanation's deletion curve against random orders, with the areas and a
+    verdict in a table; a curve whose deletions never moved the probability gets a sentence, no figure and no
+    verdict."""
+    from .movement import unmoved_sentence
     from .sections import Figure, Section, Table, png_bytes
 
     rows = [
         [
             name,
             f"{curve.ranked_area:.3f}",
-            f"{curve.random_area:.3f}",
-            "better than random" if curve.ranked_area < curve.random_area else "NOT better than random",
+            f"{curve.random_area:.3f} ± {curve.random_areas.std():.3f}",
+            curve.verdict(),
         ]
         for name, curve in curves.items()
     ]
+    orders = next(iter(curves.values())).orders
+    text = (
+        f"Each explanation's parts are removed most important first, and the probability of {class_name} is read "
+        f"after each removal (solid line); the dashed line does the same in random orders (mean of {orders}, band: "
+        "one standard deviation). A faithful explanation makes the probability fall faster than random: its curve "
+        "lies below and its area is smaller. The table says better or worse than random only when the explanation's "
+        "area lies outside the random orders' mean area plus or minus their standard deviation."
+    )
+    unmoved = {name: curve for name, curve in curves.items() if curve.spread < MIN_CHANGE}
+    for name, curve in unmoved.items():
+        text += "\n\n" + unmoved_sentence(
+            f"Removing the parts of {name} in any of the {orders + 1} orders", f"p({class_name})", curve.spread
+        )
+    drawn = {name: curve for name, curve in curves.items() if name not in unmoved}
+    figures = (
+        [Figure("deletion-curves", png_bytes(deletion_figure(drawn, class_name)), "Deletion curves")] if drawn else []
+    )
     return Section(
         "faithfulness",
         "Faithfulness check",
-        f"Each explanation's parts are removed most important first, and the probability of {class_name} is read "
-        f"after each removal (solid line); the dashed line does the same in random orders (mean of "
-        f"{next(iter(curves.values())).orders}, band: one standard deviation). A faithful explanation makes the "
-        "probability fall faster than random: its curve lies below and its area is smaller.",
-        figures=[Figure("deletion-curves", png_bytes(deletion_figure(curves, class_name)), "Deletion curves")],
-        tables=[Table(["explanation", "area (ranked)", "area (random)", "verdict"], rows, "Areas under the curves")],
-        caveat="A curve close to the random one means the ranking is no better than chance for this window; "
+        text,
+        figures=figures,
+        tables=[
+            Table(
+                ["explanation", "area (ranked)", "area (random, mean ± sd)", "verdict"], rows, "Areas under the curves"
+            )
+        ],
+        caveat="A curve within the random orders' spread means the ranking is no better than chance for this window; "
         "removal replaces parts by padding (sections) or a flat colour (superpixels), inputs the models rarely saw.",
-        arrays={f"{name}_{kind}": getattr(c, kind) for name, c in curves.items() for kind in ("ranked", "random")},
+        arrays={
+            f"{name}_{kind}": getattr(c, kind)
+            for name, c in curves.items()
+            for kind in ("ranked", "random", "random_orders")
+        },
     )

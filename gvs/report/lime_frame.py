@@ -14,6 +14,9 @@ orders of the same groups. Each distinct set of hidden groups is scored once, an
 sets, so the curve costs at most 32 backbone passes whatever the number of orders (ten single superpixels plus
 "the rest" would need about 40 passes for 3 orders, and a random order hiding "the rest" early would hide far
 more of the frame at each step than the ranked one).
+
+An output whose probability moved by less than movement.MIN_CHANGE across LIME's samples gets a sentence instead
+of a map; a map whose surrogate fits with R^2 below movement.r2_floor is drawn faded, with the reason.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from gvs.predict.predictor import FUSED
 from preprocess.scene import prepare_frames
 
 from .faithfulness import DeletionCurve, deletion_curve
+from .movement import MIN_CHANGE, MIN_R2, r2_floor, unmoved_sentence
 from .pixels import at_scene_size, scene_size
 from .sections import Figure, Section, Table, rgb_png
 from .window import ExplainedWindow
@@ -40,6 +44,7 @@ DELETION_ORDERS = 10
 SHOWN = 5  # superpixels drawn per direction (towards, against) in each figure
 COLOURS = {"towards": np.array([46, 204, 64]), "against": np.array([231, 76, 60])}  # RGB green, red
 TINT = 0.45  # share of the colour in a drawn superpixel
+FADED_TINT = 0.15  # the same in a faded map (R^2 below movement.r2_floor), outlines as faint
 
 
 @dataclass
@@ -72,6 +77,19 @@ class LimeResult:
     groups: list[np.ndarray]
     hide_color: np.ndarray
     samples: int
+
+    def moved(self, source: str) -> bool:
+        """Whether hiding superpixels moved ``source``'s probability by at least MIN_CHANGE (else: nothing to map)."""
+        return self.spread[source] >= MIN_CHANGE
+
+    @property
+    def r2_floor(self) -> float:
+        """The R^2 below which a map is drawn faded, for this many superpixels and samples (movement.r2_floor)."""
+        return r2_floor(len(self.weights[FUSED]), self.samples)
+
+    def faded(self, source: str) -> bool:
+        """Whether ``source``'s map is drawn faded: its surrogate's R^2 is below ``r2_floor``."""
+        return self.r2[source] < self.r2_floor
 
 
 def _lime_image():
@@ -201,18 +219,20 @@ def strongest(weights: np.ndarray, count: int = SHOWN) -> dict[str, np.ndarray]:
     return {"towards": np.array(towards, dtype=int), "against": np.array(against, dtype=int)}
 
 
-def drawn(frame: np.ndarray, segments: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def drawn(frame: np.ndarray, segments: np.ndarray, weights: np.ndarray, faded: bool = False) -> np.ndarray:
     """(h, w, 3) uint8: ``frame`` with the strongest superpixels towards the class tinted and outlined green, those
-    against red, each labelled with its number."""
+    against red, each labelled with its number; ``faded``: tint and outlines at FADED_TINT."""
     import cv2
     from skimage.segmentation import find_boundaries
 
     out = frame.astype(np.float32)
+    tint = FADED_TINT if faded else TINT
     for direction, chosen in strongest(weights).items():
         colour = COLOURS[direction]
         inside = np.isin(segments, chosen)
-        out[inside] = (1 - TINT) * out[inside] + TINT * colour
-        out[find_boundaries(np.where(inside, segments, -1), mode="inner") & inside] = colour
+        out[inside] = (1 - tint) * out[inside] + tint * colour
+        edge = find_boundaries(np.where(inside, segments, -1), mode="inner") & inside
+        out[edge] = colour if not faded else (1 - 2 * tint) * out[edge] + 2 * tint * colour
     out = out.astype(np.uint8)
     for superpixel in np.concatenate(list(strongest(weights).values())):
         rows, columns = np.nonzero(segments == superpixel)
@@ -222,45 +242,57 @@ def drawn(frame: np.ndarray, segments: np.ndarray, weights: np.ndarray) -> np.nd
     return out
 
 
+NAMES = {"scene": "scene model", FUSED: "fused prediction"}
+
+
 def section(result: LimeResult, window: ExplainedWindow) -> Section:
     """Section "lime": the key frame with the superpixels for and against the class, for the scene model and the
-    fused prediction, and a table of their weights."""
+    fused prediction (faded where R^2 is below the floor), and a table of their weights; an output whose probability
+    did not move gets a sentence instead of a map and a column."""
     frame = at_scene_size(window, window.display_frames[result.frame_index])
-    names = {"scene": "scene model", FUSED: "fused prediction"}
     figures = [
         Figure(
             f"lime-{source}",
-            rgb_png(drawn(frame, result.segments, result.weights[source])),
-            f"LIME, {names[source]}: green raises p({window.class_name}), red lowers it (R^2 {result.r2[source]:.2f})",
+            rgb_png(drawn(frame, result.segments, result.weights[source], result.faded(source))),
+            f"LIME, {NAMES[source]}: green raises p({window.class_name}), red lowers it (R^2 {result.r2[source]:.2f}"
+            + (
+                f", below {result.r2_floor:.2f}: faded, the linear model explains little)"
+                if result.faded(source)
+                else ")"
+            ),
         )
         for source in SOURCES
+        if result.moved(source)
     ]
     return Section(
         "lime",
         "Regions of the key frame (LIME)",
         _text(result, window),
         figures=figures,
-        tables=[_table(result, window)],
+        tables=[_table(result, window)] if figures else [],
         caveat=_caveat(result, window),
         arrays={
             "segments": result.segments,
             "weights_scene": result.weights["scene"],
             "weights_fused": result.weights[FUSED],
             "r2": np.array([result.r2[source] for source in SOURCES]),
+            "spread": np.array([result.spread[source] for source in SOURCES]),
         },
     )
 
 
 def _table(result: LimeResult, window: ExplainedWindow) -> Table:
-    """The superpixels drawn in either figure, by fused weight: number, share of the frame and both weights."""
-    drawn_ones = {int(i) for source in SOURCES for ids in strongest(result.weights[source]).values() for i in ids}
+    """The superpixels drawn in the figures, by the weight of the last output drawn (fused, else scene): number,
+    share of the frame and the weight for each output whose probability moved."""
+    sources = [source for source in SOURCES if result.moved(source)]
+    drawn_ones = {int(i) for source in sources for ids in strongest(result.weights[source]).values() for i in ids}
     area = np.bincount(result.segments.ravel(), minlength=len(result.weights[FUSED])) / result.segments.size
     rows = [
-        [str(i), f"{100 * area[i]:.1f} %", f"{result.weights['scene'][i]:+.3g}", f"{result.weights[FUSED][i]:+.3g}"]
-        for i in sorted(drawn_ones, key=lambda i: -result.weights[FUSED][i])
+        [str(i), f"{100 * area[i]:.1f} %", *[f"{result.weights[source][i]:+.3g}" for source in sources]]
+        for i in sorted(drawn_ones, key=lambda i: -result.weights[sources[-1]][i])
     ]
     return Table(
-        ["superpixel", "share of frame", "weight, scene model", "weight, fused"],
+        ["superpixel", "share of frame", *[f"weight, {NAMES[source]}" for source in sources]],
         rows,
         f"Superpixels drawn in the figures; a weight is the change in p({window.class_name}) the surrogate "
         "predicts when the superpixel is shown rather than hidden",
@@ -268,21 +300,39 @@ def _table(result: LimeResult, window: ExplainedWindow) -> Table:
 
 
 def _text(result: LimeResult, window: ExplainedWindow) -> str:
-    n = len(result.weights[FUSED])
+    """What LIME did, then for each output either how to read its map (with its fit) or the one sentence saying
+    its probability did not move."""
+    n, name = len(result.weights[FUSED]), window.class_name
     time_s = window.frame_times[result.frame_index]
-    return (
+    text = (
         f"Key frame {result.frame_index + 1} ({time_s:.1f} s), cut into {n} superpixels. LIME scored "
         f"{result.samples} copies of the window in which random superpixels of this frame were hidden (filled with "
         "the frame's mean colour; the other frames, the people, faces and sound unchanged) and fitted a linear "
-        "model of the probability on which superpixels were shown.\n\n"
-        f"Green superpixels raise p({window.class_name}) in that model, red ones lower it (the {SHOWN} strongest "
-        "each way; the numbers match the table). The first figure explains the scene model "
-        f"(p = {result.probability['scene']:.2f} for the unchanged frame, fit R^2 {result.r2['scene']:.2f}), the "
-        f"second one the fused prediction (p = {result.probability[FUSED]:.2f}, R^2 {result.r2[FUSED]:.2f}), "
-        "which sees this frame only through the scene model.\n\n"
-        f"Across LIME's samples p({window.class_name}) varied by {result.spread['scene']:.3g} (scene model) and "
-        f"{result.spread[FUSED]:.3g} (fused), the most that hiding random superpixels of this frame moved it."
+        "model of the probability on which superpixels were shown. The fused prediction sees this frame only "
+        "through the scene model."
     )
+    drawn_sources = [source for source in SOURCES if result.moved(source)]
+    if drawn_sources:
+        text += (
+            f"\n\nGreen superpixels raise p({name}) in that model, red ones lower it (the {SHOWN} strongest each "
+            f"way; the numbers match the table). A map is drawn faded when its fit's R^2 is below "
+            f"{result.r2_floor:.2f}: the linear model then explains little of how the probability moved ({MIN_R2} at "
+            "least, and never below what such a fit of this many superpixels on this many samples reaches on "
+            "noise)."
+        )
+    for source in SOURCES:
+        label = f"{NAMES[source]}'s p({name}) from {result.probability[source]:.2f}"
+        if result.moved(source):
+            text += (
+                f"\n\n{NAMES[source].capitalize()}: p = {result.probability[source]:.2f} for the unchanged frame, "
+                f"varied by {result.spread[source]:.3g} across LIME's samples, fit R^2 {result.r2[source]:.2f}"
+                + (" (faded map)." if result.faded(source) else ".")
+            )
+        else:
+            text += "\n\n" + unmoved_sentence(
+                "Hiding superpixels in LIME's samples", f"the {label}", result.spread[source]
+            )
+    return text
 
 
 def _caveat(result: LimeResult, window: ExplainedWindow) -> str:

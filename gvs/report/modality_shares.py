@@ -4,7 +4,8 @@ A coalition S of modalities is scored by zeroing the features of every modality 
 which the models mask, i.e. "not observed") and reading the fused probability of the explained class:
 v(S). With M <= 4 modalities there are at most 16 coalitions, scored in one batch. The Shapley value of modality
 m averages its marginal contribution v(S + m) - v(S) over the orders in which modalities can join; the values
-sum to v(all) - v(none). Leaving one modality out, v(all) - v(all - m), is shown beside them.
+sum to v(all) - v(none). Leaving one modality out, v(all) - v(all - m), is shown beside them. When no coalition
+moves the fused probability by movement.MIN_CHANGE, the section says so and draws no shares.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from gvs.predict.predictor import FUSED
 
+from .movement import MIN_CHANGE, spread, unmoved_sentence
 from .sections import Figure, Section, Table, png_bytes
 from .window import ExplainedWindow
 
@@ -50,6 +52,11 @@ class ModalityShares:
     @property
     def v_none(self) -> float:
         return float(self.values[0])
+
+    @property
+    def moved(self) -> bool:
+        """Whether leaving modalities out moved the fused probability by at least MIN_CHANGE in some coalition."""
+        return spread(self.values) >= MIN_CHANGE
 
     @property
     def direction(self) -> np.ndarray:
@@ -101,7 +108,10 @@ def modality_shares(window: ExplainedWindow) -> ModalityShares:
 
 
 def section(result: ModalityShares, window: ExplainedWindow) -> Section:
-    """Section "modalities": the shares coloured by direction, the leave-one-out changes, a table and the caveat."""
+    """Section "modalities": the shares coloured by direction, the leave-one-out changes, a table and the caveat;
+    when no coalition moved the fused probability, a sentence and the table of the (near-zero) values only."""
+    if not result.moved:
+        return _unmoved_section(result, window)
     name = window.class_name
     rows = [
         [
@@ -137,15 +147,52 @@ def section(result: ModalityShares, window: ExplainedWindow) -> Section:
         "rarely or never saw in training, so the values say what the fusion does with such inputs, not what it "
         "learned from each modality. The shares are exact Shapley values for this window only; another window of the "
         "same video can split differently.",
-        arrays={
-            "phi": result.phi,
-            "shares": result.shares,
-            "leave_one_out": result.leave_one_out,
-            "own": result.own,
-            "coalition_values": result.values,
-            "coalitions": result.coalitions,
-        },
+        arrays=_arrays(result),
     )
+
+
+def _unmoved_section(result: ModalityShares, window: ExplainedWindow) -> Section:
+    """The section when no coalition moved the fused probability: one sentence and each modality's own p and
+    values, no shares, no directions and no figures (shares of near-zero values would paint noise)."""
+    name = window.class_name
+    rows = [
+        [modality, f"{result.own[i]:.2f}", f"{result.phi[i]:+.3f}", f"{result.leave_one_out[i]:+.3f}"]
+        for i, modality in enumerate(result.modalities)
+    ]
+    text = (
+        f"Every combination of the {len(result.modalities)} modalities was scored with the others left out (their "
+        "features replaced by the padding the models ignore).\n\n"
+        + unmoved_sentence(
+            f"Leaving modalities out in any of the {len(result.coalitions) - 1} combinations",
+            f"the fused p({name}) from {result.v_all:.2f}",
+            spread(result.values),
+        )
+    )
+    return Section(
+        "modalities",
+        "Which modalities",
+        text,
+        tables=[
+            Table(
+                ["modality", f"own p({name})", "Shapley value", "leave-one-out"],
+                rows,
+                f"Fused p({name}) {result.v_all:.2f}",
+            )
+        ],
+        arrays=_arrays(result),
+    )
+
+
+def _arrays(result: ModalityShares) -> dict[str, np.ndarray]:
+    """The numbers behind the section, for the Python API."""
+    return {
+        "phi": result.phi,
+        "shares": result.shares,
+        "leave_one_out": result.leave_one_out,
+        "own": result.own,
+        "coalition_values": result.values,
+        "coalitions": result.coalitions,
+    }
 
 
 def _direction_word(phi: float) -> str:

@@ -5,7 +5,8 @@ LIME video explanations do). Each section is removed on its own and the probabil
 read again, fused and per modality: a section whose removal lowers it supported the class. Removing a section sets
 to zero its frames' rows of the frame modalities (scene, pose, faces) and the audio steps centred in its time span;
 the models mask all-zero steps as padding. The sections ranked by their fused drop give the deletion curve the
-faithfulness check compares with random orders.
+faithfulness check compares with random orders. When no removal moves the fused probability by
+movement.MIN_CHANGE, the section says so and ranks nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from gvs.predict.predictor import FUSED
 from gvs.predict.stream import FRAME_MODALITIES
 
 from .faithfulness import DeletionCurve, deletion_curve
+from .movement import MIN_CHANGE, spread, unmoved_sentence
 from .sections import Figure, Section, Table, png_bytes
 from .window import ExplainedWindow
 
 SSIM_WIDTH = 160  # consecutive frames are compared in grey, downscaled to this width
 THUMBNAIL_WIDTH = 240  # width of each section's picture in the strip
 SCORE_BATCH = 32  # keep-masks turned into features at a time (a scene copy of a window is ~15 MB)
+UNMOVED_COLOUR = "#95a5a6"  # a drop below movement.MIN_CHANGE: grey, neither for nor against
 
 
 @dataclass
@@ -31,8 +34,8 @@ class Occlusion:
     """What leaving each section out does to the probability of the explained class.
 
     sections : [start, end) sampled-frame indices of each section, in time order, covering every real frame
-    spans : (n_sections, 2) seconds each section covers: its first frame's time .. the next section's first frame
-        time (the last one: its last frame's time + one frame period)
+    spans : (n_sections, 2) seconds each section covers within the explained window: its first frame's time .. the
+        next section's first frame time (the last one: the window's end, its last frame's time)
     base : {"fused" or modality: (n_classes,) probabilities of the unchanged window}
     drops : {"fused" or modality: (n_sections,) base - occluded probability of the explained class when that
         section alone is removed; > 0: the section supported the class}
@@ -46,6 +49,20 @@ class Occlusion:
     drops: dict[str, np.ndarray]
     ranking: np.ndarray
     curve: DeletionCurve
+
+    def moved_by(self, source: str = FUSED) -> float:
+        """How far removing any one section moved ``source``'s probability of the class (largest minus smallest of
+        the unchanged and the n occluded values)."""
+        return spread(np.append(self.drops[source], 0.0))
+
+    def moved(self, source: str = FUSED) -> bool:
+        """Whether removing some section moved ``source``'s probability by at least MIN_CHANGE."""
+        return self.moved_by(source) >= MIN_CHANGE
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the sections are ranked: some removal moved the fused probability by at least MIN_CHANGE."""
+        return self.moved(FUSED)
 
 
 def video_sections(
@@ -82,20 +99,21 @@ def _small_grey(frame: np.ndarray) -> np.ndarray:
 
 
 def section_spans(window: ExplainedWindow, sections: list[tuple[int, int]]) -> np.ndarray:
-    """(n_sections, 2) start and end seconds of each section (see ``Occlusion.spans``); a window of one frame has
-    no frame period: its section runs to the end (inf). NaN where the video gives no time."""
+    """(n_sections, 2) start and end seconds of each section (see ``Occlusion.spans``), inside the explained window
+    (``window.prediction`` start_s .. end_s, its first and last frames' times). NaN where the video gives no time."""
     times = window.frame_times
-    period = float(np.median(np.diff(times))) if len(times) > 1 else np.inf
     starts = times[[start for start, _ in sections]]
-    return np.stack([starts, np.append(starts[1:], times[-1] + period)], axis=1)
+    ends = np.append(starts[1:], window.prediction.end_s)
+    return np.clip(np.stack([starts, ends], axis=1), window.prediction.start_s, window.prediction.end_s)
 
 
 def section_rows(window: ExplainedWindow, sections: list[tuple[int, int]]) -> dict[str, np.ndarray]:
     """{modality: (n_sections, steps) bool}, the feature rows each section owns.
 
     Frame modalities: the rows of its frames. Audio: the steps whose centre (audio steps are centred on their
-    time) lies in the section's span, so the section covers most of each such step when it lasts at least one
-    hop; steps past the last frame's period belong to no section, and none do without audio (NaN times).
+    time) lies in the section's span (the last span includes its end), so the section covers most of each such
+    step when it lasts at least one hop; steps centred past the window's last frame belong to no section, and
+    none do without audio (NaN times).
     """
     rows = {}
     for modality in window.modalities:
@@ -107,6 +125,7 @@ def section_rows(window: ExplainedWindow, sections: list[tuple[int, int]]) -> di
             centres = window.audio_step_times()[None]
             spans = section_spans(window, sections)
             owned = (centres >= spans[:, :1]) & (centres < spans[:, 1:])
+            owned[-1] |= centres[0] == spans[-1, 1]
         rows[modality] = owned
     return rows
 
@@ -156,7 +175,8 @@ def occlusion(
 
 
 def section(result: Occlusion, window: ExplainedWindow) -> Section:
-    """Section 2, "Key moments": a picture of each section with its fused drop, the drops per modality, and a table."""
+    """Section 2, "Key moments": a picture of each section with its fused drop, the drops per modality, and a table
+    ranking the sections; when no removal moved the fused probability, a sentence says so and nothing is ranked."""
     sources = [FUSED, *window.modalities]
     spans = [_span_text(start, end) for start, end in result.spans]
     rank = np.empty(len(result.sections), dtype=int)
@@ -167,7 +187,7 @@ def section(result: Occlusion, window: ExplainedWindow) -> Section:
             spans[i],
             f"{start + 1}-{end}" if end > start + 1 else str(end),
             *[f"{result.drops[s][i]:+.3f}" for s in sources],
-            str(rank[i]),
+            *([str(rank[i])] if result.ranked else []),
         ]
         for i, (start, end) in enumerate(result.sections)
     ]
@@ -177,20 +197,25 @@ def section(result: Occlusion, window: ExplainedWindow) -> Section:
         "time (s)",
         "frames",
         *[f"{s} drop (not fused)" if s in not_fused else f"{s} drop" for s in sources],
+        *(["rank"] if result.ranked else []),
     ]
+    figures = [
+        Figure(
+            "sections-strip",
+            png_bytes(_strip_figure(result, window, spans, rank if result.ranked else None)),
+            "Each section and its drop",
+        )
+    ]
+    if any(result.moved(s) for s in sources):
+        figures.append(Figure("sections-drops", png_bytes(_drops_figure(result, window, spans)), "Drops per modality"))
     return Section(
         "sections",
         "Key moments",
         _text(result, window, spans, not_fused),
-        figures=[
-            Figure(
-                "sections-strip", png_bytes(_strip_figure(result, window, spans, rank)), "Each section and its drop"
-            ),
-            Figure("sections-drops", png_bytes(_drops_figure(result, window, spans)), "Drops per modality"),
-        ],
+        figures=figures,
         tables=[
             Table(
-                [*columns, "rank"],
+                columns,
                 rows,
                 f"Drop in p({window.class_name}) when each section alone is removed (frames numbered from 1)",
             )
@@ -210,10 +235,10 @@ def section(result: Occlusion, window: ExplainedWindow) -> Section:
 
 
 def _span_text(start: float, end: float) -> str:
-    """'1.2-2.4' seconds; 'from 1.2' when the end is unknown; '?' without times."""
+    """'1.2-2.4' seconds; 'at 4.4' for a section of the window's last instant; '?' without times."""
     if not np.isfinite(start):
         return "?"
-    return f"{start:.1f}-{end:.1f}" if np.isfinite(end) else f"from {start:.1f}"
+    return f"{start:.1f}-{end:.1f}" if end > start else f"at {start:.1f}"
 
 
 def _text(result: Occlusion, window: ExplainedWindow, spans: list[str], not_fused: list[str]) -> str:
@@ -226,10 +251,24 @@ def _text(result: Occlusion, window: ExplainedWindow, spans: list[str], not_fuse
         "own, its frames and the audio under them replaced by the padding the models ignore, and the probability of "
         f"{name} is read again. A bar above zero means the model leaned on that moment for {name}: without it the "
         "probability drops. A bar below zero means the moment argued against it.\n\n"
-        f"Removing section {top + 1} ({spans[top]} s) lowers the fused p({name}) most, from {before:.2f} to "
-        f"{before - result.drops[FUSED][top]:.2f}. The second figure splits the drops by modality: a modality with "
-        "bars near zero everywhere does not depend on any one moment."
     )
+    if not result.ranked:
+        text += unmoved_sentence(
+            f"Removing any one of the {len(result.sections)} sections",
+            f"the fused p({name}) from {before:.2f}",
+            result.moved_by(FUSED),
+        )
+        moved = [m for m in window.modalities if result.moved(m)]
+        if moved:
+            text += (
+                f" The figure of the drops per modality shows what moved the models' own p({name}): {', '.join(moved)}."
+            )
+    else:
+        text += (
+            f"Removing section {top + 1} ({spans[top]} s) lowers the fused p({name}) most, from {before:.2f} to "
+            f"{before - result.drops[FUSED][top]:.2f}. The second figure splits the drops by modality: a modality "
+            "with bars near zero everywhere does not depend on any one moment."
+        )
     if not_fused:
         text += f" ({', '.join(not_fused)}: nothing in this window, not part of the fused probability.)"
     return text
@@ -244,8 +283,9 @@ def _pyplot():
     return plt
 
 
-def _strip_figure(result: Occlusion, window: ExplainedWindow, spans: list[str], rank: np.ndarray):
-    """Matplotlib figure: the middle frame of each section (faces blurred when asked), its fused drop under it."""
+def _strip_figure(result: Occlusion, window: ExplainedWindow, spans: list[str], rank: np.ndarray | None):
+    """Matplotlib figure: the middle frame of each section (faces blurred when asked, its rank in the title unless
+    ``rank`` is None), its fused drop under it (grey below MIN_CHANGE either way)."""
     import cv2
 
     plt = _pyplot()
@@ -258,14 +298,22 @@ def _strip_figure(result: Occlusion, window: ExplainedWindow, spans: list[str], 
         frame = frames[(start + end - 1) // 2]
         height = round(frame.shape[0] * THUMBNAIL_WIDTH / frame.shape[1])
         axes[0, i].imshow(cv2.resize(frame, (THUMBNAIL_WIDTH, height), interpolation=cv2.INTER_AREA))
-        axes[0, i].set_title(f"{i + 1}: {spans[i]} s (rank {rank[i]})", fontsize=9)
+        ranked = "" if rank is None else f" (rank {rank[i]})"
+        axes[0, i].set_title(f"{i + 1}: {spans[i]} s{ranked}", fontsize=9)
         axes[0, i].axis("off")
-        axes[1, i].bar([0], [drops[i]], width=0.6, color="#c0392b" if drops[i] > 0 else "#2980b9")
+        axes[1, i].bar([0], [drops[i]], width=0.6, color=_drop_colour(drops[i]))
         axes[1, i].axhline(0, color="black", linewidth=0.6)
         axes[1, i].set(xlim=(-1, 1), ylim=(-limit, limit), xticks=[], xlabel=f"{drops[i]:+.3f}")
     axes[1, 0].set_ylabel(f"drop in\np({window.class_name})", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def _drop_colour(drop: float) -> str:
+    """Red for a drop (the moment supported the class), blue for a rise, grey for a change below MIN_CHANGE."""
+    if abs(drop) < MIN_CHANGE:
+        return UNMOVED_COLOUR
+    return "#c0392b" if drop > 0 else "#2980b9"
 
 
 def _drops_figure(result: Occlusion, window: ExplainedWindow, spans: list[str]):

@@ -13,6 +13,9 @@ mean gradient over the map's cells, ReLU(weighted sum of the channels), bilinear
 
 The backbone keeps the precision it was built in (mixed bfloat16 on most machines): gradients flow through its
 casts, and everything after it (feature maps, the scene model, the gradients returned) is float32.
+
+A key frame whose scene probability moved by less than movement.MIN_CHANGE across the frame and its noisy copies
+(a saturated softmax has zero gradients) gets a sentence instead of its maps.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .movement import MIN_CHANGE, spread, unmoved_sentence
 from .sections import Figure, Section, png_bytes
 from .window import ExplainedWindow
 
@@ -43,6 +47,7 @@ class PixelSaliency:
     scale : {"smoothgrad" | "gradcam": the largest value over all key frames before normalising}; the maps are
         divided by it, so both lie in 0 .. 1 and brightness compares key frames (one scale per figure column)
     samples, noise : SmoothGrad's noisy copies and their noise level
+    spread : (n_keys,) largest minus smallest scene p(class) over each key frame and its noisy copies
     """
 
     frame_indices: list[int]
@@ -52,6 +57,13 @@ class PixelSaliency:
     scale: dict[str, float]
     samples: int
     noise: float
+    spread: np.ndarray
+
+    @property
+    def moved(self) -> np.ndarray:
+        """(n_keys,) bool: the key frames whose scene probability moved by at least MIN_CHANGE (the others have
+        nothing to map)."""
+        return self.spread >= MIN_CHANGE
 
 
 def scene_size(window: ExplainedWindow) -> tuple[int, int]:
@@ -97,7 +109,7 @@ def scene_log_probability(predictor) -> Callable:
 @functools.cache
 def compiled_gradients(predictor) -> Callable:
     """A tf.function (images (B, h, w, 3), row (steps,) one-hot, fixed, class_index) -> (d log p / d pixel
-    (B, h, w, 3), d log p / d feature map (B, fh, fw, C), feature maps (B, fh, fw, C)), see
+    (B, h, w, 3), d log p / d feature map (B, fh, fw, C), feature maps (B, fh, fw, C), log p (B,)), see
     ``scene_log_probability``; one per loaded bundle, so every window and video reuses its trace.
 
     Each image's gradients are its own (the copies do not interact). Compiled because eager gradients through
@@ -114,7 +126,7 @@ def compiled_gradients(predictor) -> Callable:
             maps, log_p = log_probability(images, row, fixed, class_index)
             total = tf.reduce_sum(log_p)
         pixel_gradient, map_gradient = tape.gradient(total, [images, maps])
-        return pixel_gradient, map_gradient, maps
+        return pixel_gradient, map_gradient, maps, log_p
 
     return gradients
 
@@ -128,28 +140,29 @@ def frame_saliency(
     noise: float,
     rng: np.random.Generator,
     batch: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """SmoothGrad (h, w) and raw Grad-CAM cells (fh, fw) of one (h, w, 3) uint8 key frame in feature row ``row``
-    of ``window``.
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """SmoothGrad (h, w), raw Grad-CAM cells (fh, fw) and the spread of the scene p(class) over the frame and its
+    copies, for one (h, w, 3) uint8 key frame in feature row ``row`` of ``window``.
 
     The frame and its ``samples`` noisy copies go through ``gradients`` (``compiled_gradients``) ``batch`` images
     at a time; Grad-CAM uses the frame's own gradients, SmoothGrad the copies'.
     """
     clean = frame.astype(np.float32)
-    spread = noise * float(clean.max() - clean.min())
-    images = np.concatenate([clean[None], clean[None] + rng.normal(0.0, spread, (samples, *clean.shape))])
+    sigma = noise * float(clean.max() - clean.min())
+    images = np.concatenate([clean[None], clean[None] + rng.normal(0.0, sigma, (samples, *clean.shape))])
     images = images.astype(np.float32)
-    smooth, cells = np.zeros(clean.shape[:2], np.float32), None
+    smooth, cells, log_p = np.zeros(clean.shape[:2], np.float32), None, []
     fixed = window.window.features["scene"][None].astype(np.float32)
     class_index = np.int32(window.class_index)
     for begin in range(0, len(images), batch):
         outputs = gradients(images[begin : begin + batch], row, fixed, class_index)
-        pixel_gradient, map_gradient, maps = (t.numpy() for t in outputs)
+        pixel_gradient, map_gradient, maps, log_probability = (t.numpy() for t in outputs)
+        log_p.append(log_probability)
         if cells is None:  # the first batch starts with the frame itself
             cells = gradcam_cells(maps[0], map_gradient[0])
             pixel_gradient = pixel_gradient[1:]
         smooth += np.abs(pixel_gradient).max(axis=-1).sum(axis=0)
-    return smooth / max(samples, 1), cells
+    return smooth / max(samples, 1), cells, spread(np.exp(np.concatenate(log_p)))
 
 
 def gradcam_cells(feature_map: np.ndarray, gradient: np.ndarray) -> np.ndarray:
@@ -176,37 +189,46 @@ def pixel_saliency(
     width, height = scene_size(window)
     gradients = compiled_gradients(window.predictor)
     steps = len(window.window.features["scene"])
-    smooth, cells = [], []
+    smooth, cells, spreads = [], [], []
     for index in frame_indices:
         frame = at_scene_size(window, window.frames[index])
         row = np.eye(steps, dtype=np.float32)[index]
-        s, c = frame_saliency(gradients, frame, row, window, samples, noise, rng, batch)
+        s, c, moved_by = frame_saliency(gradients, frame, row, window, samples, noise, rng, batch)
         smooth.append(s)
         cells.append(c)
+        spreads.append(moved_by)
     cells = np.stack(cells)
     cams = np.stack([cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR) for c in cells])
     maps = {"smoothgrad": np.stack(smooth), "gradcam": np.maximum(cams, 0.0)}
     scale = {name: float(m.max()) for name, m in maps.items()}
     normalised = {name: m / scale[name] if scale[name] > 0 else m for name, m in maps.items()}
     return PixelSaliency(
-        list(frame_indices), normalised["smoothgrad"], normalised["gradcam"], cells, scale, samples, noise
+        list(frame_indices),
+        normalised["smoothgrad"],
+        normalised["gradcam"],
+        cells,
+        scale,
+        samples,
+        noise,
+        np.array(spreads),
     )
 
 
 def _figure(result: PixelSaliency, window: ExplainedWindow):
-    """Matplotlib figure: one row per key frame (display frame, SmoothGrad over it, Grad-CAM over it)."""
+    """Matplotlib figure: one row per key frame whose probability moved (display frame, SmoothGrad over it,
+    Grad-CAM over it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = len(result.frame_indices)
+    shown = [(row, index) for row, index in enumerate(result.frame_indices) if result.moved[row]]
     height, width = result.smoothgrad.shape[1:]
-    figure, axes = plt.subplots(rows, 3, figsize=(11, 11 * height / width / 3 * rows + 0.6), squeeze=False)
-    for row, index in enumerate(result.frame_indices):
+    figure, axes = plt.subplots(len(shown), 3, figsize=(11, 11 * height / width / 3 * len(shown) + 0.6), squeeze=False)
+    for (row, index), frame_axes in zip(shown, axes):
         frame = at_scene_size(window, window.display_frames[index])
         panels = [("frame", None), ("SmoothGrad", result.smoothgrad[row]), ("Grad-CAM", result.gradcam[row])]
-        for axis, (name, heat) in zip(axes[row], panels):
+        for axis, (name, heat) in zip(frame_axes, panels):
             axis.imshow(frame)
             if heat is not None:
                 axis.imshow(heat, cmap="jet", alpha=ALPHA, vmin=0.0, vmax=1.0)
@@ -218,12 +240,48 @@ def _figure(result: PixelSaliency, window: ExplainedWindow):
 
 
 def section(result: PixelSaliency, window: ExplainedWindow) -> Section:
-    """Section "pixels": each key frame with its SmoothGrad and Grad-CAM overlays."""
+    """Section "pixels": each key frame with its SmoothGrad and Grad-CAM overlays, or, for a key frame whose
+    probability did not move under the noise, a sentence saying so."""
     grid = "x".join(str(n) for n in result.cells.shape[1:])
     width, height = scene_size(window)
     text = (
         f"Which pixels of the key frames the scene model's probability of {window.class_name} is most sensitive "
-        f"to. The frames are shown as the scene backbone sees them ({width}x{height}); red is high, blue low.\n\n"
+        f"to. The frames are shown as the scene backbone sees them ({width}x{height}); red is high, blue low."
+    )
+    if result.moved.any():
+        text += _how_to_read(result, window, grid)
+    for row, index in enumerate(result.frame_indices):
+        if not result.moved[row]:
+            text += "\n\n" + unmoved_sentence(
+                f"Adding noise to key frame {index + 1} ({window.frame_times[index]:.1f} s) in {result.samples} copies",
+                f"the scene model's p({window.class_name})",
+                float(result.spread[row]),
+            )
+    figures = (
+        [Figure("pixels-saliency", png_bytes(_figure(result, window)), "SmoothGrad and Grad-CAM of the key frames")]
+        if result.moved.any()
+        else []
+    )
+    return Section(
+        "pixels",
+        "Pixels of the key frames (scene model)",
+        text,
+        figures=figures,
+        caveat=_caveat(window, grid),
+        arrays={
+            "frame_indices": np.asarray(result.frame_indices),
+            "smoothgrad": result.smoothgrad,
+            "gradcam": result.gradcam,
+            "gradcam_cells": result.cells,
+            "spread": result.spread,
+        },
+    )
+
+
+def _how_to_read(result: PixelSaliency, window: ExplainedWindow, grid: str) -> str:
+    """The paragraphs saying what SmoothGrad and Grad-CAM show and how the maps are scaled."""
+    return (
+        "\n\n"
         f"SmoothGrad: how much log p({window.class_name}) of the scene model changes when each pixel changes, "
         f"averaged over {result.samples} noisy copies of the frame (noise {result.noise:.2f} of its value range). "
         "It shows sensitivity, not whether a pixel speaks for or against the class.\n\n"
@@ -231,21 +289,6 @@ def section(result: PixelSaliency, window: ExplainedWindow) -> Section:
         f"log p({window.class_name}) on average; only the cells that raise it are coloured.\n\n"
         "Each column has one scale for all key frames (its peak, 0 .. 1, is in each title): a frame that stays dark "
         "matters less than the others."
-    )
-    return Section(
-        "pixels",
-        "Pixels of the key frames (scene model)",
-        text,
-        figures=[
-            Figure("pixels-saliency", png_bytes(_figure(result, window)), "SmoothGrad and Grad-CAM of the key frames")
-        ],
-        caveat=_caveat(window, grid),
-        arrays={
-            "frame_indices": np.asarray(result.frame_indices),
-            "smoothgrad": result.smoothgrad,
-            "gradcam": result.gradcam,
-            "gradcam_cells": result.cells,
-        },
     )
 
 
