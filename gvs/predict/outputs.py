@@ -11,12 +11,9 @@ Every probability column and key is one per class of the bundle (``VideoPredicti
 
 from __future__ import annotations
 
-import io
 import time
 import zipfile
 from pathlib import Path
-
-import numpy as np
 
 from gvs import __version__
 from gvs.core.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
@@ -24,6 +21,7 @@ from gvs.core.vocabulary import CLASS_NAMES
 from gvs.core.workspace import PredictionsDir
 
 from .predictor import FUSED, VideoPrediction
+from .timeline import save_timeline, timeline_png  # noqa: F401 (timeline_png: imported from here by callers)
 
 VGAF_COLOURS: dict[str, str] = {"positive": "#2ca02c", "neutral": "#7f7f7f", "negative": "#d62728"}  # tab10's
 # green, grey and red, by VGAF class name (ignoring case)
@@ -193,54 +191,6 @@ def write_emotiw(out: PredictionsDir, videos: list[VideoPrediction], class_names
 
     atomic_write_bytes(out.emotiw_zip, write)
     return out.emotiw_zip
-
-
-def save_timeline(video: VideoPrediction, path: Path, thumbnails: int = 6) -> Path:
-    """Write :func:`timeline_png` to ``path`` (atomically)."""
-    png = timeline_png(video, thumbnails)
-    atomic_write_bytes(path, lambda handle: handle.write(png))
-    return path
-
-
-def timeline_png(video: VideoPrediction, thumbnails: int = 6) -> bytes:
-    """PNG of the fused probability of each class over time (window centres), with thumbnails of a few windows
-    along the top (none when ``thumbnails`` is 0)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    colours = class_colours(video.class_names)
-    centres = np.array([(w.start_s + w.end_s) / 2 for w in video.windows])
-    fused = np.stack([w.probabilities[FUSED] for w in video.windows])
-    picks = np.unique(np.linspace(0, len(video.windows) - 1, min(thumbnails, len(video.windows))).round().astype(int))
-    rows = 2 if len(picks) else 1
-    figure = plt.figure(figsize=(10, 4.6 if rows == 2 else 3.4))
-    grid = figure.add_gridspec(rows, max(len(picks), 1), height_ratios=[1, 2.4][-rows:], hspace=0.35)
-    for column, index in enumerate(picks):
-        axis = figure.add_subplot(grid[0, column])
-        window = video.windows[index]
-        if window.thumbnail is not None:
-            axis.imshow(window.thumbnail)
-        colour = colours[window.predicted]
-        axis.set_title(f"{window.start_s:.1f} s: {window.predicted}", fontsize=8, color=colour)
-        axis.axis("off")
-    axis = figure.add_subplot(grid[rows - 1, :])
-    for index, name in enumerate(video.class_names):
-        axis.plot(centres, fused[:, index], marker="o", markersize=3, color=colours[name], label=name)
-    axis.set_ylim(0, 1)
-    axis.set_xlim(0, max(video.duration_s, centres.max() + 0.1))
-    axis.set_xlabel("time (s), window centres")
-    axis.set_ylabel("fused probability")
-    axis.legend(loc="upper right", fontsize=8, ncol=min(len(video.class_names), 4))
-    shares = ", ".join(f"{c} {s:.0%}" for c, s in video.class_shares.items())
-    figure.suptitle(
-        f"{video.path.name}: {video.verdict} ({video.probabilities.max():.2f}); windows: {shares}", fontsize=10
-    )
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    return buffer.getvalue()
 
 
 def write_outputs(
