@@ -28,7 +28,11 @@ class CorruptFileError(CacheError):
     """A file that exists but cannot be read as what it should be (truncated, garbage, wrong shape)."""
 
 
-class CacheBusyError(CacheError):
+class FolderBusyError(GVSError):
+    """Another run holds the lock of a folder it writes (a cache, a predictions folder)."""
+
+
+class CacheBusyError(CacheError, FolderBusyError):
     """Another run holds the lock of this cache."""
 
 

@@ -17,7 +17,8 @@ from typing import IO
 
 from .errors import DiskError
 
-_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+_DISK_ERRNOS = {*_FULL_ERRNOS, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def disk_error(folder: Path, error: OSError) -> DiskError:
@@ -36,7 +37,12 @@ def disk_error(folder: Path, error: OSError) -> DiskError:
         errno.EPERM: "permission denied",
     }
     reason = reasons.get(error.errno, error.strerror or str(error))
-    return DiskError(f"cannot write to {folder}: {reason} ({free}); free some space or choose another folder")
+    fix = (
+        "free some space or choose another folder"
+        if error.errno in _FULL_ERRNOS
+        else "choose a folder you can write to"
+    )
+    return DiskError(f"cannot write to {folder}: {reason} ({free}); {fix}")
 
 
 @contextlib.contextmanager
@@ -77,6 +83,16 @@ def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], object]) -> None
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+def clean_temporary(folder: Path) -> int:
+    """Remove the ``.<name>.*.tmp`` files interrupted atomic writes left under ``folder`` (call only while holding
+    the folder's lock, so no other run is writing them); how many."""
+    folder = Path(folder)
+    leftovers = list(folder.rglob(".*.tmp")) if folder.exists() else []
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return len(leftovers)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -42,8 +42,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CacheBusyError, CacheError, CorruptFileError, RunError
-from .io import atomic_write_bytes, atomic_write_csv, atomic_write_json, disk_errors, read_csv, read_json
+from .errors import CacheBusyError, CacheError, CorruptFileError, DiskError, FolderBusyError, RunError
+from .io import (
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_json,
+    clean_temporary,
+    disk_errors,
+    read_csv,
+    read_json,
+)
 from .vocabulary import CLASS_NAMES
 
 # Scene maps barely compress (7.4 -> 5.8 MB a clip) but decompressing them makes each read 3.5x slower
@@ -192,10 +200,7 @@ class FeatureStore:
 
     def clean_temporary(self) -> int:
         """Remove temporary files left by interrupted writes (call only while holding the cache lock)."""
-        leftovers = list(self.folder.rglob(".*.tmp")) if self.folder.exists() else []
-        for leftover in leftovers:
-            leftover.unlink(missing_ok=True)
-        return len(leftovers)
+        return clean_temporary(self.folder)
 
 
 class CacheDir:
@@ -284,38 +289,48 @@ class CacheDir:
     def source(self) -> dict:
         return read_json(self.source_path) if self.source_path.is_file() else {}
 
-    @contextlib.contextmanager
-    def lock(self) -> Iterator[bool]:
-        """Hold CACHE/.lock while writing; yields False (no lock, nothing may be written) on a read-only cache.
-
-        Raises CacheBusyError when another process holds it."""
-        try:
-            with disk_errors(self.root):
-                self.root.mkdir(parents=True, exist_ok=True)
-            handle = self.lock_path.open("a+")
-        except OSError:  # a read-only cache: readers may go on, writers will raise DiskError
-            yield False
-            return
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
-                raise CacheBusyError(
-                    f"{self.root} is in use by {holder}; wait for that run to finish or use another --cache"
-                ) from None
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
-            handle.flush()
-            try:
-                yield True
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def lock(self) -> contextlib.AbstractContextManager[bool]:
+        """Hold CACHE/.lock while writing (see :func:`folder_lock`); CacheBusyError when another run holds it."""
+        return folder_lock(self.root, "--cache", CacheBusyError)
 
     def log_path(self) -> Path:
         return self.logs / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.json"
+
+
+@contextlib.contextmanager
+def folder_lock(
+    root: Path, option: str, busy: type[FolderBusyError] = FolderBusyError, read_only_ok: bool = True
+) -> Iterator[bool]:
+    """Hold ROOT/.lock (an exclusive flock holding "pid N, started TIME") while a run writes into ``root``.
+
+    Raises ``busy`` naming the holder when another process holds it (``option`` is how to pick another folder).
+    On a folder that cannot be written, yields False (no lock: readers may go on, writers will raise DiskError),
+    or raises that DiskError now when not ``read_only_ok``."""
+    with disk_errors(root):
+        root.mkdir(parents=True, exist_ok=True)
+    try:
+        with disk_errors(root):
+            handle = (root / ".lock").open("a+")
+    except (OSError, DiskError):  # a read-only folder
+        if not read_only_ok:
+            raise
+        yield False
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise busy(f"{root} is in use by {holder}; wait for that run to finish or use another {option}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class RunFolder:
@@ -512,7 +527,11 @@ def unpacked_bundle_dir(zip_sha256: str) -> Path:
 
 class PredictionsDir:
     """The output folder of `gvs predict`: one row per video, one per window, everything as JSON, timelines and
-    EmotiW submission files."""
+    EmotiW submission files; each video's record and timeline are written the moment it finishes, and
+    run.json (the run manifest) says which videos are complete, with which bundle and options.
+
+    A video's ``name`` is unique per input of a run (its file name without the extension, or its path from the
+    inputs' common folder where two inputs share one: ``d1/clip``)."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -520,9 +539,20 @@ class PredictionsDir:
     videos_csv = property(lambda self: self.root / "predictions.csv")
     windows_csv = property(lambda self: self.root / "windows.csv")
     json = property(lambda self: self.root / "predictions.json")
+    manifest = property(lambda self: self.root / "run.json")
+    records = property(lambda self: self.root / "videos")
     timelines = property(lambda self: self.root / "timelines")
     emotiw = property(lambda self: self.root / "emotiw")
     emotiw_zip = property(lambda self: self.root / "emotiw.zip")
 
-    def timeline(self, video_id: str) -> Path:
-        return self.timelines / f"{video_id}.png"
+    def timeline(self, name: str) -> Path:
+        return self.timelines / f"{check_key(name)}.png"
+
+    def record(self, name: str) -> Path:
+        """videos/<name>.json: one video's predictions.json record, written when it finishes."""
+        return self.records / f"{check_key(name)}.json"
+
+    def lock(self) -> contextlib.AbstractContextManager[bool]:
+        """Hold OUT/.lock while a run writes here (see :func:`folder_lock`); FolderBusyError naming the other run
+        when one holds it, DiskError now when the folder cannot be written."""
+        return folder_lock(self.root, "--out", read_only_ok=False)
