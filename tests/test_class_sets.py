@@ -16,7 +16,8 @@ from matplotlib.colors import to_hex
 
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import CLASS_NAMES
-from gvs.predict.cli import _noted, expand_inputs
+from gvs.predict.batch import noted as _noted
+from gvs.predict.cli import expand_inputs
 from gvs.predict.outputs import PALETTE, class_colours, write_outputs
 from gvs.predict.predictor import FUSED, VideoPrediction, WindowPrediction, class_shares, pool_probabilities
 from gvs.report import lime_frame, modality_shares, occlusion

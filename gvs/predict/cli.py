@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-from dataclasses import replace
+import sys
 from pathlib import Path
 
 from gvs.core.cluster import EngineOptions, add_engine_arguments, check_engine_options
 from gvs.core.command import positive_int
-from gvs.core.errors import InputError
+from gvs.core.errors import InputError, Interrupted, LabelFileError
 from gvs.core.vocabulary import VIDEO_EXTENSIONS
 from preprocess.engine import BACKEND_HELP, BACKENDS, PRECISION_HELP
 from preprocess.precision import PRECISIONS
@@ -28,8 +28,13 @@ outputs (in --out, default predictions/<first input's name>):
                     per class, flags, reason (a column per class of the bundle)
   windows.csv       one row per window: start_s, end_s, each modality's and the fused probabilities
   predictions.json  everything, with the bundle's manifest hash and the package version
+  videos/           one JSON record per video, written the moment it is predicted
   timelines/        one PNG per video: each class's probability over time, with thumbnails
+  run.json          the run manifest: which videos are complete, with which bundle and options
   emotiw.zip        with --emotiw: EmotiW submission files (bundles of VGAF's three classes only)
+each video is written as soon as it is predicted; a re-run into the same --out skips the videos already predicted
+with the same bundle and options (--force predicts them again); two runs into one --out at once are refused.
+files are named after each video's file name without the extension (d1/clip, d2/clip where two share one).
 
 examples:
   gvs predict ../shared/data/vgaf/Val/1_1.mp4                  with the last exported bundle
@@ -57,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a bundle folder or .zip from `gvs export`, or a RUNS folder (default: the last exported bundle)",
     )
     parser.add_argument("--out", type=Path, help="output folder (default: predictions/<first input's name>)")
+    parser.add_argument(
+        "--force", action="store_true", help="predict every video again, even those --out holds already"
+    )
     parser.add_argument(
         "--stride", type=positive_int, help="sampled frames between window starts (default: half a window, 6 of 12)"
     )
@@ -109,7 +117,7 @@ def expand_inputs(
     LabelFileError). A dataset folder's labels are translated by name (ignoring case); a video whose label the
     bundle does not know counts as unlabelled, and ``notes`` (when given) gets {video path: why} for it.
     """
-    from preprocess.labels import discover, label_index
+    from preprocess.labels import discover
 
     index_of = {name.lower(): i for i, name in enumerate(class_names)}
 
@@ -132,21 +140,44 @@ def expand_inputs(
                 videos.append((clip.path, label))
             skipped |= dataset.not_taken
         elif given.suffix.lower() == ".csv" and given.is_file():
-            with given.open(newline="", encoding="utf-8-sig") as handle:
-                for line, row in enumerate(csv.DictReader(handle), start=2):
-                    label = (row.get("label") or "").strip()
-                    videos.append(
-                        (
-                            (given.parent / row["video"].strip()).absolute(),
-                            label_index(label, f"{given}:{line}", class_names) if label else None,
-                        )
-                    )
+            videos.extend(_csv_videos(given, class_names))
         else:  # a video (or something that is not one: decoding says so, for that video only)
             videos.append((given, None))
     return videos, skipped
 
 
-def _summary(videos, out, skipped: dict[str, str], class_names: tuple[str, ...]) -> str:
+def _csv_videos(listing: Path, class_names: tuple[str, ...] | list[str]) -> list[tuple[Path, int | None]]:
+    """(video path, label or None) of each row of a CSV video[,label] (paths relative to it); LabelFileError
+    naming the file when its header has no 'video' column or a row no path."""
+    from preprocess.labels import label_index
+
+    with listing.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        columns = [(f or "").strip().lower() for f in reader.fieldnames or []]
+        if "video" not in columns:
+            raise LabelFileError(
+                f"{listing}: needs a header with a 'video' column (and optionally 'label'), found "
+                f"{','.join(reader.fieldnames or []) or 'nothing'}; rename the column of video paths to 'video'"
+            )
+        reader.fieldnames = columns
+        videos = []
+        for line, row in enumerate(reader, start=2):
+            video = (row.get("video") or "").strip()
+            if not video:
+                raise LabelFileError(f"{listing}:{line}: empty video path; give a path or remove the line")
+            label = (row.get("label") or "").strip()
+            videos.append(
+                (
+                    (listing.parent / video).absolute(),
+                    label_index(label, f"{listing}:{line}", class_names) if label else None,
+                )
+            )
+    return videos
+
+
+def _summary(run, videos: list, skipped: dict[str, str]) -> str:
+    """The table of ``videos`` (a PredictionRun's), notes, what was not taken, kept or removed, the files."""
+    out, class_names = run.folder, run.class_names
     lines = [
         "| video | verdict | " + " | ".join(f"p {c}" for c in class_names) + " | windows | status |",
         "|---|---|" + "---|" * len(class_names) + "---|---|",
@@ -173,14 +204,25 @@ def _summary(videos, out, skipped: dict[str, str], class_names: tuple[str, ...])
     if labelled:
         right = sum(class_names[v.label] == v.verdict for v in labelled)
         lines.append(f"  accuracy on the {len(labelled)} labelled videos: {right / len(labelled):.3f}")
-    lines.append(f"outputs: {out.videos_csv}, {out.windows_csv}, {out.json}, {out.timelines}/")
+    if run.reused:
+        lines.append(
+            f"  kept   {run.reused} videos {out.root} holds already, predicted with this bundle and these options "
+            "(--force predicts them again)"
+        )
+    if run.removed:
+        lines.append(f"  removed the outputs of {len(run.removed)} videos of an earlier run that are not inputs now")
+    if run.manifest.note:
+        lines.append(f"  note   {run.manifest.note}")
+    lines.append(f"outputs: {out.videos_csv}, {out.windows_csv}, {out.json}, {out.timelines}/, {out.manifest}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Predict every input video and write the outputs."""
+    """Predict every input video, writing each one's outputs as it finishes; exit 1 when not one succeeded."""
+    from gvs.core.workspace import PredictionsDir
+
+    from .batch import PredictionRun, unique_inputs
     from .bundle import last_bundle, load_bundle
-    from .outputs import write_outputs
 
     engine = EngineOptions.from_args(args)
     check_engine_options(engine)
@@ -198,41 +240,45 @@ def run(args: argparse.Namespace) -> int:
     bundle = load_bundle(model)
     notes: dict[Path, str] = {}
     videos, skipped = expand_inputs(args.inputs, tuple(bundle.class_names), notes)
+    videos, repeats = unique_inputs(videos)
+    skipped |= {str(path): "listed again: predicted once" for path in repeats}
     if not videos:
         raise InputError(f"no videos in {', '.join(map(str, args.inputs))} ({', '.join(VIDEO_EXTENSIONS)})")
-    predict = _predict_on_ray if engine.engine == "ray" else _predict_here
-    results, settings = predict(bundle, Path(model).absolute(), videos, args, engine)
-    results = [_noted(video, notes.get(video.path)) for video in results]
-    out = args.out or Path("predictions") / args.inputs[0].stem
-    folder = write_outputs(out, results, bundle.modalities, bundle.summary(), settings, args.emotiw)
-    print(_summary(results, folder, skipped, tuple(bundle.class_names)))
+    folder = PredictionsDir(args.out or Path("predictions") / args.inputs[0].stem)
+    options = {"stride": args.stride, "pool": args.pool, "precision": args.precision, "backend": args.backend}
+    with folder.lock():
+        run = PredictionRun(folder, bundle, videos, options, notes, args.force)
+        try:
+            if engine.engine == "ray":
+                _predict_on_ray(run, Path(model).absolute(), args, engine)
+            else:
+                _predict_here(run, bundle, args)
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted; {run.progress()}; re-run to resume") from None
+        results = run.finish(args.emotiw)
+    print(_summary(run, results, skipped))
+    if all(v.status == "failed" for v in results):
+        print(f"error: not one of the {len(results)} videos could be predicted (reasons above)", file=sys.stderr)
+        return 1
     return 0
 
 
-def _predict_here(bundle, model: Path, videos: list, args: argparse.Namespace, engine: EngineOptions):
-    """(VideoPredictions in input order, the predictor's settings), in this process."""
-    from tqdm import tqdm
-
+def _predict_here(run, bundle, args: argparse.Namespace) -> None:
+    """Predict the videos ``run`` has still to do in this process, writing each as it finishes."""
+    from .batch import predict_locally
     from .predictor import Predictor
 
-    predictor = Predictor(bundle, args.stride, args.pool, precision=args.precision, backend=args.backend)
-    print(f"backbone precision: {predictor.precision}")
-    results = []
-    bar = tqdm(videos, unit="video", desc="predict", disable=args.quiet, dynamic_ncols=True)
-    windows_bar = tqdm(unit="window", desc="windows", disable=args.quiet, dynamic_ncols=True, position=1, leave=False)
-    try:
-        for path, label in bar:
-            results.append(predictor.predict_video(path, label, windows_bar))
-            bar.set_postfix(failed=sum(r.status == "failed" for r in results), refresh=False)
-    finally:
-        windows_bar.close()
-        bar.close()
-    return results, predictor.settings()
+    def make_predictor():
+        predictor = Predictor(bundle, args.stride, args.pool, precision=args.precision, backend=args.backend)
+        print(f"backbone precision: {predictor.precision}")
+        return predictor
+
+    predict_locally(run, make_predictor, args.quiet)
 
 
-def _predict_on_ray(bundle, model: Path, videos: list, args: argparse.Namespace, engine: EngineOptions):
-    """(VideoPredictions in input order, the actors' settings) from a pool of Ray actors, each loading the bundle
-    once; the bundle and the videos must be at the same path on every node."""
+def _predict_on_ray(run, model: Path, args: argparse.Namespace, engine: EngineOptions) -> None:
+    """Predict the videos ``run`` has still to do on a pool of Ray actors, each loading the bundle once, writing
+    each as it comes back; the bundle and the videos must be at the same path on every node."""
     import functools
 
     from tqdm import tqdm
@@ -241,30 +287,30 @@ def _predict_on_ray(bundle, model: Path, videos: list, args: argparse.Namespace,
 
     from .predictor import VideoPrediction
 
+    items = run.todo()
+    if not items:
+        return
     factory = functools.partial(_predictor_on_node, model, args.stride, args.pool, args.precision, args.backend)
-    items = [(index, path, label) for index, (path, label) in enumerate(videos)]
-    results: list = [None] * len(items)
     precisions: set[str] = set()
-    settings: dict = {}
+    failed = 0
     with (
         ray_session(engine) as ray,
         tqdm(total=len(items), unit="video", desc="predict", disable=args.quiet, dynamic_ncols=True) as bar,
     ):
         for (index, path, label), result in run_on_actors(ray, factory, items, engine):
             if isinstance(result, tuple):
-                results[index], settings = result
+                video, settings = result
                 precisions.add(settings["precision"])
+                run.set_settings(dict(settings, precision="; ".join(sorted(precisions))))
             else:  # its actor kept dying
                 reason = f"{path}: worker failed: {type(result).__name__}: {result}"
-                results[index] = VideoPrediction(
-                    path, "failed", reason=reason, label=label, class_names=bundle.class_names
-                )
+                video = VideoPrediction(path, "failed", reason=reason, label=label, class_names=run.class_names)
+            run.add(index, video)
+            failed += video.status == "failed"
             bar.update()
-            bar.set_postfix(failed=sum(r is not None and r.status == "failed" for r in results), refresh=False)
+            bar.set_postfix(failed=failed, refresh=False)
     if precisions:
         print(f"backbone precision: {'; '.join(sorted(precisions))}")
-    settings = dict(settings or {"pool": args.pool}, precision="; ".join(sorted(precisions)))
-    return results, settings
 
 
 def _predictor_on_node(model: Path, stride: int | None, pool: str, precision: str, backend: str = "auto"):
@@ -281,13 +327,6 @@ def _predictor_on_node(model: Path, stride: int | None, pool: str, precision: st
         return predictor.predict_video(path, label), predictor.settings()
 
     return predict
-
-
-def _noted(video, note: str | None):
-    """``video`` with ``note`` (why its label was dropped) among its flags: a done video becomes flagged."""
-    if note is None:
-        return video
-    return replace(video, flags=[*video.flags, note], status="flagged" if video.status == "done" else video.status)
 
 
 def run_export(args: argparse.Namespace) -> int:

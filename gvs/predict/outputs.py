@@ -3,24 +3,31 @@
 OUT/predictions.csv      one row per video: status, verdict, pooled probabilities, class shares, flags, reason
 OUT/windows.csv          one row per window: video, start_s, end_s, each modality's and the fused probabilities
 OUT/predictions.json     everything above, with the bundle's manifest hash and the package version
-OUT/timelines/<video>.png  probability of each class over time, with thumbnails of a few windows
-OUT/emotiw/<video>.txt + OUT/emotiw.zip   EmotiW submission files (--emotiw; VGAF's classes only)
+OUT/videos/<name>.json   one video's record of predictions.json (``video_record``), written when it finishes
+OUT/timelines/<name>.png   probability of each class over time, with thumbnails of a few windows
+OUT/emotiw/<name>.txt + OUT/emotiw.zip   EmotiW submission files (--emotiw; VGAF's classes only)
+
+``name`` is the video's output name, unique per input (``manifest.output_names``).
 
 Every probability column and key is one per class of the bundle (``VideoPrediction.class_names``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import zipfile
 from pathlib import Path
+
+import numpy as np
 
 from gvs import __version__
 from gvs.core.io import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 from gvs.core.vocabulary import CLASS_NAMES
 from gvs.core.workspace import PredictionsDir
 
-from .predictor import FUSED, VideoPrediction
+from .manifest import output_names
+from .predictor import FUSED, VideoPrediction, WindowPrediction
 from .timeline import save_timeline, timeline_png  # noqa: F401 (timeline_png: imported from here by callers)
 
 VGAF_COLOURS: dict[str, str] = {"positive": "#2ca02c", "neutral": "#7f7f7f", "negative": "#d62728"}  # tab10's
@@ -41,11 +48,6 @@ def class_colours(class_names: tuple[str, ...] | list[str]) -> dict[str, str]:
         vgaf = VGAF_COLOURS.get(name.casefold())
         colours[name] = vgaf if vgaf is not None and vgaf not in colours.values() else next(others)
     return colours
-
-
-def video_id(video: VideoPrediction) -> str:
-    """The name a video's files are written under: its file name without the extension."""
-    return video.path.stem
 
 
 def _class_names(videos: list[VideoPrediction], class_names=None) -> tuple[str, ...]:
@@ -122,34 +124,69 @@ def write_windows_csv(
     atomic_write_csv(out.windows_csv, header, rows)
 
 
-def write_json(out: PredictionsDir, videos: list[VideoPrediction], bundle_info: dict, settings: dict) -> None:
-    def video_record(v: VideoPrediction) -> dict:
-        return {
-            "video": str(v.path),
-            "status": v.status,
-            "verdict": v.verdict,
-            "reason": v.reason,
-            "flags": v.flags,
-            "probabilities": dict(zip(v.class_names, map(float, v.probabilities)))
-            if v.probabilities is not None
-            else None,
-            "class_shares": v.class_shares,
-            "duration_s": v.duration_s,
-            "seconds": round(v.seconds, 3),
-            "label": v.class_names[v.label] if v.label is not None and v.label >= 0 else None,
-            "windows": [
-                {
-                    "index": w.index,
-                    "start_s": w.start_s,
-                    "end_s": w.end_s,
-                    "fused_from": w.fused_from,
-                    "flags": w.flags,
-                    "probabilities": {m: dict(zip(v.class_names, map(float, p))) for m, p in w.probabilities.items()},
-                }
-                for w in v.windows
-            ],
-        }
+def video_record(v: VideoPrediction) -> dict:
+    """One video's record of predictions.json (and of videos/<name>.json): everything but the thumbnails."""
+    return {
+        "video": str(v.path),
+        "status": v.status,
+        "verdict": v.verdict,
+        "reason": v.reason,
+        "flags": v.flags,
+        "probabilities": dict(zip(v.class_names, map(float, v.probabilities))) if v.probabilities is not None else None,
+        "class_shares": v.class_shares,
+        "duration_s": v.duration_s,
+        "seconds": round(v.seconds, 3),
+        "label": v.class_names[v.label] if v.label is not None and v.label >= 0 else None,
+        "windows": [
+            {
+                "index": w.index,
+                "start_s": w.start_s,
+                "end_s": w.end_s,
+                "fused_from": w.fused_from,
+                "flags": w.flags,
+                "probabilities": {m: dict(zip(v.class_names, map(float, p))) for m, p in w.probabilities.items()},
+            }
+            for w in v.windows
+        ],
+    }
 
+
+def video_from_record(record: dict, class_names: tuple[str, ...], label: int | None = None) -> VideoPrediction:
+    """The VideoPrediction a :func:`video_record` was made from (without thumbnails), with ``label``; the record's
+    other keys that name a field of VideoPrediction or WindowPrediction (JSON values) are taken as they are."""
+
+    def vector(probabilities: dict[str, float]) -> np.ndarray:
+        return np.array([probabilities[c] for c in class_names], dtype=np.float32)
+
+    def same_fields(kind, values: dict, made: set[str]) -> dict:
+        return {f.name: values[f.name] for f in dataclasses.fields(kind) if f.name in values and f.name not in made}
+
+    windows = [
+        WindowPrediction(
+            probabilities={m: vector(p) for m, p in w["probabilities"].items()},
+            class_names=class_names,
+            **same_fields(WindowPrediction, w, {"probabilities", "class_names", "thumbnail"}),
+        )
+        for w in record["windows"]
+    ]
+    probabilities = record["probabilities"]
+    return VideoPrediction(
+        path=Path(record["video"]),
+        windows=windows,
+        probabilities=None if probabilities is None else vector(probabilities),
+        label=label,
+        class_names=class_names,
+        **same_fields(VideoPrediction, record, {"path", "windows", "probabilities", "label", "class_names"}),
+    )
+
+
+def write_json(out: PredictionsDir, videos: list[VideoPrediction], bundle_info: dict, settings: dict) -> None:
+    """predictions.json: the package version, the settings, the bundle's summary and every video's record."""
+    write_json_records(out, [video_record(v) for v in videos], bundle_info, settings)
+
+
+def write_json_records(out: PredictionsDir, records: list[dict], bundle_info: dict, settings: dict) -> None:
+    """predictions.json from videos' records (:func:`video_record`)."""
     atomic_write_json(
         out.json,
         {
@@ -157,7 +194,7 @@ def write_json(out: PredictionsDir, videos: list[VideoPrediction], bundle_info: 
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             **settings,
             "bundle": bundle_info,
-            "videos": [video_record(v) for v in videos],
+            "videos": records,
         },
     )
 
@@ -173,24 +210,46 @@ def emotiw_refusal(class_names: tuple[str, ...] | list[str]) -> str | None:
     )
 
 
-def write_emotiw(out: PredictionsDir, videos: list[VideoPrediction], class_names=None) -> Path | None:
-    """One <video>.txt per predicted video holding its class name, and the zip of them EmotiW expects; for a class
-    set other than VGAF's, nothing is written (a note is printed) and None is returned."""
+def write_emotiw(
+    out: PredictionsDir, videos: list[VideoPrediction], class_names=None, names: dict[Path, str] | None = None
+) -> Path | None:
+    """One <name>.txt per predicted video holding its class name, and the zip of them EmotiW expects (``names``:
+    {video path: output name}, default each file's name without the extension); for a class set other than VGAF's,
+    nothing is written (a note is printed) and None is returned."""
     refusal = emotiw_refusal(_class_names(videos, class_names))
     if refusal is not None:
         print(f"note: {refusal}")
         return None
-    done = [v for v in videos if v.verdict is not None]
-    for v in done:
-        atomic_write_text(out.emotiw / f"{video_id(v)}.txt", v.verdict + "\n")
+    names = names or output_names([v.path for v in videos])
+    done = sorted((names[v.path], v.verdict) for v in videos if v.verdict is not None)
+    for name, verdict in done:
+        atomic_write_text(out.emotiw / f"{name}.txt", verdict + "\n")
 
     def write(handle) -> None:
         with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
-            for v in sorted(done, key=video_id):
-                archive.writestr(f"{video_id(v)}.txt", v.verdict + "\n")
+            for name, verdict in done:
+                archive.writestr(f"{name}.txt", verdict + "\n")
 
     atomic_write_bytes(out.emotiw_zip, write)
     return out.emotiw_zip
+
+
+def write_tables(
+    folder: PredictionsDir,
+    videos: list[VideoPrediction],
+    modalities: list[str],
+    bundle_info: dict,
+    settings: dict,
+    records: list[dict] | None = None,
+) -> None:
+    """predictions.csv, windows.csv and predictions.json of ``videos`` (``records``: their video_records, when
+    made already). The columns are the classes of ``bundle_info["class_names"]`` (default the videos')."""
+    class_names = _class_names(videos, bundle_info.get("class_names"))
+    write_videos_csv(folder, videos, class_names)
+    write_windows_csv(folder, videos, modalities, class_names)
+    write_json_records(
+        folder, records if records is not None else [video_record(v) for v in videos], bundle_info, settings
+    )
 
 
 def write_outputs(
@@ -201,18 +260,17 @@ def write_outputs(
     settings: dict,
     emotiw: bool = False,
 ) -> PredictionsDir:
-    """Write every output file of a prediction run into ``out``; returns its layout. ``settings``: how the
-    videos were predicted (Predictor.settings: pool, stride, precision), recorded in predictions.json. The
-    columns are the classes of ``bundle_info["class_names"]`` (the bundle's; default the videos'). ``emotiw``
-    writes the EmotiW submission files when the classes are VGAF's (else a note says why not)."""
+    """Write every output file of a batch of predictions into ``out`` at once; returns its layout (`gvs predict`
+    writes video by video instead: ``batch.PredictionRun``). ``settings``: how the videos were predicted
+    (Predictor.settings: pool, stride, precision), recorded in predictions.json. The columns are the classes of
+    ``bundle_info["class_names"]`` (the bundle's; default the videos'). ``emotiw`` writes the EmotiW submission
+    files when the classes are VGAF's (else a note says why not)."""
     folder = PredictionsDir(out)
-    class_names = _class_names(videos, bundle_info.get("class_names"))
-    write_videos_csv(folder, videos, class_names)
-    write_windows_csv(folder, videos, modalities, class_names)
-    write_json(folder, videos, bundle_info, settings)
+    write_tables(folder, videos, modalities, bundle_info, settings)
+    names = output_names([v.path for v in videos])
     for video in videos:
         if video.windows:
-            save_timeline(video, folder.timeline(video_id(video)))
+            save_timeline(video, folder.timeline(names[video.path]))
     if emotiw:
-        write_emotiw(folder, videos, class_names)
+        write_emotiw(folder, videos, bundle_info.get("class_names"), names)
     return folder
