@@ -247,8 +247,23 @@ def _run(args: argparse.Namespace) -> int:
     from gvs.experiment import load_config, settings_from
 
     settings = settings_from(load_config(args.config) if args.config else {}, _given_run_options(args))
+    if settings.dataset is not None:
+        _check_labelled(Path(settings.dataset))
     run_chain(settings)  # prints each stage, the tables and the prediction
     return 0
+
+
+def _check_labelled(dataset: Path) -> None:
+    """InputError before any preprocessing when ``dataset`` has no labelled clip (nothing could be trained)."""
+    from preprocess.labels import discover
+
+    found = discover(dataset)
+    if found.clips and all(clip.label is None for clip in found.clips):
+        raise InputError(
+            f"{dataset}: none of its {len(found.clips)} videos has a label, so no model can be trained; give a VGAF "
+            "root (<Split>_labels.txt beside the split folders) or a CSV video,label (to predict unlabelled videos, "
+            "use `gvs predict`)"
+        )
 
 
 def _add_fuse(parser: argparse.ArgumentParser) -> None:
@@ -378,10 +393,32 @@ def build_parser(prog: str = "gvs", command: str | None = None) -> argparse.Argu
     return parser
 
 
+def _file_like_option(argv: list[str]) -> str | None:
+    """The first word before any ``--`` that starts with '-' but names a file or video (``-x.mp4``), which argparse
+    would take for an option."""
+    from gvs.core.vocabulary import VIDEO_EXTENSIONS
+
+    for word in argv:
+        if word == "--":
+            return None
+        named = Path(word).suffix.lower() in (*VIDEO_EXTENSIONS, ".csv") and not word.startswith("--")
+        if word.startswith("-") and (named or Path(word).exists()):
+            return word
+    return None
+
+
 def main(argv: list[str] | None = None, prog: str = "gvs") -> int:
     """Parse ``argv`` and run the chosen subcommand under the error guard."""
     argv = sys.argv[1:] if argv is None else argv
     command = next((word for word in argv if not word.startswith("-")), "")  # the first word names the command
+    dashed = _file_like_option(argv)
+    if dashed is not None:
+        print(
+            f"{prog} {command}: error: {dashed} starts with '-', so it reads as an option; to pass the file {dashed}, "
+            f"put -- before it (`{prog} {command} -- {dashed}`) or write ./{dashed}",
+            file=sys.stderr,
+        )
+        return 2
     args = build_parser(prog, command).parse_args(argv)
     return guarded(lambda: args.run(args), args.debug)
 

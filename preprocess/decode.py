@@ -61,6 +61,7 @@ class StreamInfo:
     nominal_fps: float | None = None  # "tbr": ffmpeg's guess of the stream's real (nominal) frame rate
     average_fps: float | None = None  # "fps": frames / duration
     duration: float | None = None  # container duration, seconds
+    video: bool = False  # the header lists a video stream (an attached picture is none)
 
 
 @dataclass
@@ -96,6 +97,7 @@ def parse_stream_header(text: str) -> StreamInfo:
         ),
         None,
     )
+    info.video = video is not None
     if video:
         nominal = re.search(r"([\d.]+k?) tbr", video)
         average = re.search(r"([\d.]+k?) fps", video)
@@ -192,12 +194,16 @@ class FrameSampler:
         capture = cv2.VideoCapture(str(path))
         try:
             if not capture.isOpened():
+                probed = probe_stream(path)
+                if probed.duration is not None and not probed.video:  # a container ffmpeg reads, with no picture
+                    raise ClipDecodeError(f"{path}: no video stream (audio only?); give a file with a picture")
                 raise ClipDecodeError(f"{path}: not a readable video (OpenCV could not open it)")
             self.opencv_fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
             self.opencv_count = float(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
             self.probed = None if _sane(self.opencv_fps) else probe_stream(path)
             self.fps = nominal_rate(self.opencv_fps, self.probed or StreamInfo())
             index, first_ms, previous = -1, 0.0, math.nan
+            last, checked = None, False  # the last kept frame; whether a repeat of it was checked
             while (self.limit is None or self.kept < self.limit) and capture.grab():
                 index += 1
                 self.decoded = index + 1
@@ -225,6 +231,10 @@ class FrameSampler:
                 ok, frame = capture.retrieve()
                 if not ok:
                     break
+                if not checked and last is not None and np.array_equal(frame, last):  # stale, or a still picture
+                    checked = True
+                    _check_size(path, first_ms / 1000.0 + seconds, frame.shape)
+                last = frame
                 kept = SampledFrame(
                     cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), index, seconds if fps else math.nan, self.kept, reached
                 )
@@ -241,6 +251,32 @@ class FrameSampler:
         """Seconds of video: what decoding saw when it reached the end, else the header's estimate (see _duration)."""
         return _duration(
             self.path, self.opencv_fps, self.opencv_count, self.probed, self.fps, self.last_time, self.ran_out
+        )
+
+
+def _check_size(path: Path, seconds: float, shape: tuple[int, ...]) -> None:
+    """ClipDecodeError when ffmpeg decodes the frame at ``seconds`` at another size than OpenCV's ``shape``: the
+    picture size changed mid-stream (two videos joined with -c copy), and OpenCV repeats its last frame of the first
+    size from there on (its scaler keeps that size). A still picture decodes at the same size and passes."""
+    try:
+        import imageio_ffmpeg
+
+        result = subprocess.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-ss", f"{max(seconds, 0.0):.3f}", "-i",
+             str(path), "-map", "0:v:0", "-frames:v", "1", "-vf", "showinfo", "-f", "null", "-"],
+            capture_output=True,
+            check=False,
+            timeout=PROBE_TIMEOUT_S,
+        )  # fmt: skip
+    except (OSError, RuntimeError, subprocess.SubprocessError):  # no ffmpeg binary or a hung probe: nothing to say
+        return
+    size = re.search(r" s:(\d+)x(\d+)", result.stderr.decode(errors="replace"))
+    height, width = shape[:2]
+    if size and (int(size.group(1)), int(size.group(2))) != (width, height):
+        raise ClipDecodeError(
+            f"{path}: the picture size changes from {width}x{height} to {size.group(1)}x{size.group(2)} near "
+            f"{seconds:.1f} s (videos joined with -c copy?), and OpenCV repeats its last {width}x{height} frame from "
+            f"there; re-encode it to one size: ffmpeg -i VIDEO -vf scale={width}:{height} fixed.mp4"
         )
 
 

@@ -10,13 +10,15 @@ GET  /jobs/{id}/{file}         GET  /api/health           models loaded, queue
 
 Every error is ``{"error": "..."}`` with its status under /api/ and an error page elsewhere: 400 (no video, empty
 file, bad form), 404 (unknown job, file or route), 408 (stalled upload), 413 (over the size limit), 415 (not a
-video, or not multipart), 422 (too long, bad parameters), 503 (queue full).
+video, or not multipart), 422 (too long, bad parameters), 503 (queue full), 507 (the store's disk is full or cannot
+be written).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,8 +30,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
+from gvs.core.errors import DiskError
+from gvs.core.io import disk_errors
+
 from . import pages
-from .errors import RequestError
+from .errors import RequestError, no_room
 from .jobs import Job, JobBoard, WorkerPool, queue_full_message
 from .media import check_video, find_samples
 from .runner import maker_factory as real_maker_factory
@@ -39,6 +44,8 @@ from .storage import PARTIAL, SERVED, UPLOAD, JobStore, check_id
 from .uploads import FILE_FIELD, Upload, receive_upload
 
 log = logging.getLogger(__name__)
+STOP_WAIT_S = 1.0  # how long a stopping server waits for a running job (then marks it failed)
+STOPPED = "the server was stopped before this job finished; upload the video again"
 STATIC = Path(__file__).resolve().parent / "static"
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -67,6 +74,12 @@ class Services:
         self.sweep()
         self.pool.start()
 
+    def stop(self) -> None:
+        """Stop the workers and mark each job still queued or running failed on disk (a restart would, later)."""
+        self.pool.stop(timeout=STOP_WAIT_S)
+        for job_id in self.board.active():
+            self.board.update(job_id, status="failed", stage="failed", error=STOPPED, finished=time.time())
+
     def sweep(self) -> None:
         """Delete expired jobs and the oldest ones over the size cap."""
         self.board.forget(self.store.sweep(self.board.active()))
@@ -91,16 +104,32 @@ class Services:
         folder is removed (a partial upload included) and the error raised."""
         if self.board.full():
             raise RequestError(503, queue_full_message(self.settings.queue_size))
-        job_id, folder = self.store.create()
         try:
-            upload = await receive_upload(request, folder / PARTIAL, self.settings.max_upload_bytes)
-            job = await run_in_threadpool(self.job_for, upload, job_id, folder)
+            with disk_errors(self.store.root):
+                job_id, folder = self.store.create()
+        except DiskError as error:
+            raise _no_room(error) from error
+        try:
+            with disk_errors(self.store.root):
+                upload = await receive_upload(request, folder / PARTIAL, self.settings.max_upload_bytes)
+                job = await run_in_threadpool(self.job_for, upload, job_id, folder)
             self.board.submit(job)
+        except DiskError as error:
+            self.store.remove(job_id)
+            raise _no_room(error) from error
         except BaseException:
             self.store.remove(job_id)
             raise
         await run_in_threadpool(self.sweep)
         return job_id
+
+
+def _no_room(error: DiskError) -> RequestError:
+    """The 507 a disk error while storing an upload gets; the server's log names the folder (no traceback)."""
+    log.warning("an upload was refused: %s", error)
+    cause = error.__cause__
+    reason = getattr(cause, "strerror", None) or "the disk is full or cannot be written"
+    return no_room(reason.lower())
 
 
 class SecurityHeaders:
@@ -145,7 +174,7 @@ def create_app(
     async def lifespan(app: FastAPI):
         services.start()
         yield
-        services.pool.stop()
+        services.stop()
 
     app = FastAPI(title="gvs serve", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services

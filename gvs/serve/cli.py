@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import logging
 import socket
 from pathlib import Path
 
 from gvs.core.command import positive_float, positive_int
-from gvs.core.errors import InputError
+from gvs.core.errors import GVSError, InputError, Interrupted
 from preprocess.engine import BACKENDS
 from preprocess.precision import PRECISIONS
 
 from .settings import MB, default_store
+
+MAX_PORT = 65535
+STOPPED_LINE = "interrupted; gvs serve stopped (jobs it had not finished are marked failed: upload them again)"
 
 DESCRIPTION = (
     "Serve a web app: upload a video (drag and drop or file picker) or pick a sample clip, follow its job, get the "
@@ -24,7 +28,7 @@ EPILOG = """\
 pages: /  (upload or pick a sample)   /jobs/ID  (progress, then the result)   /jobs/ID/report.html
 API:   POST /api/jobs  (multipart field `file`, or form field `sample`) -> 202 {"id": ..., "page": ...}
        GET  /api/jobs/ID  -> status (queued/running/done/failed), stage, position, verdict, probabilities
-       GET  /api/samples   GET /api/health;   errors are {"error": "..."} with status 400/404/413/415/422/503
+       GET  /api/samples   GET /api/health;   errors are {"error": "..."} with status 400/404/413/415/422/503/507
 
 jobs and uploads are kept in --store (default $GVS_HOME/serve, else ~/.cache/group-video-sentiment/serve) and
 deleted after --keep-hours or when the folder passes --store-gb. There is no login: anyone who can reach the
@@ -44,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model", type=Path, help="a bundle folder or .zip, or a RUNS folder (default: the last exported bundle)"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
-    parser.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
+    parser.add_argument("--port", type=port_number, default=8000, help="port, 1 to 65535 (default 8000)")
     parser.add_argument(
         "--full-report", action="store_true", help="LIME and every key frame in the reports (~4x slower than quick)"
     )
@@ -57,6 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store-gb", type=positive_float, default=5.0, help="the store's size cap (5 GB)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="backbone arithmetic (default auto)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="backbone engine (default auto)")
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535."""
+    port = positive_int(text)
+    if port > MAX_PORT:
+        raise argparse.ArgumentTypeError(f"a port is 1 to {MAX_PORT}, got {port}; pass another --port (e.g. 8000)")
+    return port
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -109,5 +121,26 @@ def run(args: argparse.Namespace) -> int:
     if not _is_loopback(args.host):
         print(f"warning: listening on {args.host}: anyone who can reach it can upload videos (there is no login)")
     print(f"serving on http://{args.host}:{args.port}/ (Ctrl-C stops)")
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
-    return 0
+    config = uvicorn.Config(
+        create_app(settings), host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=2
+    )
+    server = _quiet_server(config)
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn raises the signal it caught again once it has stopped
+        pass
+    if not server.started:
+        raise GVSError(f"the server did not start on {args.host}:{args.port}; the lines above say why")
+    raise Interrupted(STOPPED_LINE)
+
+
+def _quiet_server(config):
+    """A uvicorn Server whose log goes quiet on the signal that stops it (the command prints one line instead)."""
+    import uvicorn
+
+    class QuietStop(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+            super().handle_exit(sig, frame)
+
+    return QuietStop(config)
