@@ -1,9 +1,11 @@
 """Model bundles: ``gvs export`` writes one, ``gvs predict`` loads it (or a RUNS folder), checking every file.
 
 A bundle (layout: :class:`gvs.core.workspace.BundleDir`) holds the models of exactly the fused modalities (the
-RUNS files byte for byte), the fusion as the ensemble saves it, ``bundle.json`` (classes, modalities, fusion,
-preprocessing parameters, feature fingerprints, training data, report metrics, versions) and ``manifest.json``
-(the sha256 of every other file). ``BUNDLE.zip`` holds the same files under one folder ``BUNDLE/``.
+RUNS files byte for byte), the fusion as the ensemble saves it, ``familiarity.npz`` (how the training clips' hidden
+vectors are spread: gvs.predict.familiarity; absent from bundles exported before it, which predict without
+familiarity flags), ``bundle.json`` (classes, modalities, fusion, preprocessing parameters, feature fingerprints,
+training data and its kind, familiarity threshold, report metrics, versions) and ``manifest.json`` (the sha256 of
+every other file). ``BUNDLE.zip`` holds the same files under one folder ``BUNDLE/``.
 
 Loading runs no code from the bundle: every file is checked against the manifest first, Keras models load in safe
 mode, the fusion's arrays without pickle, everything else is JSON; a zip member that would land outside its folder
@@ -43,6 +45,9 @@ from gvs.core.workspace import (
 )
 from preprocess.config import PreprocessConfig, merge_backends
 
+from .familiarity import FAMILIARITY_FILE, NO_FAMILIARITY, Familiarity, fit_familiarity
+from .training_data import demo_banner, describe_training_data
+
 if TYPE_CHECKING:
     import keras
 
@@ -71,6 +76,8 @@ class Bundle:
         of manifest made in memory of the files it would export)
     model_paths, fusion_folder : where each modality's model and the fusion's RunFolder are
     origin : the path that was given (the .zip for a zip)
+    familiarity : how to score how much a window looks like the training clips (gvs.predict.familiarity); None
+        for a bundle exported before familiarity flags
     """
 
     root: Path
@@ -83,6 +90,7 @@ class Bundle:
     model_paths: dict[str, Path] = field(repr=False)
     fusion_folder: Path = field(repr=False)
     origin: Path | None = None
+    familiarity: Familiarity | None = None
     _models: dict = field(default_factory=dict, init=False, repr=False)
     _fusion: Fusion | None = field(default=None, init=False, repr=False)
 
@@ -130,7 +138,16 @@ class Bundle:
             "gvs_version": self.info["gvs_version"],
             "created": self.info.get("created"),
             "training_data": self.info["training_data"],
+            "familiarity": None
+            if self.familiarity is None
+            else {"threshold": self.familiarity.threshold, "scores": list(self.familiarity.descriptions)},
+            "notes": self.notes(),
         }
+
+    def notes(self) -> list[str]:
+        """What every output of this bundle says of it: the demo banner, and that it has no familiarity data."""
+        banner = demo_banner(self.info)
+        return [*([banner] if banner else []), *([NO_FAMILIARITY] if self.familiarity is None else [])]
 
 
 def choose_fusion(runs: RunsDir, fusion: str | None = None) -> str:
@@ -191,6 +208,7 @@ def export_bundle(runs: str | Path, out: str | Path, fusion: str | None = None) 
     from ensemble.fusions import load_fusion
 
     fitted = load_fusion(runs_dir.fusion(name))
+    familiarity, info["familiarity"] = fit_familiarity(runs_dir.root, info["modalities"])
     with staged_folder(folder) as staging:
         bundle = BundleDir(staging)
         for modality, source in models.items():
@@ -199,6 +217,8 @@ def export_bundle(runs: str | Path, out: str | Path, fusion: str | None = None) 
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, target)
         fitted.save(bundle.fusion)
+        if familiarity is not None:
+            familiarity.save(bundle.root / FAMILIARITY_FILE)
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         atomic_write_json(bundle.info_path, info | {"created": created})
         atomic_write_json(bundle.manifest_path, {path: sha256_of(bundle.root / path) for path in bundle.files()})
@@ -331,9 +351,6 @@ def _describe_runs(runs: RunsDir, name: str) -> tuple[dict, dict[str, Path]]:
             f"{runs.root}: the fused models were trained on different class sets {sorted(classes)}; retrain them "
             "from one cache (`gvs run`)"
         )
-    workspace = read_json(runs.workspace_path) if runs.workspace_path.is_file() else {}
-    partition = read_json(runs.partition_path) if runs.partition_path.is_file() else {}
-    source = workspace.get("source")
     info = {
         "format": BUNDLE_FORMAT,
         "gvs_version": __version__,
@@ -343,12 +360,7 @@ def _describe_runs(runs: RunsDir, name: str) -> tuple[dict, dict[str, Path]]:
         "fusion": {"name": name, "kind": record["kind"], "report": _report_metrics(fusion)},
         "preprocess": asdict(PreprocessConfig(**params)),
         "models": described,
-        "training_data": {
-            "source": source,
-            "name": Path(source).name if source else None,
-            "clips": {part: len(keys) for part, keys in partition.get("parts", {}).items()},
-            "parts": partition.get("sources", {}),
-        },
+        "training_data": describe_training_data(runs),
     }
     return info, models
 
@@ -379,6 +391,7 @@ def _load_runs(runs: RunsDir) -> Bundle:
         model_paths=models,
         fusion_folder=fusion.folder,
         origin=runs.root,
+        familiarity=fit_familiarity(runs.root, info["modalities"])[0],
     )
 
 
@@ -429,6 +442,10 @@ def _load_folder(root: Path, origin: Path) -> Bundle:
         raise RunError(
             f"{where}: preprocessing parameter(s) {', '.join(unknown)} unknown to this gvs {__version__}; upgrade gvs"
         )
+    described = info.get("familiarity") or {}
+    familiarity = None
+    if described.get("file"):  # always FAMILIARITY_FILE: bundle.json names no path to read
+        familiarity = Familiarity.load(root / FAMILIARITY_FILE, modalities, described["threshold"])
     return Bundle(
         root=root,
         config=PreprocessConfig(**preprocess),
@@ -440,6 +457,7 @@ def _load_folder(root: Path, origin: Path) -> Bundle:
         model_paths={m: bundle.modality(m).model for m in modalities},
         fusion_folder=bundle.fusion.folder,
         origin=origin,
+        familiarity=familiarity,
     )
 
 

@@ -2,6 +2,8 @@
 
 A window where a modality has nothing (no faces, no people, no audio track) is fused from the modalities that have
 something: the bundle's fusion takes a presence mask (the window says which modalities it was fused from).
+Each window and video also gets a familiarity, how much it looks like the training clips, and a flag below the
+bundle's threshold (gvs.predict.familiarity; none for bundles exported before it).
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gvs.core.errors import GVSError
+from gvs.core.errors import GVSError, InputError
 from gvs.core.vocabulary import CLASS_NAMES
 from preprocess.engine import describe, resolve_backends
 from preprocess.precision import resolve_precision
+
+from .familiarity import lowest, unfamiliar_flag, video_scores
 
 POOLS: tuple[str, ...] = ("mean", "max")
 FUSED = "fused"
@@ -27,6 +31,8 @@ class WindowPrediction:
     """One window's class probabilities per modality and fused.
 
     probabilities : {modality or "fused": ndarray of shape (n_classes,)}
+    familiarity : the lowest of ``familiarity_scores`` ({modality or "fused": share of training clips further
+        away}); None when the bundle has no familiarity data. ``unfamiliar``: the scores below the threshold
     """
 
     index: int
@@ -37,6 +43,9 @@ class WindowPrediction:
     flags: list[str] = field(default_factory=list)
     thumbnail: np.ndarray | None = field(default=None, repr=False)
     class_names: tuple[str, ...] = CLASS_NAMES
+    familiarity: float | None = None
+    familiarity_scores: dict[str, float] = field(default_factory=dict)
+    unfamiliar: list[str] = field(default_factory=list)
 
     @property
     def predicted(self) -> str:
@@ -51,6 +60,8 @@ class VideoPrediction:
         failed
     class_shares : {class name: share of windows whose fused prediction is that class}
     status : "done", "flagged" (done, with notes in ``flags``) or "failed" (``reason`` says why)
+    familiarity : the lowest, over scores, of the median over windows (``familiarity_scores``); None without
+        familiarity data. ``unfamiliar``: the scores below the threshold (then a flag says so)
     """
 
     path: Path
@@ -64,6 +75,9 @@ class VideoPrediction:
     label: int | None = None
     seconds: float = 0.0
     class_names: tuple[str, ...] = CLASS_NAMES
+    familiarity: float | None = None
+    familiarity_scores: dict[str, float] = field(default_factory=dict)
+    unfamiliar: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str | None:
@@ -73,8 +87,6 @@ class VideoPrediction:
 def pool_probabilities(fused: np.ndarray, pool: str = "mean") -> np.ndarray:
     """(n_windows, C) fused probabilities -> (C,): their mean, or each class's maximum renormalised to sum 1."""
     if pool not in POOLS:
-        from gvs.core.errors import InputError
-
         raise InputError(f"--pool {pool!r}: choose {' or '.join(POOLS)}")
     pooled = fused.mean(axis=0) if pool == "mean" else fused.max(axis=0)
     return pooled / pooled.sum()
@@ -120,6 +132,8 @@ class Predictor:
     backend : the backbones' engine, auto | tensorflow | openvino (see preprocess.engine)
     keep_raw : keep each window's frames, keypoints, faces and audio samples (``WindowFeatures.raw``) for the
         ``on_window`` callback of ``predict_video`` (explanations); off for plain prediction
+    ood_threshold : familiarity below which a window or video is flagged unlike the training data (default: the
+        bundle's, chosen at export; gvs.predict.familiarity)
     """
 
     def __init__(
@@ -131,6 +145,7 @@ class Predictor:
         precision: str = "auto",
         keep_raw: bool = False,
         backend: str = "auto",
+        ood_threshold: float | None = None,
     ) -> None:
         from modalities.architectures import cut_at_hidden
         from modalities.sequence import TimeGrid, sequence_model
@@ -143,6 +158,10 @@ class Predictor:
         pool_probabilities(np.ones((1, len(self.class_names))), pool)  # checks the name before any work
         self.pool = pool
         self.batch_windows = batch_windows
+        if ood_threshold is not None and not 0.0 <= ood_threshold <= 1.0:
+            raise InputError(f"--ood-threshold {ood_threshold}: a familiarity threshold is between 0 and 1")
+        known = self.bundle.familiarity
+        self.familiarity = None if known is None else known.with_threshold(ood_threshold)
         used, why = resolve_precision(precision)
         requested = replace(self.bundle.config, precision=precision, backend=backend)
         backbones = tuple(m for m in ("scene", "pose") if m in self.bundle.modalities)
@@ -158,7 +177,13 @@ class Predictor:
     def settings(self) -> dict:
         """How this predictor predicts: the pooling, the stride in sampled frames and the backbones' engine and
         precision."""
-        return {"pool": self.pool, "stride_frames": self.stream.stride, "precision": self.precision}
+        threshold = None if self.familiarity is None else self.familiarity.threshold
+        return {
+            "pool": self.pool,
+            "stride_frames": self.stream.stride,
+            "precision": self.precision,
+            "ood_threshold": threshold,
+        }
 
     def predict_video(
         self, path: str | Path, label: int | None = None, progress=None, on_window=None
@@ -187,6 +212,10 @@ class Predictor:
         partial = [w for w in windows if len(w.fused_from) < len(self.bundle.modalities)]
         if partial:
             flags.append(f"{len(partial)} of {len(windows)} windows fused without some modality")
+        scores = video_scores([w.familiarity_scores for w in windows]) if self.familiarity is not None else {}
+        unfamiliar = self.familiarity.unfamiliar(scores) if self.familiarity is not None else []
+        if unfamiliar:
+            flags.append(unfamiliar_flag(unfamiliar, lowest(scores), self.familiarity.threshold))
         return VideoPrediction(
             path,
             "flagged" if flags else "done",
@@ -198,6 +227,9 @@ class Predictor:
             label=label,
             seconds=time.perf_counter() - started,
             class_names=self.class_names,
+            familiarity=lowest(scores),
+            familiarity_scores=scores,
+            unfamiliar=unfamiliar,
         )
 
     def predict(
@@ -258,9 +290,18 @@ class Predictor:
 
     def _score(self, features: dict[str, np.ndarray], presence: np.ndarray) -> dict[str, np.ndarray]:
         """:meth:`score` with ``presence`` (B, n_modalities) bool per window, in the bundle's modality order."""
-        outputs = self.outputs(features, presence)
+        return self._probabilities(self.outputs(features, presence))
+
+    def _probabilities(self, outputs: dict) -> dict[str, np.ndarray]:
+        """{modality or "fused": (B, n_classes)} from :meth:`outputs`."""
         fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
         return {m: o.probabilities for m, o in outputs.items()} | {FUSED: fused}
+
+    def _familiarity(self, outputs: dict, presence: np.ndarray) -> list[dict[str, float]]:
+        """Each window's familiarity scores from :meth:`outputs` (empty without familiarity data)."""
+        if self.familiarity is None:
+            return [{} for _ in range(len(presence))]
+        return self.familiarity.scores({m: o.hidden for m, o in outputs.items()}, presence)
 
     def _predict_batch(self, windows: list, on_window=None) -> list[WindowPrediction]:
         """Each modality's model once over the batch, then the fusion, each window masked to the modalities it has
@@ -268,7 +309,9 @@ class Predictor:
         modalities = self.bundle.modalities
         features = {m: np.stack([w.features[m] for w in windows]) for m in modalities}
         present = [self.present(w.empty) for w in windows]
-        scored = self._score(features, np.array([[m in p for m in modalities] for p in present]))
+        presence = np.array([[m in p for m in modalities] for p in present])
+        outputs = self.outputs(features, presence)
+        scored, familiarity = self._probabilities(outputs), self._familiarity(outputs, presence)
         predictions = []
         for i, window in enumerate(windows):
             flags = list(window.flags)
@@ -276,6 +319,9 @@ class Predictor:
             if len(present[i]) < len(modalities):
                 missing = ", ".join(f"{window.empty[m]}" for m in modalities if m in window.empty)
                 flags.append(f"fused from {'+'.join(present[i])} ({missing})")
+            unfamiliar = self.familiarity.unfamiliar(familiarity[i]) if self.familiarity is not None else []
+            if unfamiliar:
+                flags.append(unfamiliar_flag(unfamiliar, lowest(familiarity[i]), self.familiarity.threshold))
             predictions.append(
                 WindowPrediction(
                     window.index,
@@ -286,6 +332,9 @@ class Predictor:
                     flags,
                     window.thumbnail,
                     self.class_names,
+                    lowest(familiarity[i]),
+                    familiarity[i],
+                    unfamiliar,
                 )
             )
             if on_window is not None:
