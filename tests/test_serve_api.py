@@ -48,7 +48,7 @@ class FakeMaker:
         self.gate = gate
         self.fail = fail
 
-    def explain(self, path, progress=None, on_prediction=None, on_window=None) -> FakeReport:
+    def explain(self, path, progress=None, on_prediction=None, on_window=None, name=None) -> FakeReport:
         if self.gate is not None:
             self.gate.wait(DEADLINE_S)
         path = Path(path)
@@ -60,7 +60,7 @@ class FakeMaker:
         for window in windows:
             on_window(None, window)
         fused = np.stack([w.probabilities[FUSED] for w in windows]).mean(axis=0)
-        video = VideoPrediction(path, "done", windows, fused, {"Positive": 1.0}, duration_s=5.0)
+        video = VideoPrediction(Path(name or path), "done", windows, fused, {"Positive": 1.0}, duration_s=5.0)
         on_prediction(video)
         for stage in ("sections", "pixels", "modalities"):
             progress(stage)

@@ -10,6 +10,7 @@ Python API::
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,15 +119,19 @@ class ReportMaker:
         progress: Callable[[str], None] | None = None,
         options: ReportOptions | None = None,
         on_prediction: Callable[[VideoPrediction], None] | None = None,
+        name: str | None = None,
     ) -> Report:
         """The report of one video (``options`` default: the maker's); a video that cannot be read gives a Report
         with a failed prediction. ``progress(stage)`` is called as each section starts; ``on_prediction(video)``
         once the whole-video prediction is done (failed or not), before any section, so a caller can show the
-        verdict while the sections are computed."""
+        verdict while the sections are computed. ``name``: the video's name on the page, its timeline and
+        ``report.video.path`` (default: its file's name; `gvs serve` passes the uploaded file's name)."""
         options = options or self.options
         check_class(options.explain_class, self.predictor.class_names)
         started = time.perf_counter()
         video, window = explained_window(self.predictor, path, options.explain_class, options.blur_faces)
+        if name is not None:
+            video = dataclasses.replace(video, path=Path(name))
         if on_prediction is not None:
             on_prediction(video)
         report = Report(video, window, options=options, seconds={"predict": time.perf_counter() - started})

@@ -64,10 +64,10 @@ class ServeReportMaker(ReportMaker):
         super().__init__(*args, **kwargs)
         self.predictor = _WindowTap(self.predictor)
 
-    def explain(self, path, progress=None, options=None, on_prediction=None, on_window=None) -> Report:
+    def explain(self, path, progress=None, options=None, on_prediction=None, on_window=None, name=None) -> Report:
         self.predictor.listener = on_window
         try:
-            return super().explain(path, progress, options, on_prediction)
+            return super().explain(path, progress, options, on_prediction, name)
         finally:
             self.predictor.listener = None
 
@@ -146,13 +146,16 @@ def run_job(job: Job, maker, board: JobBoard) -> None:
     progress = _JobProgress(job, maker, board)
     try:
         report = maker.explain(
-            job.video, progress=progress.stage, on_prediction=progress.prediction, on_window=progress.window
+            job.video,
+            progress=progress.stage,
+            on_prediction=progress.prediction,
+            on_window=progress.window,
+            name=job.name,  # the page's and its timeline's title, not the file on disk ("upload")
         )
         if report.video.status == "failed":
             _fail(job, board, report.video.reason)
             return
         board.update(job.id, stage="writing")
-        report.video = dataclasses.replace(report.video, path=Path(job.name))  # the page's title
         report.write_html(job.folder, Path(REPORT).stem)
         board.update(job.id, status="done", stage="done", files=[TIMELINE, PREDICTIONS, REPORT], finished=time.time())
     except (GVSError, OSError, ValueError) as error:
