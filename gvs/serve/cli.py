@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
 import socket
+import sys
 from pathlib import Path
 
 from gvs.core.command import positive_float, positive_int
@@ -131,7 +133,11 @@ def run(args: argparse.Namespace) -> int:
         pass
     if not server.started:
         raise GVSError(f"the server did not start on {args.host}:{args.port}; the lines above say why")
-    raise Interrupted(STOPPED_LINE)
+    # A worker still loading its models or running a job cannot be stopped, and the interpreter would wait for it
+    # at exit (TensorFlow's threads); every job's state is on disk already, so the process ends here.
+    print(STOPPED_LINE, file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(Interrupted.exit_code)
 
 
 def _quiet_server(config):
