@@ -7,7 +7,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -58,9 +57,9 @@ def test_output_names_are_unique_per_input(tmp_path: Path) -> None:
 def test_each_video_is_written_whole_and_a_rerun_keeps_what_matches(
     small_bundle: Path, test_clips: list[Path], tmp_path: Path, capsys
 ) -> None:
-    for folder, clip in (("d1", test_clips[0]), ("d2", test_clips[1])):
+    for folder, clip in (("d1", test_clips[0]), ("d2", test_clips[1])):  # 2 s of each: one window
         (tmp_path / folder).mkdir()
-        shutil.copy(clip, tmp_path / folder / "clip.mp4")
+        ffmpeg("-i", str(clip), "-t", "2", "-c", "copy", str(tmp_path / folder / "clip.mp4"))
     inputs = [str(tmp_path / "d1" / "clip.mp4"), str(tmp_path / "d2" / "clip.mp4")]
     out = tmp_path / "out"
     command = ["predict", *inputs, "--model", str(small_bundle), "--out", str(out), "--quiet"]
@@ -103,6 +102,10 @@ def test_a_rerun_with_other_options_or_a_changed_video_predicts_again(tmp_path: 
     assert RunManifest(folder, "other-bundle", options).reusable("a", video) is None
     os.utime(video, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert RunManifest(folder, "bundle-sha", options).reusable("a", video) is None
+    first.mark("a", video, "complete")  # the changed file, predicted again
+    assert RunManifest(folder, "bundle-sha", options).reusable("a", video) is not None
+    first.mark("a", video, "partial")  # the windows before an interruption: predicted again
+    assert RunManifest(folder, "bundle-sha", options).reusable("a", video) is None
 
 
 def test_a_second_run_into_a_busy_folder_is_refused_naming_the_pid(
@@ -134,16 +137,18 @@ def test_a_second_run_into_a_busy_folder_is_refused_naming_the_pid(
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory, test_clips: list[Path]) -> Path:
-    """40 s: a test clip looped (stream copy, so made at once); 17 windows, predicted in three batches."""
+    """15 s: a test clip looped (stream copy, so made at once)."""
     path = tmp_path_factory.mktemp("long") / "long.mp4"
-    ffmpeg("-stream_loop", "7", "-i", str(test_clips[2]), "-c", "copy", str(path))
+    ffmpeg("-stream_loop", "2", "-i", str(test_clips[2]), "-c", "copy", str(path))
     return path
 
 
-def start_predict(arguments: list[str], log: Path) -> subprocess.Popen:
-    """gvs predict in its own process group (as a terminal runs it), writing checkpoints after each batch."""
+def start_predict(arguments: list[str], log: Path, checkpoints: bool = False) -> subprocess.Popen:
+    """gvs predict in its own process group (as a terminal runs it); ``checkpoints``: the windows so far written
+    after every batch of windows."""
+    program = ["-c", PREDICT_WITH_CHECKPOINTS] if checkpoints else ["-m", "gvs.cli"]
     return subprocess.Popen(
-        [sys.executable, "-c", PREDICT_WITH_CHECKPOINTS, "predict", *arguments, "--quiet"],
+        [sys.executable, *program, "predict", *arguments, "--quiet"],
         cwd=REPO,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -157,41 +162,35 @@ def wait_for_states(process: subprocess.Popen, out: Path, wanted: dict[str, str]
         if process.poll() is not None or time.monotonic() > deadline:
             os.killpg(process.pid, signal.SIGKILL)
             pytest.fail(f"never reached {wanted} (got {states(out)}): {log.read_text()[-3000:]}")
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 @pytest.mark.slow
 def test_kill_9_after_the_second_video_keeps_two_and_a_rerun_does_only_the_third(
-    small_bundle: Path, test_clips: list[Path], long_video: Path, tmp_path: Path, capsys
+    small_bundle: Path, test_clips: list[Path], tmp_path: Path, capsys
 ) -> None:
     out, log = tmp_path / "out", tmp_path / "log.txt"
-    inputs = [str(test_clips[0]), str(test_clips[1]), str(long_video)]
-    arguments = [*inputs, "--model", str(small_bundle), "--out", str(out)]
+    arguments = [*map(str, test_clips[:3]), "--model", str(small_bundle), "--out", str(out)]
     process = start_predict(arguments, log)
+    first, second, third = (clip.stem for clip in test_clips[:3])
     try:
-        wanted = {test_clips[0].stem: "complete", test_clips[1].stem: "complete", "long": "partial"}
-        wait_for_states(process, out, wanted, log)
-        os.killpg(process.pid, signal.SIGKILL)
+        wait_for_states(process, out, {first: "complete", second: "complete"}, log)
+        os.killpg(process.pid, signal.SIGKILL)  # while it predicts the third
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     folder = PredictionsDir(out)
-    assert states(out) == wanted
-    partial = json.loads(folder.record("long").read_text())
-    assert partial["windows"] and re.search(r"interrupted at \d+\.\d s", "; ".join(partial["flags"])), partial["flags"]
-    table = rows(out)
-    assert len(table) == 3 and "interrupted at" in table[2]["flags"] and table[2]["verdict"]
-    kept = {name: folder.record(name).stat().st_mtime_ns for name in (test_clips[0].stem, test_clips[1].stem)}
+    assert states(out) == {first: "complete", second: "complete"}
+    assert [Path(r["video"]).stem for r in rows(out)] == [first, second]  # the tables hold what is complete
+    kept = {name: folder.record(name).stat().st_mtime_ns for name in (first, second)}
+    assert all(folder.timeline(name).is_file() for name in kept) and not folder.record(third).exists()
 
     assert gvs_main(["predict", *arguments, "--quiet"]) == 0
     assert "kept   2 videos" in capsys.readouterr().out
     assert {name: folder.record(name).stat().st_mtime_ns for name in kept} == kept  # only the third is predicted
-    assert states(out) == dict(wanted, long="complete")
-    done = json.loads(folder.record("long").read_text())
-    assert not any("interrupted" in flag for flag in done["flags"])
-    assert len(done["windows"]) > len(partial["windows"]) and done["windows"][-1]["end_s"] > 39
-    assert folder.timeline("long").is_file() and len(rows(out)) == 3
+    assert states(out) == {first: "complete", second: "complete", third: "complete"}
+    assert folder.timeline(third).is_file() and len(rows(out)) == 3
     assert not list(out.rglob(".*.tmp"))  # what the killed run was writing is cleaned up by the next one
 
 
@@ -200,9 +199,10 @@ def test_ctrl_c_keeps_the_windows_so_far_and_exits_130_with_one_line(
     small_bundle: Path, long_video: Path, tmp_path: Path
 ) -> None:
     out, log = tmp_path / "out", tmp_path / "log.txt"
-    process = start_predict([str(long_video), "--model", str(small_bundle), "--out", str(out)], log)
+    arguments = [str(long_video), "--model", str(small_bundle), "--out", str(out), "--stride", "1"]  # 26 windows
+    process = start_predict(arguments, log, checkpoints=True)
     try:
-        wait_for_states(process, out, {"long": "partial"}, log)
+        wait_for_states(process, out, {"long": "partial"}, log)  # the first 8 windows are written
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C in a terminal signals the whole foreground group
         assert process.wait(timeout=60) == 130
     finally:
@@ -213,6 +213,8 @@ def test_ctrl_c_keeps_the_windows_so_far_and_exits_130_with_one_line(
     assert sum(line.startswith("interrupted;") for line in lines) == 1, printed[-3000:]
     assert "0 of 1 videos finished" in printed and "the windows of long predicted so far kept" in printed
     assert "Traceback" not in printed, printed[-3000:]
-    record = json.loads(PredictionsDir(out).record("long").read_text())
-    assert record["windows"] and any(flag.startswith("interrupted at") for flag in record["flags"])
+    folder = PredictionsDir(out)
+    partial = json.loads(folder.record("long").read_text())
+    assert partial["windows"] and re.search(r"interrupted at \d+\.\d s", "; ".join(partial["flags"])), partial
     assert rows(out)[0]["status"] == "flagged" and "interrupted at" in rows(out)[0]["flags"]
+    assert not folder.timeline("long").exists()
