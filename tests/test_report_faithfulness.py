@@ -45,3 +45,13 @@ def test_a_probability_that_never_moved_gets_no_verdict_and_no_curve():
     assert made.text.count("nothing here to explain") == 1 and "key moments" in made.text
     assert len(made.figures) == 1  # the moving curve only
     assert not faithfulness_section({"key moments": flat}, "Negative").figures
+
+
+def test_an_order_from_perturbations_that_moved_nothing_is_not_judged():
+    """Removing all the parts moves p, but the explanation's order came from single removals that did not: no
+    verdict, whatever the areas say."""
+    weights = np.array([0.3, 0.3, 0.3])
+    curve = deletion_curve(_additive(weights), [0, 1, 2], 3, orders=10, seed=0, order_moved=False)
+    assert curve.spread > MIN_CHANGE and curve.verdict() == "none: nothing was ranked"
+    made = faithfulness_section({"key moments": curve}, "Negative")
+    assert "key moments ranked nothing" in made.text and not made.figures

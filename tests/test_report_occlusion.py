@@ -162,7 +162,7 @@ def test_a_model_that_ignores_every_moment_ranks_nothing(frames):
     assert [f.name for f in made.figures] == ["sections-strip"]
     checked = faithfulness_section({"key moments": result.curve}, window.class_name)
     assert checked.tables[0].rows[0][-1].startswith("none") and not checked.figures
-    assert "nothing here to explain" in checked.text
+    assert "key moments ranked nothing" in checked.text
 
 
 def test_a_ranked_window_gets_a_faithfulness_verdict(middle_scene):

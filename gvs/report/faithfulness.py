@@ -5,7 +5,8 @@ the probability of the explained class is read after each removal; the same is d
 faithful ranking makes the probability fall faster than random: its curve lies below the random one and its
 area (mean of the curve over 0 .. all parts removed) is smaller. The verdict says better or worse only when the
 ranked area lies outside the random orders' spread (their mean area +- one standard deviation), and gives none
-when no deletion moved the probability by movement.MIN_CHANGE.
+when no deletion moved the probability by movement.MIN_CHANGE, or when the explanation's order itself came from
+perturbations that moved nothing (an arbitrary order: nothing was ranked).
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ class DeletionCurve:
 
     ranked : (n_parts + 1,) following the explanation's order
     random_orders : (orders, n_parts + 1) following each random order
+    order_moved : whether the explanation's order came from a probability that moved (False: it ranked nothing,
+        its order is arbitrary and is not judged)
     """
 
     ranked: np.ndarray
     random_orders: np.ndarray
+    order_moved: bool = True
 
     @property
     def orders(self) -> int:
@@ -64,7 +68,9 @@ class DeletionCurve:
     def verdict(self) -> str:
         """ "better than random" / "worse than random" when the ranked area lies below / above the random orders'
         mean area by more than their standard deviation; "within the random orders' spread" otherwise; no verdict
-        when no deletion moved the probability by MIN_CHANGE."""
+        when no deletion moved the probability by MIN_CHANGE or the explanation ranked nothing."""
+        if not self.order_moved:
+            return "none: nothing was ranked"
         if self.spread < MIN_CHANGE:
             return f"none: p moved < {MIN_CHANGE}"
         margin = float(self.random_areas.std())
@@ -95,8 +101,9 @@ def deletion_curve(
     n_parts: int,
     orders: int = 10,
     seed: int = 0,
+    order_moved: bool = True,
 ) -> DeletionCurve:
-    """The deletion curve of ``order`` against ``orders`` random orders.
+    """The deletion curve of ``order`` against ``orders`` random orders (``order_moved``: see DeletionCurve).
 
     ``score``: (B, n_parts) bool keep-masks -> (B,) probability of the explained class with the parts whose
     mask is False removed; it is called once with every mask of every curve stacked, so it can batch.
@@ -106,7 +113,7 @@ def deletion_curve(
         removal_masks(generator.permutation(n_parts), n_parts) for _ in range(orders)
     ]
     values = np.asarray(score(np.concatenate(curves)), dtype=np.float64).reshape(len(curves), n_parts + 1)
-    return DeletionCurve(values[0], values[1:])
+    return DeletionCurve(values[0], values[1:], order_moved)
 
 
 def deletion_figure(curves: dict[str, DeletionCurve], class_name: str):
@@ -158,8 +165,14 @@ def faithfulness_section(curves: dict[str, DeletionCurve], class_name: str):
         "lies below and its area is smaller. The table says better or worse than random only when the explanation's "
         "area lies outside the random orders' mean area plus or minus their standard deviation."
     )
-    unmoved = {name: curve for name, curve in curves.items() if curve.spread < MIN_CHANGE}
+    unmoved = {name: curve for name, curve in curves.items() if curve.spread < MIN_CHANGE or not curve.order_moved}
     for name, curve in unmoved.items():
+        if not curve.order_moved:
+            text += (
+                f"\n\n{name} ranked nothing (its perturbations moved p({class_name}) by less than {MIN_CHANGE}), so "
+                "its order is arbitrary and is not checked."
+            )
+            continue
         text += "\n\n" + unmoved_sentence(
             f"Removing the parts of {name} in any of the {orders + 1} orders", f"p({class_name})", curve.spread
         )

@@ -207,7 +207,8 @@ def lime_frame(
         scores = classify(_hidden_copies(image, parts, groups, unique, hide_color))[:, fused_column + c]
         return scores[inverse.reshape(-1)]
 
-    curve = deletion_curve(fused_probability, np.arange(len(groups)), len(groups), DELETION_ORDERS, seed)
+    order_moved = fits["spread"][FUSED] >= MIN_CHANGE  # else the groups' order is arbitrary
+    curve = deletion_curve(fused_probability, np.arange(len(groups)), len(groups), DELETION_ORDERS, seed, order_moved)
     return LimeResult(frame_index, parts, **fits, curve=curve, groups=groups, hide_color=hide_color, samples=samples)
 
 

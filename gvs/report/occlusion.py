@@ -19,7 +19,7 @@ from gvs.predict.predictor import FUSED
 from gvs.predict.stream import FRAME_MODALITIES
 
 from .faithfulness import DeletionCurve, deletion_curve
-from .movement import MIN_CHANGE, spread, unmoved_sentence
+from .movement import MIN_CHANGE, moved, spread, unmoved_sentence
 from .sections import Figure, Section, Table, png_bytes
 from .window import ExplainedWindow
 
@@ -169,7 +169,10 @@ def occlusion(
     scores = _scores(window, keep, sections)
     drops = {name: p[0, c] - p[1:, c] for name, p in scores.items()}
     ranking = np.argsort(-drops[FUSED], kind="stable")
-    curve = deletion_curve(lambda masks: _scores(window, masks, sections)[FUSED][:, c], ranking, n, orders, seed)
+    order_moved = moved(np.append(drops[FUSED], 0.0))  # else the ranking is arbitrary: Occlusion.ranked is False
+    curve = deletion_curve(
+        lambda masks: _scores(window, masks, sections)[FUSED][:, c], ranking, n, orders, seed, order_moved
+    )
     base = {name: p[0] for name, p in scores.items()}
     return Occlusion(sections, section_spans(window, sections), base, drops, ranking, curve)
 
