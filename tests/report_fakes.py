@@ -37,6 +37,10 @@ class KnownBundle:
         """What a report's header says of the model (a Bundle's summary, as far as reports read it)."""
         return {"fusion": "known weighted mean", "path": "tests/report_fakes.py"}
 
+    def notes(self) -> list[str]:
+        """What a Bundle's outputs say of it (the demo banner, no familiarity data): nothing for these models."""
+        return []
+
 
 @dataclass
 class KnownStream:

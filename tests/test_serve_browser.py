@@ -1,6 +1,7 @@
 """`gvs serve` end to end with a real (small) bundle: a headless Chromium uploads the real clip Val/1_1.mp4 through
 the page's file input and waits for the verdict, the probabilities, the timeline and the report; and the real worker
-takes a video without audio (flagged) and a 4K clip.
+takes a video without audio (flagged) and a 4K clip. The page and the report show the demo banner and the
+familiarity flag.
 
 The browser is Debian's chromium driven through its chromedriver (no browser download at test time); without them
 the browser test skips saying what to install.
@@ -62,6 +63,12 @@ def test_a_browser_uploads_a_real_clip_and_gets_the_verdict_timeline_and_report(
         rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#probabilities tbody tr")]
         assert [row.split()[0] for row in rows] == ["fused", "audio", "pose"], rows
         assert all(float(p) >= 0 for row in rows for p in row.split()[-3:])
+        # the small bundle was trained on the demo set, and a real clip is unlike its training data
+        assert browser.find_element(By.ID, "bundle-note").text.startswith("Demo bundle: trained on ")
+        familiarity = browser.find_element(By.ID, "familiarity")
+        assert familiarity.text.startswith("Unlike the training data (") and "unfamiliar" in familiarity.get_attribute(
+            "class"
+        )
         wait.until(lambda driver: driver.find_elements(By.ID, "report"))  # the page reloads when the job is done
         timeline = browser.find_element(By.ID, "timeline")
         assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", timeline) > 300
@@ -71,6 +78,8 @@ def test_a_browser_uploads_a_real_clip_and_gets_the_verdict_timeline_and_report(
         assert browser.find_element(By.ID, "predictions").get_attribute("href").endswith("predictions.json?download=1")
         browser.get(report)
         assert "1_1.mp4" in browser.title and browser.find_elements(By.ID, "verdict")  # the report's first section
+        verdict_section = browser.find_element(By.ID, "verdict").text
+        assert "Demo bundle: trained on " in verdict_section and "Unlike the training data (" in verdict_section
 
 
 def _wait_done(client: TestClient, job_id: str) -> dict:

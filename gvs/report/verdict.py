@@ -1,9 +1,11 @@
-"""Section 1: the verdict, each modality's and the fused probabilities, and the timeline."""
+"""Section 1: the verdict, each modality's and the fused probabilities, the timeline, how familiar the video is to
+the models, and what the bundle says of itself (the demo banner)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from gvs.predict.familiarity import familiarity_text
 from gvs.predict.outputs import timeline_png
 from gvs.predict.predictor import FUSED, VideoPrediction
 
@@ -13,7 +15,8 @@ from .window import ExplainedWindow
 
 def verdict_section(video: VideoPrediction, window: ExplainedWindow) -> Section:
     """The video's verdict (pooled over its windows), the explained window's probabilities per modality and
-    fused, and the timeline of ``gvs predict`` (without thumbnails when faces are to be blurred)."""
+    fused, the timeline of ``gvs predict`` (without thumbnails when faces are to be blurred), the video's
+    familiarity, and the bundle's notes (the demo banner) first."""
     explained = window.prediction
     rows = [
         ["video (pooled over windows)", *[f"{p:.2f}" for p in video.probabilities], video.verdict],
@@ -26,7 +29,8 @@ def verdict_section(video: VideoPrediction, window: ExplainedWindow) -> Section:
             for name in [FUSED, *window.modalities]
         ],
     ]
-    text = (
+    notes = window.predictor.bundle.notes()
+    text = "".join(f"{note}\n\n" for note in notes) + (
         f"The video is {video.verdict}: the mean (or max, with --pool max) of the fused probabilities of its "
         f"{len(video.windows)} window(s). The rest of this page explains why the model says {window.class_name} "
         f"in the window from {explained.start_s:.1f} s to {explained.end_s:.1f} s, the one where the fused "
@@ -36,6 +40,8 @@ def verdict_section(video: VideoPrediction, window: ExplainedWindow) -> Section:
     if len(window.present) < len(window.modalities):
         missing = ", ".join(f"{m}: {why}" for m, why in window.window.empty.items())
         text += f"\n\nIn the explained window the fusion fused only {', '.join(window.present)} ({missing})."
+    if video.familiarity is not None:
+        text += "\n\n" + familiarity_text(video.familiarity, video.unfamiliar)
     caveat = ""
     if video.flags:
         caveat = "Notes on this video: " + "; ".join(video.flags) + "."

@@ -46,7 +46,9 @@ class Job:
     """One video's job. ``name``: the uploaded file's name or the sample's, as text only; ``video``: the file the
     worker reads (the job folder's ``upload``, or a sample clip). Probabilities are {class name: p}; ``modalities``
     {modality: {class name: p}} (mean over the windows); ``class_names`` the bundle's classes in order (state.json
-    sorts the keys of those dicts); times are seconds since the epoch."""
+    sorts the keys of those dicts); times are seconds since the epoch. ``familiarity`` and ``unfamiliar``: the
+    video's familiarity and the scores below the bundle's threshold (gvs.predict.familiarity); ``notes``: what the
+    bundle says of itself (the demo banner, no familiarity data)."""
 
     id: str
     name: str
@@ -65,6 +67,9 @@ class Job:
     class_names: list[str] = field(default_factory=list)
     modalities: dict[str, dict[str, float]] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    familiarity: float | None = None
+    unfamiliar: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     error: str = ""
     duration_s: float | None = None
     windows: int = 0
@@ -216,6 +221,9 @@ def public_view(job: Job, position: int, running: int) -> dict:
         "class_names": job.class_names or list(job.probabilities or {}),
         "modalities": job.modalities,
         "flags": job.flags,
+        "familiarity": job.familiarity,
+        "unfamiliar": job.unfamiliar,
+        "notes": job.notes,
         "error": job.error or None,
         "duration_s": job.duration_s,
         "windows": job.windows,

@@ -13,6 +13,7 @@ import jinja2
 from starlette.responses import HTMLResponse
 
 from gvs import __version__
+from gvs.predict.familiarity import familiarity_text
 from gvs.predict.outputs import class_colours
 
 
@@ -59,7 +60,11 @@ def job_page(view: dict) -> HTMLResponse:
         }
     rows = [("fused (video verdict)", probabilities)] if probabilities else []
     rows += list(view["modalities"].items())
-    return render("job.html.j2", job=view, verdict=verdict, rows=rows, class_names=class_names)
+    familiarity = None
+    if view["verdict"] and view.get("familiarity") is not None:
+        unfamiliar = view.get("unfamiliar") or []
+        familiarity = {"flagged": bool(unfamiliar), "text": familiarity_text(view["familiarity"], unfamiliar)}
+    return render("job.html.j2", job=view, verdict=verdict, rows=rows, class_names=class_names, familiarity=familiarity)
 
 
 def error_page(status: int, message: str) -> HTMLResponse:
