@@ -87,6 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=BACKEND_HELP,
     )
     parser.add_argument(
+        "--ood-threshold",
+        type=float,
+        metavar="F",
+        help="familiarity (0-1) below which a window or video is flagged unlike the training data (default: the "
+        "bundle's, the 1st percentile of its select part; see docs/predict.md)",
+    )
+    parser.add_argument(
         "--emotiw", action="store_true", help="also write EmotiW submission files and their zip (VGAF's classes only)"
     )
     parser.add_argument(
@@ -238,6 +245,8 @@ def run(args: argparse.Namespace) -> int:
             )
         print(f"using the last exported bundle: {model}")
     bundle = load_bundle(model)
+    for note in bundle.notes():  # the demo banner; no familiarity data
+        print(f"note: {note}")
     notes: dict[Path, str] = {}
     videos, skipped = expand_inputs(args.inputs, tuple(bundle.class_names), notes)
     videos, repeats = unique_inputs(videos)
@@ -245,7 +254,13 @@ def run(args: argparse.Namespace) -> int:
     if not videos:
         raise InputError(f"no videos in {', '.join(map(str, args.inputs))} ({', '.join(VIDEO_EXTENSIONS)})")
     folder = PredictionsDir(args.out or Path("predictions") / args.inputs[0].stem)
-    options = {"stride": args.stride, "pool": args.pool, "precision": args.precision, "backend": args.backend}
+    options = {
+        "stride": args.stride,
+        "pool": args.pool,
+        "precision": args.precision,
+        "backend": args.backend,
+        "ood_threshold": args.ood_threshold,
+    }
     with folder.lock():
         run = PredictionRun(folder, bundle, videos, options, notes, args.force)
         try:
@@ -269,7 +284,14 @@ def _predict_here(run, bundle, args: argparse.Namespace) -> None:
     from .predictor import Predictor
 
     def make_predictor():
-        predictor = Predictor(bundle, args.stride, args.pool, precision=args.precision, backend=args.backend)
+        predictor = Predictor(
+            bundle,
+            args.stride,
+            args.pool,
+            precision=args.precision,
+            backend=args.backend,
+            ood_threshold=args.ood_threshold,
+        )
         print(f"backbone precision: {predictor.precision}")
         return predictor
 
@@ -290,7 +312,9 @@ def _predict_on_ray(run, model: Path, args: argparse.Namespace, engine: EngineOp
     items = run.todo()
     if not items:
         return
-    factory = functools.partial(_predictor_on_node, model, args.stride, args.pool, args.precision, args.backend)
+    factory = functools.partial(
+        _predictor_on_node, model, args.stride, args.pool, args.precision, args.backend, args.ood_threshold
+    )
     precisions: set[str] = set()
     failed = 0
     with (
@@ -313,14 +337,21 @@ def _predict_on_ray(run, model: Path, args: argparse.Namespace, engine: EngineOp
         print(f"backbone precision: {'; '.join(sorted(precisions))}")
 
 
-def _predictor_on_node(model: Path, stride: int | None, pool: str, precision: str, backend: str = "auto"):
+def _predictor_on_node(
+    model: Path,
+    stride: int | None,
+    pool: str,
+    precision: str,
+    backend: str = "auto",
+    ood_threshold: float | None = None,
+):
     """A Ray actor's predictor: (index, path, label) -> (VideoPrediction, the predictor's settings)."""
     from gvs.core.cluster import check_visible
 
     from .predictor import Predictor
 
     check_visible([model])
-    predictor = Predictor(model, stride, pool, precision=precision, backend=backend)
+    predictor = Predictor(model, stride, pool, precision=precision, backend=backend, ood_threshold=ood_threshold)
 
     def predict(item: tuple[int, Path, int | None]):
         _, path, label = item

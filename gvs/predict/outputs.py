@@ -1,7 +1,9 @@
 """What `gvs predict` writes into its output folder, each file written whole (atomically).
 
-OUT/predictions.csv      one row per video: status, verdict, pooled probabilities, class shares, flags, reason
-OUT/windows.csv          one row per window: video, start_s, end_s, each modality's and the fused probabilities
+OUT/predictions.csv      one row per video: status, verdict, pooled probabilities, class shares, familiarity, the
+                         scores unlike the training data (gvs.predict.familiarity), flags, reason
+OUT/windows.csv          one row per window: video, start_s, end_s, each modality's and the fused probabilities,
+                         familiarity and the scores unlike the training data
 OUT/predictions.json     everything above, with the bundle's manifest hash and the package version
 OUT/videos/<name>.json   one video's record of predictions.json (``video_record``), written when it finishes
 OUT/timelines/<name>.png   probability of each class over time, with thumbnails of a few windows
@@ -73,6 +75,8 @@ def write_videos_csv(out: PredictionsDir, videos: list[VideoPrediction], class_n
         "windows",
         "duration_s",
         "label",
+        "familiarity",
+        "unfamiliar",
         "flags",
         "reason",
     ]
@@ -91,11 +95,18 @@ def write_videos_csv(out: PredictionsDir, videos: list[VideoPrediction], class_n
                 len(v.windows),
                 f"{v.duration_s:.2f}",
                 label,
+                _familiarity(v.familiarity),
+                "+".join(v.unfamiliar),
                 "; ".join(v.flags),
                 v.reason,
             ]
         )
     atomic_write_csv(out.videos_csv, header, rows)
+
+
+def _familiarity(value: float | None) -> str:
+    """A familiarity as a CSV cell ("" for a bundle without familiarity data)."""
+    return "" if value is None else f"{value:.4f}"
 
 
 def write_windows_csv(
@@ -104,7 +115,9 @@ def write_windows_csv(
     """windows.csv: one row per window, a <modality>_<class> column per modality (and fused) and class."""
     names = _class_names(videos, class_names)
     columns = [f"{m}_{c}" for m in [*modalities, FUSED] for c in names]
-    header = ["video", "window", "start_s", "end_s", *columns, "predicted", "fused_from", "flags"]
+    header = [
+        "video", "window", "start_s", "end_s", *columns, "predicted", "fused_from", "familiarity", "unfamiliar", "flags"
+    ]  # fmt: skip
     rows = []
     for v in videos:
         for w in v.windows:
@@ -118,6 +131,8 @@ def write_windows_csv(
                     *values,
                     w.predicted,
                     "+".join(w.fused_from),
+                    _familiarity(w.familiarity),
+                    "+".join(w.unfamiliar),
                     "; ".join(w.flags),
                 ]
             )
@@ -137,6 +152,9 @@ def video_record(v: VideoPrediction) -> dict:
         "duration_s": v.duration_s,
         "seconds": round(v.seconds, 3),
         "label": v.class_names[v.label] if v.label is not None and v.label >= 0 else None,
+        "familiarity": v.familiarity,
+        "familiarity_scores": v.familiarity_scores,
+        "unfamiliar": v.unfamiliar,
         "windows": [
             {
                 "index": w.index,
@@ -144,6 +162,9 @@ def video_record(v: VideoPrediction) -> dict:
                 "end_s": w.end_s,
                 "fused_from": w.fused_from,
                 "flags": w.flags,
+                "familiarity": w.familiarity,
+                "familiarity_scores": w.familiarity_scores,
+                "unfamiliar": w.unfamiliar,
                 "probabilities": {m: dict(zip(v.class_names, map(float, p))) for m, p in w.probabilities.items()},
             }
             for w in v.windows
