@@ -36,6 +36,17 @@ def test_a_csv_without_a_video_column_names_the_file_and_the_fix(small_bundle: P
     assert "Traceback" not in error
 
 
+def test_an_out_that_is_a_file_is_refused_with_a_message(
+    small_bundle: Path, val_clip: Path, tmp_path: Path, capsys
+) -> None:
+    taken = tmp_path / "results"
+    taken.write_text("not a folder\n")
+    assert gvs_main(["predict", str(val_clip), "--model", str(small_bundle), "--out", str(taken)]) == 2
+    error = capsys.readouterr().err
+    assert f"--out {taken} is a file; give a folder" in error and "Traceback" not in error
+    assert taken.read_text() == "not a folder\n"
+
+
 def test_a_file_named_like_an_option_gets_told_to_put_dashes_before_it(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "-x.mp4").write_bytes(b"")

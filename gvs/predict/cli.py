@@ -195,7 +195,8 @@ def _summary(run, videos: list, skipped: dict[str, str]) -> str:
             if v.probabilities is not None
             else " | ".join("—" for _ in class_names)
         )
-        lines.append(f"| {v.path.name} | {v.verdict or '—'} | {probabilities} | {len(v.windows)} | {v.status} |")
+        name = run.names.get(v.path, v.path.stem)  # unique per input (d1/clip, d2/clip), as the files are named
+        lines.append(f"| {name} | {v.verdict or '—'} | {probabilities} | {len(v.windows)} | {v.status} |")
     counts = {s: sum(v.status == s for v in videos) for s in ("done", "flagged", "failed")}
     lines.append(
         f"\n{len(videos)} videos: {counts['done']} done, {counts['flagged']} flagged, {counts['failed']} failed"
@@ -204,7 +205,7 @@ def _summary(run, videos: list, skipped: dict[str, str]) -> str:
         if v.status == "failed":
             lines.append(f"  FAILED {v.reason}")
         elif v.flags:
-            lines.append(f"  note   {v.path.name}: {'; '.join(v.flags)}")
+            lines.append(f"  note   {run.names.get(v.path, v.path.stem)}: {'; '.join(v.flags)}")
     for path, why in skipped.items():
         lines.append(f"  not taken {path}: {why}")
     labelled = [v for v in videos if v.label is not None and v.label >= 0 and v.verdict]
@@ -254,6 +255,8 @@ def run(args: argparse.Namespace) -> int:
     if not videos:
         raise InputError(f"no videos in {', '.join(map(str, args.inputs))} ({', '.join(VIDEO_EXTENSIONS)})")
     folder = PredictionsDir(args.out or Path("predictions") / args.inputs[0].stem)
+    if folder.root.exists() and not folder.root.is_dir():
+        raise InputError(f"--out {folder.root} is a file; give a folder (it is made if missing)")
     options = {
         "stride": args.stride,
         "pool": args.pool,
