@@ -21,7 +21,7 @@ SHOWN_NAME = "our party, take 2.mp4"
 @pytest.fixture(scope="module")
 def report(demo_workspace, val_clip):
     """The full report (LIME with fewer samples) of Val/1_1 with the main job's bundle, named as an upload."""
-    options = ReportOptions(lime_samples=40, segments=20, smooth_samples=4)
+    options = ReportOptions(lime_samples=24, segments=12, smooth_samples=2)
     return ReportMaker(RunsDir(demo_workspace.runs).bundle_path, options).explain(val_clip, name=SHOWN_NAME)
 
 
