@@ -246,7 +246,9 @@ def test_predict_on_ray_matches_predict_here(ray_cluster, small_bundle, val_clip
 
     here, there = rows(tmp_path / "here"), rows(tmp_path / "ray")
     assert [r["video"] for r in there] == [r["video"] for r in here]  # input order, whatever finished first
-    assert [r["status"] for r in there] == [r["status"] for r in here] == ["done", "done", "failed"]
+    # done, or flagged: the demo-trained bundle finds real clips unlike its training data
+    assert [r["status"] for r in there] == [r["status"] for r in here]
+    assert [r["status"] != "failed" for r in here] == [True, True, False]
     for a, b in zip(here, there):
         assert a["verdict"] == b["verdict"]
         for column in a:
