@@ -247,7 +247,7 @@ def _run(args: argparse.Namespace) -> int:
     from gvs.experiment import load_config, settings_from
 
     settings = settings_from(load_config(args.config) if args.config else {}, _given_run_options(args))
-    if settings.dataset is not None:
+    if settings.dataset is not None and Path(settings.dataset).exists():  # absent: the chain trains from --cache
         _check_labelled(Path(settings.dataset))
     run_chain(settings)  # prints each stage, the tables and the prediction
     return 0

@@ -160,7 +160,7 @@ def test_header_parsing_and_nominal_rate() -> None:
     info = parse_stream_header(HEADER)
     assert (info.nominal_fps, info.average_fps, info.duration) == (30.0, 19.48, pytest.approx(596.04))
     assert parse_stream_header("Duration: N/A, bitrate: N/A\n  Stream #0:0: Video: vp9, 1k tbr, 1k tbn") == StreamInfo(
-        1000.0, None, None
+        1000.0, None, None, video=True
     )
     assert nominal_rate(19.48, info) == 30.0  # variable frame rate: nominal
     assert nominal_rate(30000 / 1001, StreamInfo(29.97)) == 30000 / 1001  # header rounding: OpenCV's exact rate
