@@ -36,6 +36,12 @@ from preprocess.pipeline import run_preprocess
 REPO = Path(__file__).resolve().parents[1]
 
 
+def hear_ctrl_c() -> None:
+    """In the child: SIGINT back to its default, as in a terminal (a shell's background job, such as this test run
+    started with &, ignores it, and Python keeps an ignored SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def audio_only(source, cache: Path, **options):
     return run_preprocess(source, cache, PreprocessConfig(), ("audio",), workers=1, progress=False, **options)
 
@@ -563,6 +569,7 @@ def start_run(tmp_path: Path, test_clips, tag: str):
         stdout=log[0],
         stderr=log[1],
         start_new_session=True,
+        preexec_fn=hear_ctrl_c,
     )
     deadline = time.monotonic() + 300
     while not list(cache.glob("features/pose/*/*/*.npz")):  # the first clip is done (pose is written last)

@@ -22,6 +22,7 @@ import pytest
 from gvs.cli import main as gvs_main
 from gvs.core.workspace import PredictionsDir
 from tests.media import ffmpeg
+from tests.test_data_safety import hear_ctrl_c
 from tests.test_serve_api import client_for, job_folders, upload
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,6 +191,7 @@ def test_ctrl_c_of_gvs_serve_prints_one_line_exits_130_and_fails_the_unfinished_
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=hear_ctrl_c,
     )
     try:
         base, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 120

@@ -19,6 +19,7 @@ from gvs.cli import main as gvs_main
 from gvs.core.workspace import PredictionsDir
 from gvs.predict.manifest import RunManifest, output_names
 from tests.media import ffmpeg
+from tests.test_data_safety import hear_ctrl_c
 
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE_S = 240.0
@@ -153,6 +154,7 @@ def start_predict(arguments: list[str], log: Path, checkpoints: bool = False) ->
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=hear_ctrl_c,
     )
 
 
