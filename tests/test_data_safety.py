@@ -36,6 +36,24 @@ from preprocess.pipeline import run_preprocess
 REPO = Path(__file__).resolve().parents[1]
 
 
+def hold_lock(folder_class: str, folder: Path) -> subprocess.Popen:
+    """Another process holding ``folder``'s lock (``folder_class`` of gvs.core.workspace) until its stdin closes;
+    it prints "locked" once it holds it."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import sys\nfrom gvs.core.workspace import {folder_class}\n"
+            f"with {folder_class}(sys.argv[1]).lock():\n    print('locked', flush=True)\n    sys.stdin.read()",
+            str(folder),
+        ],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def hear_ctrl_c() -> None:
     """In the child: SIGINT back to its default, as in a terminal (a shell's background job, such as this test run
     started with &, ignores it, and Python keeps an ignored SIGINT ignored)."""
@@ -503,19 +521,7 @@ def test_a_locked_cache_is_refused_and_its_temporary_files_are_left_alone(tmp_pa
     store = CacheDir(cache).current("audio")
     in_flight = store.folder / "clips" / ".Test_2.npz.x1y2z3.tmp"  # the other run is writing it
     in_flight.write_bytes(b"PK\x03\x04 being written")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys\nfrom gvs.core.workspace import CacheDir\n"
-            "with CacheDir(sys.argv[1]).lock():\n    print('locked', flush=True)\n    sys.stdin.read()",
-            str(cache),
-        ],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_lock("CacheDir", cache)
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(CacheBusyError, match=f"pid {holder.pid}"):

@@ -19,7 +19,7 @@ from gvs.cli import main as gvs_main
 from gvs.core.workspace import PredictionsDir
 from gvs.predict.manifest import RunManifest, output_names
 from tests.media import ffmpeg
-from tests.test_data_safety import hear_ctrl_c
+from tests.test_data_safety import hear_ctrl_c, hold_lock
 
 REPO = Path(__file__).resolve().parents[1]
 DEADLINE_S = 240.0
@@ -113,19 +113,7 @@ def test_a_second_run_into_a_busy_folder_is_refused_naming_the_pid(
     small_bundle: Path, val_clip: Path, tmp_path: Path, capsys
 ) -> None:
     out = tmp_path / "out"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys\nfrom gvs.core.workspace import PredictionsDir\n"
-            "with PredictionsDir(sys.argv[1]).lock():\n    print('locked', flush=True)\n    sys.stdin.read()",
-            str(out),
-        ],
-        cwd=REPO,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_lock("PredictionsDir", out)
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert gvs_main(["predict", str(val_clip), "--model", str(small_bundle), "--out", str(out)]) == 2
