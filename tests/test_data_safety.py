@@ -433,7 +433,8 @@ def make_read_only(cache: Path, monkeypatch) -> str:
     def refuse(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(io_module, "tempfile", SimpleNamespace(mkstemp=refuse, mkdtemp=refuse))
+    monkeypatch.setattr(io_module, "_create_temporary", refuse)
+    monkeypatch.setattr(io_module, "tempfile", SimpleNamespace(mkdtemp=refuse))
     real_open = Path.open
 
     def open_read_only(self, mode="r", *args, **kwargs):
@@ -459,7 +460,8 @@ def make_full(cache: Path, monkeypatch) -> None:
     def refuse(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(io_module, "tempfile", SimpleNamespace(mkstemp=refuse, mkdtemp=refuse))
+    monkeypatch.setattr(io_module, "_create_temporary", refuse)
+    monkeypatch.setattr(io_module, "tempfile", SimpleNamespace(mkdtemp=refuse))
 
 
 @pytest.mark.parametrize("trouble", ["read-only", "full"])

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -56,29 +57,37 @@ def disk_errors(folder: Path) -> Iterator[None]:
         raise
 
 
-def _umask() -> int:
-    """The process's umask (reading it means setting it, so it is set straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new hidden ``.<name>.<random>.tmp`` file next to ``path``, open for writing: its descriptor and path.
+
+    It is created with mode 0666 and the kernel takes the umask off, so it gets the permissions a plain ``open``
+    would give it without the umask being read (reading it means setting it, which races other threads).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(temporary, flags, 0o666), temporary
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(path.parent))
 
 
 def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """Call ``write(handle)`` on a temporary file next to ``path``, fsync it, then rename it to ``path``.
 
     A crash, Ctrl-C or kill leaves at most a hidden ``.<name>.*.tmp`` file, never a partial ``path``. The file
-    gets the permissions a plain ``open`` would give it (0666 less the umask; mkstemp's own are 0600).
+    gets the permissions a plain ``open`` would give it (0666 less the umask).
     """
     path = Path(path)
     with disk_errors(path.parent):
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        descriptor, temporary = _create_temporary(path)
         try:
             with os.fdopen(descriptor, "wb") as handle:
                 write(handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(temporary, 0o666 & ~_umask())
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
