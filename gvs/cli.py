@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from gvs import __version__
-from gvs.core.command import add_debug, guarded, positive_int
+from gvs.core.command import add_debug, guarded, positive_int, set_up_process
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import canonical_modality
 
@@ -409,6 +409,7 @@ def _file_like_option(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None, prog: str = "gvs") -> int:
     """Parse ``argv`` and run the chosen subcommand under the error guard."""
+    set_up_process()  # before the subcommand's module is loaded
     argv = sys.argv[1:] if argv is None else argv
     command = next((word for word in argv if not word.startswith("-")), "")  # the first word names the command
     dashed = _file_like_option(argv)

@@ -3,8 +3,3 @@
 architectures.py builds the models, partition.py fixes which clips train/select/report/test, data.py reads
 the cache, metrics.py scores predictions, train.py trains and writes RUNS/<modality> (`python -m modalities.train`).
 """
-
-import os
-
-# TensorFlow's C++ logs (CUDA probing on CPU-only machines, oneDNN notices) are noise here; set 0 to see them.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -2,6 +2,9 @@
 
 import sys
 
-from .train import main
+from gvs.core.command import set_up_process
+
+set_up_process()
+from .train import main  # noqa: E402
 
 sys.exit(main())

@@ -196,7 +196,6 @@ def _init_worker(config: PreprocessConfig, stores: dict[str, FeatureStore], thre
     global _WORKER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
     _die_with_parent(parent)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     limit_threads(threads)
     _WORKER = ClipProcessor(config, stores)
 

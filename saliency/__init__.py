@@ -4,8 +4,3 @@ maps.py: model + one clip's inputs -> attribution arrays (vanilla saliency, Smoo
 tf-keras-vis; integrated gradients for fused models); figures.py: arrays -> PNG figures; explain.py: clip keys
 or a split -> figures, reading the feature cache, RUNS/ and the raw media through gvs.core.workspace.
 """
-
-import os
-
-# TensorFlow's C++ logs (CUDA probing on CPU-only machines, oneDNN notices) are noise here; set 0 to see them.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -2,8 +2,9 @@
 
 import sys
 
-from gvs.core.command import run_module
+from gvs.core.command import run_module, set_up_process
 
-from .cli import DESCRIPTION, EPILOG, add_arguments, run
+set_up_process()
+from .cli import DESCRIPTION, EPILOG, add_arguments, run  # noqa: E402
 
 sys.exit(run_module("python -m saliency", DESCRIPTION, EPILOG, add_arguments, run))

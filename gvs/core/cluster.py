@@ -305,7 +305,6 @@ class _Actor:
     the driver's folder where the node has it, so relative paths mean what they meant there."""
 
     def __init__(self, worker_factory: Callable[[], Callable[[Any], Any]], threads: int, folder: str) -> None:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if Path(folder).is_dir():
             os.chdir(folder)
         limit_threads(threads)

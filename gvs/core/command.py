@@ -35,13 +35,19 @@ def positive_float(text: str) -> float:
     return value
 
 
+def set_up_process() -> None:
+    """What a command's process sets once, in its entry point, before a stage module loads TensorFlow: TensorFlow's
+    C++ logs off (CUDA probing on CPU-only machines, oneDNN notices; TF_CPP_MIN_LOG_LEVEL=0 shows them). Library
+    modules set nothing process-wide; worker processes and Ray actors inherit the variable."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def add_debug(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs (for bug reports)")
 
 
 def guarded(action: Callable[[], int], debug: bool = False) -> int:
     """Run ``action``; turn GVSError and Ctrl-C into one line on stderr and an exit code (2, 130)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return action()
@@ -70,7 +76,8 @@ def run_module(
     run: Callable[[argparse.Namespace], int],
     argv: list[str] | None = None,
 ) -> int:
-    """Parse ``argv`` with a stage's arguments and run it under the error guard (for ``python -m STAGE``)."""
+    """Parse ``argv`` with a stage's arguments and run it under the error guard (for ``python -m STAGE``, whose
+    ``__main__`` calls :func:`set_up_process` before it imports the stage)."""
     parser = argparse.ArgumentParser(
         prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
