@@ -1,5 +1,6 @@
 """The timeline of `gvs predict`, `gvs report` and `gvs serve`: lines at 0 and 1 visible inside the plot, thumbnails
-labelled with the window centres the x axis shows, and the title naming the video as it is given."""
+labelled with the window centres the x axis shows, the title naming the video as it is given, and the windows
+unlike the training data shaded."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from gvs.predict.predictor import FUSED, VideoPrediction, WindowPrediction
-from gvs.predict.timeline import timeline_figure, timeline_png, window_centres
+from gvs.predict.timeline import timeline_figure, timeline_png, unfamiliar_spans, window_centres
 
 
 def _saturated_video(windows: int = 7, name: str = "party, take 2.mp4") -> VideoPrediction:
@@ -64,3 +65,26 @@ def test_thumbnails_are_labelled_with_the_centres_the_axis_shows(figure):
 def test_the_title_names_the_video_as_given(figure):
     assert figure._suptitle.get_text().startswith("party, take 2.mp4: Negative (1.00)")
     assert timeline_png(_saturated_video(2), thumbnails=0).startswith(b"\x89PNG")
+
+
+def test_windows_unlike_the_training_data_are_shaded_with_a_legend_entry():
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    video = _saturated_video()
+    for index in (1, 2, 5):  # windows 1 and 2 overlap: one span; window 5 alone
+        video.windows[index].unfamiliar = ["scene"]
+    assert unfamiliar_spans(video) == [(2.2, 2.2 * 2 + 4.4), (2.2 * 5, 2.2 * 5 + 4.4)]
+    made = timeline_figure(video, thumbnails=0)
+    plot = made.axes[-1]
+    shaded = [p for p in plot.patches if isinstance(p, Rectangle)]
+    spans = [(p.get_x(), p.get_x() + p.get_width()) for p in shaded]
+    np.testing.assert_allclose(spans, unfamiliar_spans(video))
+    labels = [text.get_text() for text in plot.get_legend().get_texts()]
+    assert labels.count("unlike the training data (scene)") == 1
+    plt.close(made)
+    unshaded = timeline_figure(_saturated_video(2), thumbnails=0)
+    assert not unshaded.axes[-1].patches and "unlike" not in " ".join(
+        t.get_text() for t in unshaded.axes[-1].get_legend().get_texts()
+    )
+    plt.close(unshaded)

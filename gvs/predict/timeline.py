@@ -3,7 +3,8 @@
 Each point sits at its window's centre (the mean of its first and last frames' times). Each thumbnail (the
 window's first frame) is labelled with the same centre and marked on the plot by a dotted line there, so the
 labels and the x axis agree. The y axis runs a little past 0 and 1, so a line at a saturated probability stays
-visible instead of lying on the plot's frame.
+visible instead of lying on the plot's frame. The time a window flagged unlike the training data covers (from its
+start to its end; gvs.predict.familiarity) is shaded grey, with a legend entry naming the scores below the threshold.
 """
 
 from __future__ import annotations
@@ -23,6 +24,17 @@ Y_LIMITS = (-0.05, 1.05)  # probabilities, padded so lines at 0 and 1 are drawn 
 def window_centres(video: VideoPrediction) -> np.ndarray:
     """(n_windows,) seconds of each window's centre: the timeline's x positions."""
     return np.array([(w.start_s + w.end_s) / 2 for w in video.windows])
+
+
+def unfamiliar_spans(video: VideoPrediction) -> list[tuple[float, float]]:
+    """[(start, end)] seconds covered by windows flagged unlike the training data, overlapping windows merged."""
+    spans: list[list[float]] = []
+    for window in sorted((w for w in video.windows if w.unfamiliar), key=lambda w: w.start_s):
+        if spans and window.start_s <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], window.end_s)
+        else:
+            spans.append([window.start_s, window.end_s])
+    return [(start, end) for start, end in spans]
 
 
 def thumbnail_picks(video: VideoPrediction, thumbnails: int) -> np.ndarray:
@@ -58,6 +70,10 @@ def timeline_figure(video: VideoPrediction, thumbnails: int = 6):
     axis = figure.add_subplot(grid[rows - 1, :])
     for index in picks:
         axis.axvline(centres[index], color="#bdc3c7", linestyle=":", linewidth=1, zorder=0)
+    names = sorted({name for w in video.windows for name in w.unfamiliar})
+    for number, (start, end) in enumerate(unfamiliar_spans(video)):
+        label = f"unlike the training data ({', '.join(names)})" if number == 0 else None
+        axis.axvspan(start, end, color="#7f8c8d", alpha=0.18, linewidth=0, zorder=0, label=label)
     for index, name in enumerate(video.class_names):
         axis.plot(centres, fused[:, index], marker="o", markersize=3, color=colours[name], label=name)
     axis.set_ylim(*Y_LIMITS)
