@@ -76,21 +76,17 @@ def save_confusion_grid(
     confusions: list[np.ndarray], titles: list[str], path: Path, class_names: tuple[str, ...] = CLASS_NAMES
 ) -> None:
     """One confusion matrix per table row, side by side (wrapping at four per line)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gvs.core.figures import subplots
 
     columns = min(4, len(confusions))
     lines = int(np.ceil(len(confusions) / columns))
-    figure, axes = plt.subplots(lines, columns, figsize=(3.6 * columns, 3.6 * lines), squeeze=False)
+    figure, axes = subplots(lines, columns, figsize=(3.6 * columns, 3.6 * lines), squeeze=False)
     for axis in axes.flat[len(confusions) :]:
         axis.axis("off")
     for axis, confusion, title in zip(axes.flat, confusions, titles):
         _draw_confusion(axis, np.asarray(confusion), title, class_names)
     figure.tight_layout()
     atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
-    plt.close(figure)
 
 
 def save_latent_picture(
@@ -98,10 +94,7 @@ def save_latent_picture(
 ) -> str:
     """2-D t-SNE (PCA below 10 clips) of ``latents`` (n_clips, latent_dim) coloured by class ``y`` (n_clips,);
     returns the method used."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gvs.core.figures import subplots
 
     if len(latents) >= 10:
         from sklearn.manifold import TSNE
@@ -116,7 +109,7 @@ def save_latent_picture(
         dimensions = min(2, *latents.shape)
         points = np.pad(PCA(dimensions).fit_transform(latents), ((0, 0), (0, 2 - dimensions)))
         method = "PCA"
-    figure, axis = plt.subplots(figsize=(5, 4.5))
+    figure, axis = subplots(figsize=(5, 4.5))
     for index, name in enumerate(class_names):
         chosen = y == index
         axis.scatter(points[chosen, 0], points[chosen, 1], s=12, label=f"{name} ({chosen.sum()})")
@@ -124,7 +117,6 @@ def save_latent_picture(
     axis.set_title(f"{title} ({method})", fontsize=9)
     figure.tight_layout()
     atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
-    plt.close(figure)
     return method
 
 
@@ -132,12 +124,9 @@ def attention_figure(weights: dict[str, np.ndarray], modalities: list[str], titl
     """A matplotlib figure, one heat map per modality: its steps (rows) against the steps of the modalities it
     attended to (columns, in ``modalities`` order), ``weights[m]`` (T, K) for one clip or (n_clips, T, K)
     averaged over clips; ``seconds`` (T,) labels the steps with their times."""
-    import matplotlib
+    from gvs.core.figures import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(modalities), figsize=(4.2 * len(modalities), 3.6), squeeze=False)
+    figure, axes = subplots(1, len(modalities), figsize=(4.2 * len(modalities), 3.6), squeeze=False)
     for axis, modality in zip(axes[0], modalities):
         values = np.asarray(weights[modality])
         mean = values.mean(axis=0) if values.ndim == 3 else values  # (T, K)
@@ -160,8 +149,5 @@ def attention_figure(weights: dict[str, np.ndarray], modalities: list[str], titl
 
 def save_attention_picture(weights: dict[str, np.ndarray], modalities: list[str], path: Path, title: str) -> None:
     """:func:`attention_figure` of ``weights`` (n_clips, T, K) per modality, averaged over clips, as a PNG."""
-    import matplotlib.pyplot as plt
-
     figure = attention_figure(weights, modalities, title)
     atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=110))
-    plt.close(figure)

@@ -236,39 +236,32 @@ def save_reliability_diagram(
     """A PNG reliability diagram at ``path``: for each model name -> (y (n,), probabilities (n, C)), accuracy
     against mean confidence per bin with the ECE in the legend, the diagonal, and below a histogram of the
     confidences. Written atomically; returns ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from gvs.core.figures import subplots
     from gvs.core.io import atomic_write_bytes
 
-    figure, (diagram, histogram) = plt.subplots(
+    figure, (diagram, histogram) = subplots(
         2, 1, figsize=(5.6, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
     )
-    try:
-        diagram.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
-        for name, (y, probabilities) in curves.items():
-            curve = reliability_curve(y, probabilities, n_bins)
-            confidence, accuracy, counts = curve
-            filled = counts > 0
-            label = f"{name} (ECE {_ece(*curve):.3f})"
-            (line,) = diagram.plot(confidence[filled], accuracy[filled], marker="o", markersize=3, label=label)
-            histogram.hist(
-                np.asarray(probabilities).max(axis=1),
-                bins=np.linspace(0, 1, n_bins + 1),
-                histtype="step",
-                color=line.get_color(),
-            )
-        diagram.set_ylabel("accuracy")
-        diagram.set_xlim(0, 1)
-        diagram.set_ylim(0, 1)
-        diagram.legend(fontsize=7, loc="upper left")
-        diagram.set_title(title, fontsize=9)
-        histogram.set_xlabel("confidence (highest probability)")
-        histogram.set_ylabel("clips")
-        figure.tight_layout()
-        atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
-    finally:
-        plt.close(figure)
+    diagram.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="perfectly calibrated")
+    for name, (y, probabilities) in curves.items():
+        curve = reliability_curve(y, probabilities, n_bins)
+        confidence, accuracy, counts = curve
+        filled = counts > 0
+        label = f"{name} (ECE {_ece(*curve):.3f})"
+        (line,) = diagram.plot(confidence[filled], accuracy[filled], marker="o", markersize=3, label=label)
+        histogram.hist(
+            np.asarray(probabilities).max(axis=1),
+            bins=np.linspace(0, 1, n_bins + 1),
+            histtype="step",
+            color=line.get_color(),
+        )
+    diagram.set_ylabel("accuracy")
+    diagram.set_xlim(0, 1)
+    diagram.set_ylim(0, 1)
+    diagram.legend(fontsize=7, loc="upper left")
+    diagram.set_title(title, fontsize=9)
+    histogram.set_xlabel("confidence (highest probability)")
+    histogram.set_ylabel("clips")
+    figure.tight_layout()
+    atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
     return Path(path)

@@ -46,14 +46,11 @@ def save_confusion_png(
     counts: np.ndarray | list, path: Path, title: str, class_names: tuple[str, ...] = CLASS_NAMES
 ) -> Path:
     """Confusion matrix with class names and counts (rows: truth, columns: prediction)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from gvs.core.figures import subplots
 
     counts = np.asarray(counts)
     side = max(3.8, 0.55 * len(class_names) + 2.2)
-    figure, axes = plt.subplots(figsize=(side + 0.4, side))
+    figure, axes = subplots(figsize=(side + 0.4, side))
     axes.imshow(counts, cmap="Blues")
     for (row, column), value in np.ndenumerate(counts):
         colour = "white" if value > counts.max() / 2 else "black"
@@ -66,5 +63,4 @@ def save_confusion_png(
     axes.set_title(textwrap.fill(title, 48), fontsize=9)
     figure.tight_layout()
     atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=120))
-    plt.close(figure)
     return path

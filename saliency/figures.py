@@ -10,14 +10,14 @@ from pathlib import Path
 
 import cv2
 import matplotlib
+import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
 
 from gvs.core.errors import InputError
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from gvs.core.vocabulary import COCO_LIMBS  # noqa: E402
+from gvs.core.figures import subplots
+from gvs.core.vocabulary import COCO_LIMBS
 
 FER_EXPRESSIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FACE_STATISTICS: tuple[str, ...] = ("min", "max", "mean")
@@ -35,11 +35,10 @@ def clip_title(
     return f"{modality} · {key} · true {truth} · predicted {class_names[predicted]} ({probabilities[predicted]:.2f})"
 
 
-def _save(figure: plt.Figure, path: str | Path) -> Path:
+def _save(figure: Figure, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=_DPI)
-    plt.close(figure)
     return path
 
 
@@ -64,8 +63,8 @@ def scene_figure(frames: np.ndarray | None, frame_maps: dict[str, np.ndarray], t
     n_frames = max(m.shape[0] for m in frame_maps.values() if m.ndim == 3)
     height, width = _background(frames, 0).shape[:2]
     panel = 2.1
-    colours = plt.get_cmap("jet")
-    figure, axes = plt.subplots(
+    colours = matplotlib.colormaps["jet"]
+    figure, axes = subplots(
         len(frame_maps),
         n_frames,
         squeeze=False,
@@ -96,7 +95,7 @@ def scene_figure(frames: np.ndarray | None, frame_maps: dict[str, np.ndarray], t
             if column == 0:
                 axis.set_ylabel(method, fontsize=9)
         figure.colorbar(
-            plt.cm.ScalarMappable(cmap=colours, norm=plt.Normalize(0, 1)),
+            ScalarMappable(cmap=colours, norm=Normalize(0, 1)),
             ax=axes[row, :].tolist(),
             fraction=0.01,
             pad=0.01,
@@ -130,14 +129,14 @@ def pose_figure(
     scaled = _normalised(keypoint_saliency)
     height, width = _background(frames, 0).shape[:2]
     panel = 2.6
-    figure, axes = plt.subplots(
+    figure, axes = subplots(
         rows,
         columns,
         squeeze=False,
         constrained_layout=True,
         figsize=(panel * columns + 1.0, panel * height / width * rows + 0.8),
     )
-    colours = plt.get_cmap("plasma")
+    colours = matplotlib.colormaps["plasma"]
     for frame, axis in enumerate(axes.flat):
         axis.set_xticks([])
         axis.set_yticks([])
@@ -168,7 +167,7 @@ def pose_figure(
         axis.set_xlim(0, width)
         axis.set_ylim(height, 0)
         axis.set_title(f"frame {frame + 1}: {len(frame_people)} people", fontsize=8)
-    mappable = plt.cm.ScalarMappable(cmap=colours, norm=plt.Normalize(0, 1))
+    mappable = ScalarMappable(cmap=colours, norm=Normalize(0, 1))
     figure.colorbar(mappable, ax=axes.ravel().tolist(), fraction=0.015, pad=0.01, label="keypoint saliency (relative)")
     figure.suptitle(title, fontsize=11)
     return _save(figure, path)
@@ -186,7 +185,7 @@ def audio_figure(
     steps = len(step_saliency)
     end = max(hop * (steps - 1) + hop / 2, len(waveform) / sample_rate if waveform is not None else 0)
     rows = 3 if waveform is not None else 1
-    figure, axes = plt.subplots(
+    figure, axes = subplots(
         rows,
         1,
         sharex=True,
@@ -208,7 +207,7 @@ def audio_figure(
         figure.colorbar(image, ax=axes[1], pad=0.01, label="dB")
     shares = step_saliency / step_saliency.sum() if step_saliency.sum() > 0 else step_saliency
     centres = np.arange(steps) * hop
-    axes[-1].bar(centres, shares, width=hop * 0.9, color=plt.get_cmap("viridis")(_normalised(shares)))
+    axes[-1].bar(centres, shares, width=hop * 0.9, color=matplotlib.colormaps["viridis"](_normalised(shares)))
     axes[-1].set_ylabel("share of saliency")
     axes[-1].set_xlabel("time (s); bar i = embedding step i")
     axes[-1].set_xlim(-hop / 2, end)
@@ -263,7 +262,7 @@ def projection_figure(
     confidence = probabilities.max(axis=1)
     status = np.where(labels < 0, "unlabelled", np.where(predictions == labels, "correct", "wrong"))
     colours = {"correct": "tab:blue", "wrong": "tab:red", "unlabelled": "tab:grey"}
-    figure, axis = plt.subplots(figsize=(8, 6.5), constrained_layout=True)
+    figure, axis = subplots(figsize=(8, 6.5), constrained_layout=True)
     for kind, colour in colours.items():
         chosen = status == kind
         if chosen.any():
@@ -311,7 +310,7 @@ def faces_figure(
     frame_shares = frame_saliency / frame_saliency.sum() if frame_saliency.sum() > 0 else frame_saliency
     column_total = statistic_saliency.sum()
     column_shares = statistic_saliency / column_total if column_total > 0 else statistic_saliency
-    figure, (frames_axis, grid_axis) = plt.subplots(
+    figure, (frames_axis, grid_axis) = subplots(
         1, 2, figsize=(13, 4), constrained_layout=True, gridspec_kw={"width_ratios": [1, 1.3]}
     )
     positions = np.arange(1, len(frame_shares) + 1)
@@ -357,7 +356,7 @@ def fusion_figure(attributions: dict[str, float], title: str, path: str | Path) 
     values = np.array([attributions[name] for name in names])
     total = np.abs(values).sum()
     shares = np.abs(values) / total if total > 0 else np.zeros_like(values)
-    figure, axis = plt.subplots(figsize=(7, 0.6 * len(names) + 1.6), constrained_layout=True)
+    figure, axis = subplots(figsize=(7, 0.6 * len(names) + 1.6), constrained_layout=True)
     colours = ["tab:green" if value >= 0 else "tab:red" for value in values]
     axis.barh(names, shares, color=colours)
     for position, (share, value) in enumerate(zip(shares, values)):
