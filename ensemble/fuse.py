@@ -99,12 +99,6 @@ def read_part(run: RunFolder, part: str = "report") -> PartPredictions:
     )
 
 
-def metrics_from_predictions(run: RunFolder, part: str = "report") -> dict:
-    """Metrics of one part recomputed from a run's predictions (labelled rows only)."""
-    saved = read_part(run, part)
-    return metrics_of(saved.y, saved.predicted, saved.split, part, saved.class_names)
-
-
 def run_fusion(
     data: FusionData, kind: str, runs: Path, options: dict | None = None, force: bool = False
 ) -> FusionResult:

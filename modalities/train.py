@@ -145,14 +145,6 @@ def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 32) -> np
     return model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
 
 
-def predict_clips(runs: Path, modality: str, cache: Path, batch_size: int = 32) -> tuple[list[str], np.ndarray]:
-    """(clip keys, probabilities) of the trained model on every clip of the cache, fingerprint checked."""
-    model = load_modality_model(runs, modality, cache)
-    features = open_features(cache, modality)
-    batches = ClipBatches(features, np.arange(len(features.keys)), batch_size)
-    return features.keys, model.predict(batches, verbose=0)
-
-
 def _jsonable(value):
     return json.loads(json.dumps(value))
 

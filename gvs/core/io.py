@@ -109,15 +109,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(text.encode()))
 
 
-def write_text_if_changed(path: Path, text: str) -> bool:
-    """Write ``text`` atomically unless ``path`` already holds exactly it (so a read-only re-run writes nothing)."""
-    path = Path(path)
-    if path.is_file() and path.read_text(encoding="utf-8") == text:
-        return False
-    atomic_write_text(path, text)
-    return True
-
-
 def atomic_write_json(path: Path, value: object) -> None:
     atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True, default=str) + "\n")
 
