@@ -13,6 +13,7 @@ has: :func:`align` keeps every clip that has at least one fused modality, marks 
 
 from __future__ import annotations
 
+import logging
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,8 @@ from gvs.core.errors import InputError, RunError
 from gvs.core.io import atomic_write_bytes, sha256_of
 from gvs.core.vocabulary import CLASS_NAMES
 from gvs.core.workspace import CacheDir, RunsDir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,8 +88,9 @@ def _stored_outputs(path: Path, modality: str, stamp: str) -> ModalityOutputs | 
                 sequence=data["sequence"],
                 steps=data["steps"],
             )
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError):
-        return None  # a corrupt cache file is computed again
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as error:
+        log.warning("%s: corrupt cached %s outputs (%s); computing them again", path, modality, error)
+        return None
 
 
 def compute_outputs(
