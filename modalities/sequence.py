@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gvs.core.vocabulary import AUDIO_HOP, FRAME_STEP, N_FRAMES
+
 NOMINAL_FPS = 25.0  # the frame rate the time grid assumes (VGAF's clips); real rates only stretch the grid
 
 
@@ -29,9 +31,9 @@ NOMINAL_FPS = 25.0  # the frame rate the time grid assumes (VGAF's clips); real 
 class TimeGrid:
     """The visual time grid and where the audio steps sit on it."""
 
-    n_frames: int = 12
-    frame_step: int = 10
-    audio_hop: float = 0.5
+    n_frames: int = N_FRAMES
+    frame_step: int = FRAME_STEP
+    audio_hop: float = AUDIO_HOP
 
     @classmethod
     def from_params(cls, params: dict) -> TimeGrid:

@@ -25,7 +25,7 @@ from gvs.core.io import atomic_write_json, atomic_write_text, digest_of, sha256_
 from gvs.core.vocabulary import MODALITIES, PARTS
 from gvs.core.workspace import CacheDir, RunFolder, RunsDir
 
-from .architectures import DEFAULT_SIZES, build_model, compile_model
+from .architectures import DEFAULT_SIZES, LEARNING_RATES, build_model, compile_model
 from .data import ClipBatches, ModalityFeatures, open_features
 from .metrics import classification_metrics, save_confusion_png
 from .partition import Partition, ensure_partition
@@ -348,8 +348,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--learning-rate",
         type=float,
         default=None,
-        help="Adam learning rate (default per modality: scene 1e-2, pose 1e-2, audio 4e-5 "
-        "decayed exponentially, faces 5e-3)",
+        help="Adam learning rate (default per modality: "
+        + ", ".join(
+            f"{m} " + f"{rate:.0e}".replace("e-0", "e-") + (" decayed exponentially" if m == "audio" else "")
+            for m, rate in LEARNING_RATES.items()
+        )
+        + ")",
     )
     parser.add_argument(
         "--max-memory-gb",

@@ -10,12 +10,13 @@ from gvs.core.command import positive_float, positive_int
 from gvs.core.errors import Interrupted
 from gvs.core.vocabulary import MODALITIES
 
-from .config import PRESETS, preset
+from .config import PRESETS, PreprocessConfig, preset
 from .engine import BACKEND_HELP, BACKENDS, PRECISION_HELP
-from .face_detector_names import FACE_DETECTORS
+from .face_detector_names import FACE_DETECTORS, face_detector_help
 from .precision import PRECISIONS
 
 DESCRIPTION = __doc__
+DEFAULTS = PreprocessConfig()  # what an option left out means (the `paper` preset's values)
 DEMO_ROOT = Path("data/demo")
 
 EPILOG = """\
@@ -93,7 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--pose-size", dest="pose_input_size", type=positive_int, help="pose network input size (paper: 368)"
     )
-    group.add_argument("--pose-threshold", type=float, help="keypoint heatmap threshold (default 0.1)")
+    group.add_argument(
+        "--pose-threshold", type=float, help=f"keypoint heatmap threshold (default {DEFAULTS.pose_threshold:g})"
+    )
     group.add_argument(
         "--audio-backend",
         choices=("auto", "openl3", "logmel"),
@@ -104,27 +107,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--face-detector",
         choices=FACE_DETECTORS,
-        help="yuface (default; libfacedetection: finds 0.89 of the hand-counted faces on the shared clips, as "
-        "mtcnn does, with fewer false positives, about 11x faster), mtcnn, or face_recognition's hog (0.30 with "
-        "--face-upsample 1) or cnn (0.47, about a minute a clip on 2 CPU cores); see benchmarks/bench_faces.py",
+        help=face_detector_help(),
     )
     group.add_argument(
         "--face-every",
         type=positive_int,
-        help="detect faces on every Nth sampled frame (default 1); the frames between reuse the last detected "
+        help=f"detect faces on every Nth sampled frame (default {DEFAULTS.face_every}); the frames between reuse the last detected "
         "frame's faces, scored on their own frame (docs/presets.md)",
     )
     group.add_argument(
         "--min-face",
         type=positive_int,
         help="ignore faces less than this many pixels tall in the source video frame (its own resolution, not "
-        "the 480-px scene frame): they are neither counted nor scored (default 28; the paper's 40 keeps 0.76 of "
+        f"the {DEFAULTS.scene_width}-px scene frame): they are neither counted nor scored (default {DEFAULTS.min_face}; "
+        "the paper's 40 keeps 0.76 of "
         "the faces a person sees)",
     )
     group.add_argument(
         "--face-upsample",
         type=int,
-        help="hog/cnn upsampling passes (default 0; 1 finds faces half as large, about 4x slower; mtcnn ignores it)",
+        help=f"hog/cnn upsampling passes (default {DEFAULTS.face_upsample}; 1 finds faces half as large, about 4x slower; mtcnn ignores it)",
     )
     group.add_argument(
         "--precision",

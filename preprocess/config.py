@@ -7,6 +7,7 @@ from importlib import metadata
 
 from gvs.core.errors import InputError
 from gvs.core.io import digest_of
+from gvs.core.vocabulary import AUDIO_HOP, AUDIO_SECONDS, FRAME_STEP, N_FRAMES
 
 from .face_detector_names import FACE_DETECTORS
 
@@ -33,16 +34,16 @@ _MODALITY_PACKAGES: dict[str, tuple[str, ...]] = {
 class PreprocessConfig:
     """Every parameter of preprocessing; defaults follow the reference paper."""
 
-    frame_step: int = 10  # keep every 10th frame
-    n_frames: int = 12  # keep 12 frames; fewer -> zero padding and a mask
+    frame_step: int = FRAME_STEP
+    n_frames: int = N_FRAMES
     scene_width: int = 480
     scene_height: int = 320
     scene_weights: str = "auto"  # auto (imagenet, else seeded random with a warning) | imagenet | none | FILE
     pose_input_size: int = 368
     pose_threshold: float = 0.1
     audio_backend: str = "auto"  # auto (openl3 if installed with its weights, else logmel) | openl3 | logmel
-    audio_hop: float = 0.5  # seconds between embeddings
-    audio_seconds: float = 5.0  # embeddings cover this many seconds (11 steps at hop 0.5)
+    audio_hop: float = AUDIO_HOP
+    audio_seconds: float = AUDIO_SECONDS
     face_detector: str = FACE_DETECTORS[0]  # face_detector_names.py; benchmarks/bench_faces.py compares them
     # Faces less than min_face px tall in the SOURCE frame (the decoded video frame, at whatever resolution the
     # clip has; not the 480-px scene frame, not the detection image) are neither detected, counted nor scored.

@@ -21,7 +21,15 @@ import numpy as np
 
 from gvs.core.errors import InputError, RunError
 from gvs.core.io import read_json
-from gvs.core.vocabulary import CLASS_NAMES, MODALITIES, canonical_modality
+from gvs.core.vocabulary import (
+    AUDIO_HOP,
+    AUDIO_SECONDS,
+    CLASS_NAMES,
+    FRAME_STEP,
+    MODALITIES,
+    N_FRAMES,
+    canonical_modality,
+)
 from gvs.core.workspace import CacheDir, ClipRecord, RunsDir
 from modalities import architectures  # noqa: F401  registers the custom layers the saved models hold
 from preprocess.decode import ClipDecodeError, read_audio, read_frames
@@ -89,7 +97,7 @@ def read_clip_frames(clip: Clip) -> np.ndarray | None:
     if clip.path is None:
         return None
     try:
-        frames, _, _ = read_frames(clip.path, clip.param("frame_step", 10), clip.param("n_frames", 12))
+        frames, _, _ = read_frames(clip.path, clip.param("frame_step", FRAME_STEP), clip.param("n_frames", N_FRAMES))
     except ClipDecodeError:
         return None
     return frames
@@ -254,8 +262,8 @@ class Explainer:
         steps = maps.step_saliency(self._saliency(model, x, predicted))
         waveform = None
         if clip.path is not None:
-            waveform = read_audio(clip.path, SAMPLE_RATE, clip.param("audio_seconds", 5.0))
-        return figures.audio_figure(waveform, SAMPLE_RATE, steps, clip.param("audio_hop", 0.5), title, path)
+            waveform = read_audio(clip.path, SAMPLE_RATE, clip.param("audio_seconds", AUDIO_SECONDS))
+        return figures.audio_figure(waveform, SAMPLE_RATE, steps, clip.param("audio_hop", AUDIO_HOP), title, path)
 
     def _faces(self, model, clip, x, predicted, title, path) -> Path:
         saliency = self._saliency(model, x, predicted)

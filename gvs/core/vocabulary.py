@@ -18,6 +18,12 @@ COCO_LIMBS: tuple[tuple[int, int], ...] = (
     (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11), (11, 12), (12, 13), (1, 0),
     (0, 14), (14, 16), (0, 15), (15, 17),
 )  # fmt: skip
+# Preprocessing defaults (the reference paper's) that later stages fall back on for features whose parameters lack
+# them: preprocess.config.PreprocessConfig, modalities.sequence.TimeGrid and saliency read these.
+FRAME_STEP = 10  # keep every 10th frame
+N_FRAMES = 12  # keep 12 frames; fewer -> zero padding and a mask
+AUDIO_HOP = 0.5  # seconds between audio embeddings
+AUDIO_SECONDS = 5.0  # audio embeddings cover this many seconds (11 steps at hop 0.5)
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
