@@ -177,6 +177,28 @@ def test_a_sample_clip_is_picked_by_name_and_an_unknown_one_is_refused(tmp_path:
         assert "demo/Val/good.mp4" in client.get("/").text
 
 
+class DemoMaker(FakeMaker):
+    """A FakeMaker whose bundle is a demo bundle: its summary carries the demo banner."""
+
+    def describe(self) -> tuple[dict, dict]:
+        from gvs.predict.training_data import demo_banner
+
+        banner = demo_banner({"training_data": {"kind": "demo", "clips": {"train": 12, "select": 6}}})
+        return {"fusion": "fake", "notes": [banner]}, {"pool": "mean"}
+
+
+def test_the_home_page_shows_the_demo_banner_of_a_demo_bundle_and_no_banner_otherwise(tmp_path: Path) -> None:
+    with client_for(tmp_path / "demo", DemoMaker()) as client:
+        deadline = time.monotonic() + DEADLINE_S
+        while not client.get("/api/health").json()["ready"]:
+            assert time.monotonic() < deadline, "the fake models did not load"
+            time.sleep(0.02)
+        page = client.get("/").text
+        assert 'id="bundle-note"' in page and "Demo bundle: trained on 18 synthetic clips" in page
+    with client_for(tmp_path / "other") as client:
+        assert "bundle-note" not in client.get("/").text
+
+
 @pytest.mark.parametrize(
     ("video", "status", "words"),
     [("text", 415, "is not a video"), ("empty", 400, "empty (0 bytes)")],

@@ -228,6 +228,7 @@ def _add_pages(app: FastAPI, services: Services) -> None:
             full_report=settings.full_report,
             counts=services.board.counts(),
             ready=services.pool.ready.is_set(),
+            notes=services.pool.notes,
         )
 
     @app.post("/jobs", include_in_schema=False)

@@ -240,7 +240,8 @@ def public_view(job: Job, position: int, running: int) -> dict:
 class WorkerPool:
     """``workers`` threads, each loading its models once with ``maker_factory()`` and running ``run_job(job, maker,
     board)`` on job after job. ``ready`` is set once every worker has tried to load; ``error`` says why loading
-    failed (the jobs then fail with it)."""
+    failed (the jobs then fail with it); ``notes``: what the loaded bundle says of itself (the demo banner, no
+    familiarity data), for the home page."""
 
     def __init__(
         self,
@@ -255,6 +256,7 @@ class WorkerPool:
         self.workers = workers
         self.ready = threading.Event()
         self.error: str | None = None
+        self.notes: list[str] = []
         self._loaded = 0
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -274,7 +276,9 @@ class WorkerPool:
 
     def _load(self) -> object | None:
         try:
-            return self.maker_factory()
+            maker = self.maker_factory()
+            self.notes = _notes(maker)  # before ready: the home page shows them once the models are loaded
+            return maker
         except Exception as error:  # a bad bundle: every job fails saying so, and the server keeps answering
             log.exception("the models could not be loaded")
             self.error = f"the models could not be loaded: {error}"
@@ -292,3 +296,11 @@ class WorkerPool:
                 self.board.update(job.id, status="failed", stage="failed", error=self.error, finished=time.time())
                 continue
             self.run_job(job, maker, self.board)
+
+
+def _notes(maker) -> list[str]:
+    """What a loaded maker's bundle says of itself (bundle.notes: the demo banner...); none when it cannot say."""
+    try:
+        return list(maker.describe()[0].get("notes", []))
+    except Exception:  # a maker without a describable bundle (a test's fake) shows no banner
+        return []
