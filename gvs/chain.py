@@ -215,7 +215,7 @@ def export_and_predict(runs: Path, dataset: Path, fusion: str) -> str:
     """Export RUNS' bundle (the chosen fusion, fc when "all") and predict one clip of the dataset with it."""
     from gvs.core.workspace import RunsDir
     from gvs.predict.bundle import export_bundle
-    from gvs.predict.cli import expand_inputs
+    from gvs.predict.inputs import expand_inputs
     from gvs.predict.predictor import Predictor
 
     bundle = RunsDir(runs).bundle_path

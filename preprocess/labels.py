@@ -107,6 +107,50 @@ def class_set(label_texts: list[str]) -> tuple[str, ...]:
     return tuple(spelling[k] for k in sorted(spelling))
 
 
+@dataclass(frozen=True)
+class ListingRow:
+    """One row of a CSV listing videos: its line number, the video path as written, its label text and group (""
+    where the CSV has no such column or leaves it empty)."""
+
+    line: int
+    video: str
+    label: str
+    group: str
+
+
+def read_listing(path: str | Path, label_required: bool = True) -> list[ListingRow]:
+    """The rows of a CSV listing videos, ``video[,label][,group]``: header names are matched ignoring case and
+    spaces, a UTF-8 byte-order mark (as Excel writes) is accepted. The one reader of the format: every command
+    that takes such a CSV reads it here.
+
+    Raises LabelFileError naming the file when the header lacks ``video`` (or ``label``, when
+    ``label_required``), and naming the line when a row has no video path.
+    """
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        found = ",".join(reader.fieldnames or []) or "nothing"
+        columns = [(f or "").strip().lower() for f in reader.fieldnames or []]
+        if label_required and not {"video", "label"} <= set(columns):
+            raise LabelFileError(
+                f"{path}: needs a header with columns 'video,label' (and optionally 'group'), found {found}; "
+                "rename the column of video paths to 'video' and that of their labels to 'label'"
+            )
+        if "video" not in columns:
+            raise LabelFileError(
+                f"{path}: needs a header with a 'video' column (and optionally 'label'), found {found}; "
+                "rename the column of video paths to 'video'"
+            )
+        reader.fieldnames = columns
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            video = (row.get("video") or "").strip()
+            if not video:
+                raise LabelFileError(f"{path}:{line}: empty video path; give a path or remove the line")
+            rows.append(ListingRow(line, video, (row.get("label") or "").strip(), (row.get("group") or "").strip()))
+    return rows
+
+
 @dataclass
 class CsvLabels:
     """A CSV ``video,label[,group]``: labels by video path as written, the class set they name, and groups."""
@@ -121,23 +165,15 @@ def read_csv_labels(path: str | Path) -> CsvLabels:
     group, so they are never split between train and select). The classes are the labels' (see
     :func:`class_set`)."""
     path = Path(path)
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"video", "label"} <= {f.strip().lower() for f in reader.fieldnames}:
-            raise LabelFileError(f"{path}: needs a header with columns 'video,label', found {reader.fieldnames}")
-        reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
-        rows = list(enumerate(reader, start=2))
-    classes = class_set([row["label"] or "" for _, row in rows])
+    rows = read_listing(path)
+    classes = class_set([row.label for row in rows])
     labels: dict[str, int] = {}
     lines: dict[str, int] = {}
     groups: dict[str, str] = {}
-    for line_number, row in rows:
-        video = (row["video"] or "").strip()
-        if not video:
-            raise LabelFileError(f"{path}:{line_number}: empty video path")
-        label = label_index(row["label"] or "", f"{path}:{line_number}", classes)
-        _add_label(labels, lines, video, label, path, line_number, classes)
-        groups[video] = (row.get("group") or "").strip()
+    for row in rows:
+        label = label_index(row.label, f"{path}:{row.line}", classes)
+        _add_label(labels, lines, row.video, label, path, row.line, classes)
+        groups[row.video] = row.group
     return CsvLabels(labels, classes, groups)
 
 

@@ -85,3 +85,25 @@ def test_plain_folder_is_an_unlabelled_split(test_clips: list[Path]) -> None:
 def test_missing_source_says_what_to_pass(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="VGAF root"):
         discover(tmp_path / "nowhere")
+
+
+def test_one_csv_reader_serves_training_and_prediction(tmp_path: Path) -> None:
+    from gvs.predict.inputs import expand_inputs
+    from preprocess.labels import read_listing
+
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("file,label\na.mp4,Positive\n")
+    for read in (lambda: read_listing(wrong, label_required=False), lambda: expand_inputs([wrong], ("Positive",))):
+        with pytest.raises(LabelFileError, match="wrong.csv: needs a header with a 'video' column.*found file,label"):
+            read()
+    with pytest.raises(LabelFileError, match="wrong.csv: needs a header with columns 'video,label'"):
+        read_csv_labels(wrong)
+
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text(" Video , LABEL \nclips/a.mp4,negative\nb.mp4,\n")
+    videos, _ = expand_inputs([spaced], ("Positive", "Negative"))
+    assert videos == [((tmp_path / "clips" / "a.mp4").absolute(), 1), ((tmp_path / "b.mp4").absolute(), None)]
+    empty = tmp_path / "empty.csv"
+    empty.write_text("video\na.mp4\n ,\n")
+    with pytest.raises(LabelFileError, match="empty.csv:3: empty video path"):
+        read_listing(empty, label_required=False)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
 from gvs.core.cluster import EngineOptions, add_engine_arguments, check_engine_options
 from gvs.core.command import positive_int
-from gvs.core.errors import InputError, Interrupted, LabelFileError
+from gvs.core.errors import InputError, Interrupted
 from gvs.core.vocabulary import VIDEO_EXTENSIONS
+from gvs.predict.inputs import expand_inputs
 from preprocess.engine import BACKEND_HELP, BACKENDS, PRECISION_HELP
 from preprocess.precision import PRECISIONS
 
@@ -113,73 +113,6 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
         "--fusion", help="fusion folder name under RUNS/fusion/ (default: fc over the most modalities, else soft)"
     )
     parser.add_argument("--out", type=Path, required=True, help="bundle folder to write (a .zip is written beside)")
-
-
-def expand_inputs(
-    inputs: list[Path], class_names: tuple[str, ...] | list[str], notes: dict[Path, str] | None = None
-) -> tuple[list[tuple[Path, int | None]], dict[str, str]]:
-    """(video path, label or None) for every video the inputs name, and {input: why nothing was taken}.
-
-    Labels are indices into ``class_names`` (the bundle's classes). A CSV's labels must name one of them (else
-    LabelFileError). A dataset folder's labels are translated by name (ignoring case); a video whose label the
-    bundle does not know counts as unlabelled, and ``notes`` (when given) gets {video path: why} for it.
-    """
-    from preprocess.labels import discover
-
-    index_of = {name.lower(): i for i, name in enumerate(class_names)}
-
-    videos, skipped = [], {}
-    for given in inputs:
-        if given.is_dir():
-            try:
-                dataset = discover(given)
-            except InputError as error:
-                skipped[str(given)] = str(error)
-                continue
-            for clip in dataset.clips:
-                name = None if clip.label is None else dataset.classes[clip.label]
-                label = None if name is None else index_of.get(name.lower())
-                if name is not None and label is None and notes is not None:
-                    notes[clip.path] = (
-                        f"label {name!r} of {given} is not a class of the bundle ({', '.join(class_names)}): "
-                        "counted as unlabelled"
-                    )
-                videos.append((clip.path, label))
-            skipped |= dataset.not_taken
-        elif given.suffix.lower() == ".csv" and given.is_file():
-            videos.extend(_csv_videos(given, class_names))
-        else:  # a video (or something that is not one: decoding says so, for that video only)
-            videos.append((given, None))
-    return videos, skipped
-
-
-def _csv_videos(listing: Path, class_names: tuple[str, ...] | list[str]) -> list[tuple[Path, int | None]]:
-    """(video path, label or None) of each row of a CSV video[,label] (paths relative to it); LabelFileError
-    naming the file when its header has no 'video' column or a row no path."""
-    from preprocess.labels import label_index
-
-    with listing.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = [(f or "").strip().lower() for f in reader.fieldnames or []]
-        if "video" not in columns:
-            raise LabelFileError(
-                f"{listing}: needs a header with a 'video' column (and optionally 'label'), found "
-                f"{','.join(reader.fieldnames or []) or 'nothing'}; rename the column of video paths to 'video'"
-            )
-        reader.fieldnames = columns
-        videos = []
-        for line, row in enumerate(reader, start=2):
-            video = (row.get("video") or "").strip()
-            if not video:
-                raise LabelFileError(f"{listing}:{line}: empty video path; give a path or remove the line")
-            label = (row.get("label") or "").strip()
-            videos.append(
-                (
-                    (listing.parent / video).absolute(),
-                    label_index(label, f"{listing}:{line}", class_names) if label else None,
-                )
-            )
-    return videos
 
 
 def _summary(run, videos: list, skipped: dict[str, str]) -> str:
