@@ -14,6 +14,7 @@ from gvs.core.vocabulary import COCO_KEYPOINTS
 from gvs.predict.predictor import FUSED
 from gvs.report.audio_section import audio_section, audio_steps
 from gvs.report.modality_shares import coalitions, modality_shares, section, shapley_values
+from gvs.report.movement import MIN_CHANGE
 from gvs.report.people import KEYPOINT_NAMES, people_section
 from tests.report_fakes import KnownPredictor, known_window, probabilities_from
 
@@ -243,3 +244,18 @@ def test_windows_without_people_faces_or_those_modalities_do_not_crash():
     built = people_section(known_window(KnownPredictor(models), empty, blank_frames(), class_index=0), [])
     assert "No people were found" in built.text and "No faces were found" in built.text
     assert built.arrays["key_frames"].tolist() == [FRAMES // 2]
+
+
+def test_people_section_ranks_nothing_for_a_model_whose_probability_did_not_move():
+    """Issue 27: a saturated pose model (p = 1.00 whatever it sees) gets a sentence, no table and no saliency
+    colours; the faces model, which moved, keeps its table."""
+    moving = people_window()
+    saturated = evidence_model((FRAMES, 27), lambda x: 40.0 + 0.0 * keras.ops.mean(x, axis=(1, 2))[:, None], "pose")
+    predictor = KnownPredictor({"pose": saturated, "faces": moving.predictor.bundle.model("faces")})
+    window = dataclasses.replace(moving, predictor=predictor)
+    built = people_section(window, [1], samples=4)
+    assert built.arrays["pose_spread"] < MIN_CHANGE <= built.arrays["faces_spread"]
+    assert "keypoint_shares" not in built.arrays and "keypoint_saliency" not in built.arrays
+    assert [table.columns[0] for table in built.tables] == ["expression"]
+    assert "the pose model's p(Positive) by at most 0.000" in built.text and "nothing here to explain" in built.text
+    assert "max over faces of happy" in built.text

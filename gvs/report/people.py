@@ -5,7 +5,10 @@ dot sized and coloured by the pose model's SmoothGrad saliency for the explained
 face boxes the faces model saw, labelled with their strongest FER expression. The pose features are per-frame
 means over the people (preprocess/pose.py), so every person of a frame gets the same keypoint saliency. Two tables
 rank the keypoints and the face statistics (min / max / mean of each expression over a frame's faces, and the
-face count) by their share of saliency over the whole window.
+face count) by their share of saliency over the whole window. A model whose p(class) moved by less than
+movement.MIN_CHANGE over the window's features and their noisy copies (:func:`noisy_spread`, drawn as SmoothGrad
+draws them) has nothing to explain: the section says so in one sentence and gives that model no ranking table and
+no saliency colours.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from preprocess.faces import EXPRESSIONS
 from saliency.figures import FACE_STATISTICS
 from saliency.maps import POSE_KEYPOINTS, column_saliency, pose_keypoint_saliency, smoothgrad
 
+from .movement import MIN_CHANGE, spread, unmoved_sentence
 from .sections import Figure, Section, Table, png_bytes
 from .window import ExplainedWindow
 
@@ -50,6 +54,20 @@ def statistic_shares(window: ExplainedWindow, samples: int = 16, seed: int = 0) 
     return columns / columns.sum() if columns.sum() > 0 else columns
 
 
+def noisy_spread(
+    model, x: np.ndarray, class_index: int, samples: int = 16, noise: float = 0.15, seed: int = 0
+) -> float:
+    """Largest minus smallest p(class) of ``model`` over one clip ``x`` (steps, ...) and ``samples`` noisy copies
+    drawn as SmoothGrad draws them: Gaussian noise of standard deviation ``noise`` x (max - min) of the clip, padded
+    (all-zero) steps left zero."""
+    x = np.asarray(x, np.float32)
+    real = (np.abs(x).reshape(len(x), -1).sum(axis=1) > 0).reshape(-1, *[1] * (x.ndim - 1))
+    rng = np.random.default_rng(seed)
+    copies = x[None] + rng.normal(0.0, noise * float(x.max() - x.min()), (samples, *x.shape)) * real
+    batch = np.concatenate([x[None], copies]).astype(np.float32)
+    return spread(np.asarray(model.predict_on_batch(batch))[:, class_index])
+
+
 def people_section(window: ExplainedWindow, frame_indices: list[int], samples: int = 16) -> Section:
     """Section "people": the key frames (indices into ``window.frames``; the middle frame when none) with
     skeletons, keypoint saliency and labelled face boxes, and tables of the keypoints and face statistics the
@@ -59,13 +77,20 @@ def people_section(window: ExplainedWindow, frame_indices: list[int], samples: i
     has_pose, has_faces = "pose" in window.modalities, "faces" in window.modalities
     people_seen = any(len(k) for k in raw.keypoints)
     faces_seen = any(len(b) for b in raw.face_boxes)
-    saliency = pose_saliency(window, samples) if has_pose and people_seen else None
     tables, arrays = [], {"key_frames": np.array(frames)}
-    if saliency is not None:
+    unmoved = {}  # {"pose" / "faces": how far its p(class) moved, below MIN_CHANGE}
+    for modality, seen in (("pose", has_pose and people_seen), ("faces", has_faces and faces_seen)):
+        if seen:
+            model, x = window.predictor.bundle.model(modality), window.window.features[modality]
+            arrays[f"{modality}_spread"] = np.array(noisy_spread(model, x, window.class_index, samples))
+            if arrays[f"{modality}_spread"] < MIN_CHANGE:
+                unmoved[modality] = float(arrays[f"{modality}_spread"])
+    if has_pose and people_seen and "pose" not in unmoved:
+        saliency = pose_saliency(window, samples)
         shares = keypoint_shares(saliency)
         tables.append(_keypoint_table(shares, window.class_name))
         arrays |= {"keypoint_shares": shares, "keypoint_saliency": pose_keypoint_saliency(saliency)}
-    if has_faces and faces_seen:
+    if has_faces and faces_seen and "faces" not in unmoved:
         statistics = statistic_shares(window, samples)
         tables.append(_statistics_table(statistics, window.class_name))
         arrays["statistic_shares"] = statistics
@@ -73,7 +98,7 @@ def people_section(window: ExplainedWindow, frame_indices: list[int], samples: i
     return Section(
         "people",
         "People and faces",
-        _text(window, frames, arrays, people_seen, faces_seen),
+        _text(window, frames, arrays, people_seen, faces_seen, unmoved, samples),
         figures=[Figure("people", png_bytes(figure), "Skeletons, keypoint saliency and faces on the key frames")],
         tables=tables,
         caveat="The skeletons and faces are what the detectors found; a missed person or face was invisible to the "
@@ -108,8 +133,17 @@ def _statistics_table(shares: np.ndarray, class_name: str) -> Table:
     )
 
 
-def _text(window: ExplainedWindow, frames: list[int], arrays: dict, people_seen: bool, faces_seen: bool) -> str:
-    """What the figure shows and what the tables found; says which modality or detection is missing."""
+def _text(
+    window: ExplainedWindow,
+    frames: list[int],
+    arrays: dict,
+    people_seen: bool,
+    faces_seen: bool,
+    unmoved: dict[str, float],
+    samples: int,
+) -> str:
+    """What the figure shows and what the tables found; says which modality or detection is missing, and which
+    model's probability did not move (``unmoved``)."""
     raw, name = window.window.raw, window.class_name
     counts = ", ".join(
         f"frame {k + 1} ({window.frame_times[k]:.1f} s): {_count(raw.keypoints, k, 'person', 'people')}, "
@@ -126,6 +160,8 @@ def _text(window: ExplainedWindow, frames: list[int], arrays: dict, people_seen:
         parts.append("The model has no pose modality: the skeletons are not explained.")
     elif not people_seen:
         parts.append("No people were found in this window, so the pose model saw only 'nobody here'.")
+    elif "pose" in unmoved:
+        parts.append(_unmoved("pose", name, unmoved["pose"], samples))
     else:
         shares = arrays["keypoint_shares"]
         top = int(np.argmax(shares))
@@ -136,6 +172,8 @@ def _text(window: ExplainedWindow, frames: list[int], arrays: dict, people_seen:
         parts.append("The model has no faces modality: the faces are not explained.")
     elif not faces_seen:
         parts.append("No faces were found in this window, so the faces model saw only 'no face here'.")
+    elif "faces" in unmoved:
+        parts.append(_unmoved("faces", name, unmoved["faces"], samples))
     else:
         shares = arrays["statistic_shares"]
         top = int(np.argmax(shares))
@@ -143,6 +181,15 @@ def _text(window: ExplainedWindow, frames: list[int], arrays: dict, people_seen:
             f"The faces model is most sensitive to the {_statistic_name(top)} ({shares[top]:.0%} of its saliency)."
         )
     return "\n\n".join(parts)
+
+
+def _unmoved(modality: str, class_name: str, change: float, samples: int) -> str:
+    """The sentence of a model whose p(class) did not move under the saliency's noise."""
+    return unmoved_sentence(
+        f"Noise on the {modality} features (the window's and {samples} noisy copies, as SmoothGrad draws them)",
+        f"the {modality} model's p({class_name})",
+        change,
+    )
 
 
 def _count(per_frame: list[np.ndarray], k: int, one: str, many: str) -> str:
