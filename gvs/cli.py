@@ -313,13 +313,12 @@ def _own(description: str, epilog: str, add_arguments, run):
     return lambda: (description, epilog, add_arguments, run)
 
 
-def _stage_command(module_name: str, description: str = "DESCRIPTION"):
+def _stage_command(module_name: str):
     """Loads a stage's command module only when that command is used (so `gvs --help` imports no TensorFlow)."""
 
     def load():
         module = importlib.import_module(module_name)
-        text = module.__doc__ if description == "__doc__" else getattr(module, description)
-        return text, module.EPILOG, module.add_arguments, module.run
+        return module.DESCRIPTION, module.EPILOG, module.add_arguments, module.run
 
     return load
 
@@ -340,7 +339,7 @@ SUBCOMMANDS: dict[str, tuple[str, object]] = {
         _own("Write the demo dataset in the VGAF layout.", DEMO_EPILOG, _add_demo, _demo),
     ),
     "preprocess": ("videos -> feature cache", _stage_command("preprocess.cli")),
-    "train": ("train one modality's model", _stage_command("modalities.train", "__doc__")),
+    "train": ("train one modality's model", _stage_command("modalities.cli")),
     "fuse": (
         "fit and compare fusions of trained models, ablate one",
         _own(

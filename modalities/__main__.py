@@ -5,6 +5,6 @@ import sys
 from gvs.core.command import set_up_process
 
 set_up_process()
-from .train import main  # noqa: E402
+from .cli import main  # noqa: E402
 
 sys.exit(main())

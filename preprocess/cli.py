@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gvs.core.cluster import EngineOptions, add_engine_arguments, check_engine_options
-from gvs.core.command import positive_float, positive_int
+from gvs.core.cluster import check_engine_options
+from gvs.core.command import add_engine_arguments, engine_options, positive_float, positive_int
 from gvs.core.errors import Interrupted
 from gvs.core.vocabulary import MODALITIES
 
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     from .pipeline import run_preprocess
     from .report import format_summary
 
-    engine = EngineOptions.from_args(args)
+    engine = engine_options(args)
     check_engine_options(engine)
 
     width, height = args.scene_size or (None, None)

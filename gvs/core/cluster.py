@@ -11,7 +11,6 @@ filesystem (NFS, a cluster filesystem) mounted alike everywhere. docs/cluster.md
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import socket
@@ -22,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .command import positive_float
 from .errors import GVSError, InputError
 
 ENGINES: tuple[str, ...] = ("local", "ray")
@@ -56,44 +54,6 @@ class EngineOptions:
     cpus_per_worker: float | None = None
     gpus_per_worker: float = 0.0
     dashboard: bool = False
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> EngineOptions:
-        return cls(
-            args.engine, args.ray_address, args.workers, args.cpus_per_worker, args.gpus_per_worker, args.ray_dashboard
-        )
-
-
-def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
-    """--engine and the Ray options (the caller defines --workers)."""
-    group = parser.add_argument_group("engine (docs/cluster.md)")
-    group.add_argument(
-        "--engine",
-        choices=ENGINES,
-        default="local",
-        help="local: processes on this machine (default); ray: actors on a Ray cluster, each loading the models "
-        "once (needs the ray extra: " + RAY_INSTALL + ")",
-    )
-    group.add_argument(
-        "--ray-address",
-        metavar="auto|HOST:PORT",
-        help="with --engine ray: the cluster to join ('auto': the one this machine joined with `ray start`); "
-        "default: start Ray on this machine for this run",
-    )
-    group.add_argument(
-        "--cpus-per-worker",
-        type=positive_float,
-        help="with --engine ray: CPUs (threads) per actor (default: the cluster's CPUs / --workers, else 2)",
-    )
-    group.add_argument(
-        "--gpus-per-worker",
-        type=float,
-        default=0.0,
-        help="with --engine ray: GPUs per actor, e.g. 1, or 0.5 for two actors per GPU (default 0: CPU only)",
-    )
-    group.add_argument(
-        "--ray-dashboard", action="store_true", help="with --engine ray: start Ray's dashboard, print its URL"
-    )
 
 
 def check_engine_options(options: EngineOptions) -> None:

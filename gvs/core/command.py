@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
+from .cluster import ENGINES, RAY_INSTALL, EngineOptions
 from .errors import GVSError, Interrupted
 
 
@@ -33,6 +34,45 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
     return value
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """--engine and the Ray options (the caller defines --workers)."""
+    group = parser.add_argument_group("engine (docs/cluster.md)")
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: processes on this machine (default); ray: actors on a Ray cluster, each loading the models "
+        "once (needs the ray extra: " + RAY_INSTALL + ")",
+    )
+    group.add_argument(
+        "--ray-address",
+        metavar="auto|HOST:PORT",
+        help="with --engine ray: the cluster to join ('auto': the one this machine joined with `ray start`); "
+        "default: start Ray on this machine for this run",
+    )
+    group.add_argument(
+        "--cpus-per-worker",
+        type=positive_float,
+        help="with --engine ray: CPUs (threads) per actor (default: the cluster's CPUs / --workers, else 2)",
+    )
+    group.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=0.0,
+        help="with --engine ray: GPUs per actor, e.g. 1, or 0.5 for two actors per GPU (default 0: CPU only)",
+    )
+    group.add_argument(
+        "--ray-dashboard", action="store_true", help="with --engine ray: start Ray's dashboard, print its URL"
+    )
+
+
+def engine_options(args: argparse.Namespace) -> EngineOptions:
+    """The EngineOptions :func:`add_engine_arguments` parsed (with the caller's --workers)."""
+    return EngineOptions(
+        args.engine, args.ray_address, args.workers, args.cpus_per_worker, args.gpus_per_worker, args.ray_dashboard
+    )
 
 
 def set_up_process() -> None:

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from gvs.core.cluster import EngineOptions, add_engine_arguments, check_engine_options
-from gvs.core.command import positive_int
+from gvs.core.cluster import EngineOptions, check_engine_options
+from gvs.core.command import add_engine_arguments, engine_options, positive_int
 from gvs.core.errors import InputError, Interrupted
 from gvs.core.vocabulary import VIDEO_EXTENSIONS
 from gvs.predict.inputs import expand_inputs
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     from .batch import PredictionRun, unique_inputs
     from .bundle import last_bundle, load_bundle
 
-    engine = EngineOptions.from_args(args)
+    engine = engine_options(args)
     check_engine_options(engine)
     if engine.engine == "local" and (args.workers or 1) > 1:
         raise InputError("--workers needs --engine ray for gvs predict (locally one process uses every core)")
