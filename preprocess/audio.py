@@ -22,7 +22,7 @@ import numpy as np
 
 from gvs.core.errors import InputError
 
-from .config import PreprocessConfig
+from .config import AUDIO_BACKENDS, PreprocessConfig
 from .decode import DecodedClip
 from .extractor import ModalityResult
 
@@ -211,8 +211,10 @@ def _load_openl3_model(openl3):
 def resolve_backend(name: str) -> str:
     """'auto' -> 'openl3' when the package and its weight file are installed, else 'logmel' (logged, saying why);
     'openl3' and 'logmel' as given; unknown names raise InputError."""
-    if name not in ("auto", "openl3", "logmel"):
-        raise InputError(f"unknown audio backend {name!r}; choose auto, openl3 or logmel")
+    if name not in AUDIO_BACKENDS:
+        raise InputError(
+            f"unknown audio backend {name!r}; choose {', '.join(AUDIO_BACKENDS[:-1])} or {AUDIO_BACKENDS[-1]}"
+        )
     if name != "auto":
         return name
     try:

@@ -10,7 +10,7 @@ from gvs.core.command import add_engine_arguments, engine_options, positive_floa
 from gvs.core.errors import Interrupted
 from gvs.core.vocabulary import MODALITIES
 
-from .config import PRESETS, PreprocessConfig, preset
+from .config import AUDIO_BACKENDS, PRESETS, PreprocessConfig, preset
 from .engine import BACKEND_HELP, BACKENDS, PRECISION_HELP
 from .face_detector_names import FACE_DETECTORS, face_detector_help
 from .precision import PRECISIONS
@@ -99,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--audio-backend",
-        choices=("auto", "openl3", "logmel"),
+        choices=AUDIO_BACKENDS,
         help="auto: OpenL3 when the openl3 package and its weights are installed, else the built-in log-mel "
         "embedding (the log says why)",
     )

@@ -11,6 +11,8 @@ from gvs.core.vocabulary import AUDIO_HOP, AUDIO_SECONDS, FRAME_STEP, N_FRAMES
 
 from .face_detector_names import FACE_DETECTORS
 
+AUDIO_BACKENDS: tuple[str, ...] = ("auto", "openl3", "logmel")  # preprocess.audio.resolve_backend resolves "auto"
+
 # Parameters each modality's features depend on (besides decoding, which all share).
 _DECODE_FIELDS = ("frame_step", "n_frames")
 _MODALITY_FIELDS: dict[str, tuple[str, ...]] = {
@@ -41,7 +43,7 @@ class PreprocessConfig:
     scene_weights: str = "auto"  # auto (imagenet, else seeded random with a warning) | imagenet | none | FILE
     pose_input_size: int = 368
     pose_threshold: float = 0.1
-    audio_backend: str = "auto"  # auto (openl3 if installed with its weights, else logmel) | openl3 | logmel
+    audio_backend: str = AUDIO_BACKENDS[0]  # auto (openl3 if installed with its weights, else logmel) | openl3 | logmel
     audio_hop: float = AUDIO_HOP
     audio_seconds: float = AUDIO_SECONDS
     face_detector: str = FACE_DETECTORS[0]  # face_detector_names.py; benchmarks/bench_faces.py compares them
