@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _common import REPO, use_shared_models
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("GVS_MODEL_DIR", str(REPO.parent / "shared" / "models"))
+use_shared_models()
 
 from preprocess import faces  # noqa: E402
 from preprocess.config import PreprocessConfig  # noqa: E402

@@ -12,16 +12,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-from pathlib import Path
 
-import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any folder
-
+import _common  # noqa: F401  the repository on sys.path, the process set up
 import keras  # noqa: E402
+import numpy as np
 import tensorflow as tf  # noqa: E402
 
 from modalities.architectures import build_model, compile_model  # noqa: E402

@@ -12,19 +12,12 @@ what the features count).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import CLIPS, SHARED, use_shared_models
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SHARED = Path(os.environ.get("GVS_SHARED") or REPO.parent / "shared")
-os.environ.setdefault("GVS_MODEL_DIR", str(SHARED / "models"))
-CLIPS = ["Val/1_1.mp4", *(f"Test/Test_{i}.mp4" for i in range(1, 11))]
+use_shared_models()
 
 from preprocess import model_files  # noqa: E402
 from preprocess.decode import read_frames  # noqa: E402

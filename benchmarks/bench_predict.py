@@ -37,16 +37,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import CLIPS, REPO, SHARED, use_shared_models
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 from preprocess.engine import BACKENDS  # noqa: E402
 from preprocess.precision import PRECISIONS  # noqa: E402
 
-SHARED = Path(os.environ.get("GVS_SHARED") or REPO.parent / "shared")
-os.environ.setdefault("GVS_MODEL_DIR", str(SHARED / "models"))
-CLIPS = ["Val/1_1.mp4", *(f"Test/Test_{i}.mp4" for i in range(1, 11))]
+use_shared_models()
 # preset: (clip s, 60-s video s, cold start s); issue 25: 60-s video <= 22 s paper, <= 10 s fast, clip <= 2.5 s
 TARGETS = {"paper": (2.5, 22.0, 15.0), "fast": (2.0, 10.0, 15.0)}
 PEAK_GB, LINEAR = 2.5, 1.15  # 10-min peak RSS; its s per video-minute at most this times the 60-s video's

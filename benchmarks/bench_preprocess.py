@@ -21,16 +21,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import REPO, use_shared_models
 
 from gvs.core.cluster import ENGINES, EngineOptions, ray_session  # noqa: E402
 from gvs.core.vocabulary import MODALITIES  # noqa: E402
@@ -90,7 +86,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=list(MODALITIES), choices=MODALITIES)
     parser.add_argument("--engine", nargs="+", default=["local"], choices=ENGINES)
     args = parser.parse_args()
-    os.environ.setdefault("GVS_MODEL_DIR", str(REPO.parent / "shared" / "models"))  # before Ray: actors get it
+    use_shared_models()  # before Ray: actors get it
     with contextlib.ExitStack() as stack:
         if "ray" in args.engine:
             started = time.perf_counter()

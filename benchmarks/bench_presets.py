@@ -21,20 +21,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from itertools import product
-from pathlib import Path
 
 import numpy as np
+from _common import CLIPS, SHARED, use_shared_models
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SHARED = Path(os.environ.get("GVS_SHARED") or REPO.parent / "shared")
-os.environ.setdefault("GVS_MODEL_DIR", str(SHARED / "models"))
-CLIPS = ["Val/1_1.mp4", *(f"Test/Test_{i}.mp4" for i in range(1, 11))]
+use_shared_models()
 PEOPLE_KEPT, FACES_KEPT = 0.95, 0.90  # the rule for the fast preset
 
 from preprocess.config import PRESETS, PreprocessConfig  # noqa: E402

@@ -16,15 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-SHARED = Path(os.environ.get("GVS_SHARED") or REPO.parent / "shared")
-os.environ.setdefault("GVS_MODEL_DIR", str(SHARED / "models"))
+from _common import SHARED, use_shared_models
+
+use_shared_models()
 TARGETS = {"full": 60.0, "quick": 15.0}
 
 
