@@ -2,8 +2,13 @@
 
 What is described: each modality model's hidden vector (the layer every fusion cuts at, (n, H)), and "fused", the
 concatenation of all the bundle's modalities' hidden vectors (each modality's block scaled to unit mean variance),
-the fusion's inputs. At export, each is described on the train part's clips (RUNS/fusion/outputs/<modality>.npz;
-no clip data goes into the bundle) by
+the fusion's inputs. The audio model L2-normalises each clip before its first layer, so a change of level or sign of
+the input (another microphone, another embedding) can vanish from its hidden vector: audio is also described by
+statistics of the input taken before that normalisation (:func:`input_statistics`: per dimension the mean and
+standard deviation over the clip's real steps, and the log of its mean step norm), read from the cache the model was
+trained on (its config.json); audio's familiarity is the lower of the two ("audio_input" in the file; a bundle
+exported before it scores audio by the hidden vector alone). At export, each is described on the train part's clips
+(RUNS/fusion/outputs/<modality>.npz and, for the input statistics, the cache; no clip data goes into the bundle) by
 
 - a probabilistic PCA (scikit-learn's PCA: a mean, K <= 16 components with their variances and one noise variance,
   i.e. a Gaussian with a low-rank-plus-isotropic covariance), which gives each vector a squared Mahalanobis
@@ -23,13 +28,14 @@ in bundle.json; ``gvs predict --ood-threshold`` overrides it.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from gvs.core.errors import CorruptFileError
+from gvs.core.errors import CorruptFileError, GVSError
 from gvs.core.io import atomic_write_bytes, sha256_of
 from gvs.core.workspace import RunsDir
 
@@ -37,6 +43,8 @@ log = logging.getLogger(__name__)
 
 FAMILIARITY_FILE = "familiarity.npz"  # in the bundle's folder, listed in its manifest
 FUSED = "fused"
+INPUT = "_input"  # "audio_input": the Description of audio's input statistics (absent from older bundles)
+DESCRIBED_INPUTS = ("audio",)  # the modalities whose models normalise their input away (modalities.architectures)
 SHARE = 0.01  # the threshold rule's share: the select part's 1st percentile of familiarity
 MIN_SELECT = 100  # fewer select clips than this cannot place a 1st percentile: the threshold is SHARE itself
 MAX_COMPONENTS = 16
@@ -70,6 +78,20 @@ def familiarity_text(familiarity: float, unfamiliar: list[str]) -> str:
         f"Like the training data: familiarity {familiarity:.2f} (the share of training clips further from the "
         "training data than this video)."
     )
+
+
+def input_statistics(x: np.ndarray) -> np.ndarray:
+    """(n, 2 D + 1) statistics of model inputs ``x`` (n, steps, D) over each clip's real steps (padded steps are all
+    zeros): per dimension the mean and the standard deviation, and the log of the mean step norm; zeros for a clip
+    without real steps."""
+    x = np.asarray(x, np.float64).reshape(len(x), x.shape[1], -1)
+    norms = np.sqrt(np.sum(x * x, axis=2))  # (n, steps)
+    real = norms > 0
+    count = np.maximum(real.sum(axis=1, keepdims=True), 1)
+    mean = np.sum(x * real[..., None], axis=1) / count
+    spread = np.sqrt(np.sum(((x - mean[:, None]) * real[..., None]) ** 2, axis=1) / count)
+    level = np.log(np.sum(norms, axis=1, keepdims=True) / count + 1e-6) * real.any(axis=1, keepdims=True)
+    return np.concatenate([mean, spread, level], axis=1)
 
 
 @dataclass
@@ -167,15 +189,32 @@ class Familiarity:
     descriptions: dict[str, Description]
     threshold: float
 
-    def scores(self, hidden: dict[str, np.ndarray], presence: np.ndarray) -> list[dict[str, float]]:
+    def scores(
+        self, hidden: dict[str, np.ndarray], presence: np.ndarray, inputs: dict[str, np.ndarray] | None = None
+    ) -> list[dict[str, float]]:
         """Each window's {score name: familiarity} from ``hidden`` {modality: (B, H)} and ``presence``
-        (B, n_modalities) bool in the bundle's order: a modality only where present, fused only where all are."""
+        (B, n_modalities) bool in the bundle's order: a modality only where present, fused only where all are.
+        ``inputs`` {modality: (B, steps, ...)}: the models' inputs; a modality whose input is described (audio) scores
+        the lower of its hidden vector's and its input statistics' familiarity (its hidden vector's alone without
+        ``inputs`` or in a bundle exported before input statistics)."""
+        inputs = inputs or {}
+        statistics = {
+            m: input_statistics(inputs[m]) for m in self.modalities if m in inputs and m + INPUT in self.descriptions
+        }
+        return self.scores_of(hidden, presence, statistics)
+
+    def scores_of(
+        self, hidden: dict[str, np.ndarray], presence: np.ndarray, statistics: dict[str, np.ndarray]
+    ) -> list[dict[str, float]]:
+        """:meth:`scores` from ``statistics`` {modality: (B, 2 D + 1)}, the :func:`input_statistics` of the inputs."""
         presence = np.asarray(presence, bool)
         hidden = {m: np.asarray(h).reshape(len(h), -1) for m, h in hidden.items()}
         rows: list[dict[str, float]] = [{} for _ in range(len(presence))]
         for index, modality in enumerate(self.modalities):
             if modality in self.descriptions:
                 values = self.descriptions[modality].familiarity(hidden[modality])
+                if modality in statistics and modality + INPUT in self.descriptions:
+                    values = np.minimum(values, self.descriptions[modality + INPUT].familiarity(statistics[modality]))
                 for row, value, present in zip(rows, values, presence[:, index]):
                     if present:
                         row[modality] = float(value)
@@ -254,6 +293,13 @@ def fit_familiarity(runs: str | Path, modalities: list[str]) -> tuple[Familiarit
     if any(rows.sum() < MIN_CLIPS for rows in train.values()):
         return None, {"note": f"fewer than {MIN_CLIPS} train clips with outputs of every modality"}
     descriptions = {m: describe(np.stack(list(h.values()))[train[m]]) for m, h in hidden.items()}
+    statistics = {}  # {modality: {clip key: input statistics}} of the described inputs
+    for modality in (m for m in modalities if m in DESCRIBED_INPUTS):
+        loaded = _training_statistics(runs, modality, part)
+        keys = [k for k in hidden[modality] if part.get(k) == "train" and k in (loaded or {})]
+        if loaded is not None and len(keys) >= MIN_CLIPS:
+            statistics[modality] = loaded
+            descriptions[modality + INPUT] = describe(np.stack([loaded[k] for k in keys]))
     common = [k for k in hidden[modalities[0]] if all(k in hidden[m] for m in modalities)]
     if len(modalities) > 1:
         fused_train = [k for k in common if part.get(k) == "train"]
@@ -264,7 +310,13 @@ def fit_familiarity(runs: str | Path, modalities: list[str]) -> tuple[Familiarit
     familiarity = Familiarity(list(modalities), descriptions, SHARE)
     select = [k for k in hidden[modalities[0]] if part.get(k) == "select"]
     select_scores = [
-        lowest(familiarity.scores({m: hidden[m][k][None] for m in modalities}, np.ones((1, len(modalities)), bool))[0])
+        lowest(
+            familiarity.scores_of(
+                {m: hidden[m][k][None] for m in modalities},
+                np.ones((1, len(modalities)), bool),
+                {m: values[k][None] for m, values in statistics.items() if k in values},
+            )[0]
+        )
         for k in select
         if k in common
     ]
@@ -273,7 +325,8 @@ def fit_familiarity(runs: str | Path, modalities: list[str]) -> tuple[Familiarit
         "file": FAMILIARITY_FILE,
         "threshold": familiarity.threshold,
         "threshold_rule": THRESHOLD_RULE,
-        "scores": list(descriptions),
+        "scores": [name for name in descriptions if not name.endswith(INPUT)],
+        "inputs": [name.removesuffix(INPUT) for name in descriptions if name.endswith(INPUT)],
         "components": {name: int(len(d.variances)) for name, d in descriptions.items()},
         "train_clips": {m: int(rows.sum()) for m, rows in train.items()},
         "select_clips": len(select_scores),
@@ -297,3 +350,24 @@ def _training_hidden(runs: RunsDir, modality: str) -> dict[str, np.ndarray] | No
     except (OSError, ValueError, KeyError) as error:
         log.warning("cannot read %s (%s): no familiarity data", path, error)
         return None
+
+
+def _training_statistics(runs: RunsDir, modality: str, part: dict[str, str]) -> dict[str, np.ndarray] | None:
+    """{clip key: :func:`input_statistics`} of the train and select clips of ``modality`` in the cache its model was
+    trained on (RUNS/<modality>/config.json), None when that cache or those features are gone."""
+    from modalities.data import open_features
+
+    config = runs.modality(modality).config
+    try:
+        settings = json.loads(config.read_text())
+        features = open_features(settings["cache"], modality, settings.get("fingerprint"))
+    except (OSError, ValueError, KeyError, GVSError) as error:
+        log.warning("no %s input statistics for familiarity (%s)", modality, error)
+        return None
+    rows = [i for i, key in enumerate(features.keys) if part.get(key) in ("train", "select")]
+    statistics = {}
+    for start in range(0, len(rows), 64):  # a batch at a time: a big cache never sits in memory at once
+        batch = rows[start : start + 64]
+        for index, values in zip(batch, input_statistics(features.load(batch))):
+            statistics[features.keys[index]] = values
+    return statistics

@@ -297,11 +297,12 @@ class Predictor:
         fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
         return {m: o.probabilities for m, o in outputs.items()} | {FUSED: fused}
 
-    def _familiarity(self, outputs: dict, presence: np.ndarray) -> list[dict[str, float]]:
-        """Each window's familiarity scores from :meth:`outputs` (empty without familiarity data)."""
+    def _familiarity(self, outputs: dict, presence: np.ndarray, features: dict) -> list[dict[str, float]]:
+        """Each window's familiarity scores from :meth:`outputs` and the models' inputs ``features`` (empty without
+        familiarity data)."""
         if self.familiarity is None:
             return [{} for _ in range(len(presence))]
-        return self.familiarity.scores({m: o.hidden for m, o in outputs.items()}, presence)
+        return self.familiarity.scores({m: o.hidden for m, o in outputs.items()}, presence, features)
 
     def _predict_batch(self, windows: list, on_window=None) -> list[WindowPrediction]:
         """Each modality's model once over the batch, then the fusion, each window masked to the modalities it has
@@ -311,7 +312,7 @@ class Predictor:
         present = [self.present(w.empty) for w in windows]
         presence = np.array([[m in p for m in modalities] for p in present])
         outputs = self.outputs(features, presence)
-        scored, familiarity = self._probabilities(outputs), self._familiarity(outputs, presence)
+        scored, familiarity = self._probabilities(outputs), self._familiarity(outputs, presence, features)
         predictions = []
         for i, window in enumerate(windows):
             flags = list(window.flags)
