@@ -65,3 +65,16 @@ def small_bundle(demo_workspace, tmp_path_factory) -> Path:
     from tests.bundles import build_small_bundle
 
     return build_small_bundle(demo_workspace.cache, tmp_path_factory.mktemp("small-bundle"))
+
+
+DEMO_FIXTURES = {"demo", "demo_workspace", "small_bundle"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """For `pytest -n 2` (pytest-xdist, `--dist loadgroup`): each file's tests run on one worker, so module
+    fixtures are built once; every file that uses the trained demo workspace runs on the same worker, so the
+    session's most expensive fixture is built once."""
+    demo_files = {item.path for item in items if DEMO_FIXTURES & set(getattr(item, "fixturenames", ()))}
+    for item in items:
+        group = "demo-workspace" if item.path in demo_files else item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))

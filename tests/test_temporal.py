@@ -153,7 +153,7 @@ def test_one_modality_alone_is_fused_too(kind: str) -> None:
 @pytest.fixture(scope="module")
 def order_run(tmp_path_factory) -> Path:
     """The chain over scene and audio of the set where only the order of a scene flash and an audio burst carries
-    the class (120 clips per class in Train and Val), every fusion (the VAE's unsupervised stage capped at 60
+    the class (120 clips per class in Train and Val), every fusion (the VAE's unsupervised stage capped at 20
     epochs)."""
     work = tmp_path_factory.mktemp("order")
     cache = make_synthetic_cache(work / "cache", 120, seed=5, splits=("Train", "Val"), groups=4, events=True)
@@ -165,7 +165,7 @@ def order_run(tmp_path_factory) -> Path:
         ablation="none",
         bootstrap=200,
         train_options={"epochs": 4, "patience": 2},
-        fusion_options={"vae_epochs": 60},
+        fusion_options={"vae_epochs": 20},
     )
     run_chain(settings)
     return runs
