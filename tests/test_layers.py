@@ -95,17 +95,6 @@ def _is_command_module(relative: str) -> bool:
 
 
 ENTRY_POINT_HELPERS = {"gvs/core/command.py"}
-# matplotlib.use in modules another change owns (gvs/report, gvs/predict/timeline.py): the remaining issue-30 items;
-# they should draw on their own canvas (gvs.core.figures.subplots) as ensemble, modalities and saliency now do.
-MATPLOTLIB_USE_LEFT = {
-    "gvs/predict/timeline.py",
-    "gvs/report/audio_section.py",
-    "gvs/report/faithfulness.py",
-    "gvs/report/modality_shares.py",
-    "gvs/report/occlusion.py",
-    "gvs/report/people.py",
-    "gvs/report/pixels.py",
-}
 
 
 @functools.cache
@@ -182,10 +171,9 @@ def test_only_entry_points_choose_the_matplotlib_backend() -> None:
     found = {
         path: lines
         for path, tree in library_sources().items()
-        if (lines := matplotlib_uses(tree)) and not _is_command_module(path) and path not in MATPLOTLIB_USE_LEFT
+        if (lines := matplotlib_uses(tree)) and not _is_command_module(path)
     }
     assert not found, f"library modules that call matplotlib.use (file: lines): {found}"
-    assert all(matplotlib_uses(library_sources()[path]) for path in MATPLOTLIB_USE_LEFT), "shrink the allow-list"
 
 
 def test_only_command_modules_parse_arguments() -> None:

@@ -68,12 +68,9 @@ class Page(HTMLParser):
 
 
 def _plot_png() -> bytes:
-    import matplotlib
+    from gvs.core.figures import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 2.5))
+    figure, axis = subplots(figsize=(6, 2.5))
     axis.plot(np.linspace(0, 1, 20), np.linspace(0, 1, 20) ** 2, color="tab:green")
     return png_bytes(figure)
 

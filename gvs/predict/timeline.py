@@ -46,10 +46,8 @@ def thumbnail_picks(video: VideoPrediction, thumbnails: int) -> np.ndarray:
 def timeline_figure(video: VideoPrediction, thumbnails: int = 6):
     """Matplotlib figure of the timeline (see the module): thumbnails of ``thumbnails`` windows along the top (none
     when 0), then the fused probability of each class over the window centres; its last axes is the plot."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from .outputs import class_colours
 
@@ -58,7 +56,8 @@ def timeline_figure(video: VideoPrediction, thumbnails: int = 6):
     fused = np.stack([w.probabilities[FUSED] for w in video.windows])
     picks = thumbnail_picks(video, thumbnails)
     rows = 2 if len(picks) else 1
-    figure = plt.figure(figsize=(10, 4.6 if rows == 2 else 3.4))
+    figure = Figure(figsize=(10, 4.6 if rows == 2 else 3.4))
+    FigureCanvasAgg(figure)
     grid = figure.add_gridspec(rows, max(len(picks), 1), height_ratios=[1, 2.4][-rows:], hspace=0.35)
     for column, index in enumerate(picks):
         axis = figure.add_subplot(grid[0, column])
@@ -90,13 +89,10 @@ def timeline_figure(video: VideoPrediction, thumbnails: int = 6):
 
 
 def timeline_png(video: VideoPrediction, thumbnails: int = 6) -> bytes:
-    """PNG bytes of :func:`timeline_figure` (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
+    """PNG bytes of :func:`timeline_figure`."""
     figure = timeline_figure(video, thumbnails)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
     return buffer.getvalue()
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gvs.core.figures import subplots
 from gvs.predict.predictor import FUSED
 from preprocess.audio import mel_filterbank
 from saliency.maps import real_steps, smoothgrad, step_saliency
@@ -165,22 +166,12 @@ def _key_steps(result: AudioSteps) -> np.ndarray:
     return top[result.drops["audio"][top] >= MIN_DROP]
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _figure(result: AudioSteps, window: ExplainedWindow):
     """Matplotlib figure, one shared time axis (seconds of the video): waveform with the key steps shaded,
     log-mel spectrogram, saliency share per step, drops per step (audio model and fused)."""
-    plt = _pyplot()
     raw, hop = window.window.raw, window.predictor.stream.config.audio_hop
     times = raw.audio_start_s + np.arange(len(raw.audio)) / raw.sample_rate
-    figure, axes = plt.subplots(
+    figure, axes = subplots(
         4, 1, figsize=(10, 7.5), sharex=True, gridspec_kw={"height_ratios": [1, 1.4, 1, 1.1]}, constrained_layout=True
     )
     axes[0].plot(times, raw.audio, linewidth=0.4, color="steelblue")

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gvs.core.figures import subplots
+
 from .movement import MIN_CHANGE, spread
 
 
@@ -119,12 +121,7 @@ def deletion_curve(
 def deletion_figure(curves: dict[str, DeletionCurve], class_name: str):
     """Matplotlib figure: each explanation's ranked curve (solid) against its random curve (dashed, the band one
     standard deviation of the random orders)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False)
+    figure, axes = subplots(1, len(curves), figsize=(4.2 * len(curves), 3.2), squeeze=False)
     for axis, (name, curve) in zip(axes[0], curves.items()):
         x = np.arange(len(curve.ranked))
         axis.plot(x, curve.ranked, "-o", color="#c0392b", ms=3, label=f"explanation (area {curve.ranked_area:.3f})")

@@ -15,6 +15,7 @@ from math import factorial
 
 import numpy as np
 
+from gvs.core.figures import subplots
 from gvs.predict.predictor import FUSED
 
 from .movement import MIN_CHANGE, spread, unmoved_sentence
@@ -228,19 +229,9 @@ def _text(result: ModalityShares, window: ExplainedWindow) -> str:
     return text
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _bars(values: np.ndarray, signs: np.ndarray, labels: list[str], names: list[str], xlabel: str):
     """Matplotlib figure: horizontal bars of (M,) ``values``, green where ``signs`` > 0, red where < 0."""
-    plt = _pyplot()
-    figure, axis = plt.subplots(figsize=(6.5, 0.55 * len(names) + 1.4))
+    figure, axis = subplots(figsize=(6.5, 0.55 * len(names) + 1.4))
     colours = [SUPPORTS if s > 0 else OPPOSES if s < 0 else "grey" for s in signs]
     axis.barh(names, values, color=colours)
     for position, (value, label) in enumerate(zip(values, labels)):

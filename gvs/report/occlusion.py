@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gvs.core.figures import subplots
 from gvs.predict.predictor import FUSED
 from gvs.predict.stream import FRAME_MODALITIES
 
@@ -277,24 +278,14 @@ def _text(result: Occlusion, window: ExplainedWindow, spans: list[str], not_fuse
     return text
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _strip_figure(result: Occlusion, window: ExplainedWindow, spans: list[str], rank: np.ndarray | None):
     """Matplotlib figure: the middle frame of each section (faces blurred when asked, its rank in the title unless
     ``rank`` is None), its fused drop under it (grey below MIN_CHANGE either way)."""
     import cv2
 
-    plt = _pyplot()
     frames, drops, n = window.display_frames, result.drops[FUSED], len(result.sections)
     limit = 1.15 * max(float(np.abs(drops).max()), 0.01)
-    figure, axes = plt.subplots(
+    figure, axes = subplots(
         2, n, figsize=(2.3 * n, 3.3), sharey="row", squeeze=False, gridspec_kw={"height_ratios": [3, 1.5]}
     )
     for i, (start, end) in enumerate(result.sections):
@@ -321,10 +312,9 @@ def _drop_colour(drop: float) -> str:
 
 def _drops_figure(result: Occlusion, window: ExplainedWindow, spans: list[str]):
     """Matplotlib figure: grouped bars, the drop of each section for the fused probability and each modality's."""
-    plt = _pyplot()
     sources = [FUSED, *window.modalities]
     x, width = np.arange(len(result.sections)), 0.8 / len(sources)
-    figure, axis = plt.subplots(figsize=(max(5.0, 1.3 * len(x)), 3.2))
+    figure, axis = subplots(figsize=(max(5.0, 1.3 * len(x)), 3.2))
     for j, source in enumerate(sources):
         colour = "#34495e" if source == FUSED else f"C{j}"
         axis.bar(x + (j - (len(sources) - 1) / 2) * width, result.drops[source], width, label=source, color=colour)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gvs.core.figures import subplots
 from gvs.core.vocabulary import COCO_KEYPOINTS, COCO_LIMBS
 from preprocess.faces import EXPRESSIONS
 from saliency.figures import FACE_STATISTICS
@@ -211,19 +212,16 @@ def _figure(window: ExplainedWindow, frames: list[int], keypoint_saliency: np.nd
     scale over the whole window; plain dots without saliency) and labelled face boxes."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     images = window.display_frames
     height, width = images.shape[1:3]
     scale = None
     if keypoint_saliency is not None:
         top = float(keypoint_saliency.max())
         scale = keypoint_saliency / top if top > 0 else np.zeros_like(keypoint_saliency)
-    figure, axes = plt.subplots(
+    figure, axes = subplots(
         1, len(frames), squeeze=False, figsize=(PANEL_INCHES * len(frames) + 1.0, PANEL_INCHES * height / width + 0.6)
     )
-    colours = plt.get_cmap("plasma")
+    colours = matplotlib.colormaps["plasma"]
     raw = window.window.raw
     for axis, k in zip(axes[0], frames):
         axis.imshow(images[k])
@@ -236,7 +234,7 @@ def _figure(window: ExplainedWindow, frames: list[int], keypoint_saliency: np.nd
             _draw_face(axis, box, scores[index] if index < len(scores) else None)
         axis.set_title(f"frame {k + 1} ({window.frame_times[k]:.1f} s)", fontsize=9)
     if scale is not None:
-        mappable = plt.cm.ScalarMappable(cmap=colours, norm=plt.Normalize(0, 1))
+        mappable = matplotlib.cm.ScalarMappable(cmap=colours, norm=matplotlib.colors.Normalize(0, 1))
         figure.colorbar(
             mappable, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01, label="keypoint saliency (relative)"
         )

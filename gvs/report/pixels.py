@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from gvs.core.figures import subplots
+
 from .movement import MIN_CHANGE, spread, unmoved_sentence
 from .sections import Figure, Section, png_bytes
 from .window import ExplainedWindow
@@ -217,14 +219,9 @@ def pixel_saliency(
 def _figure(result: PixelSaliency, window: ExplainedWindow):
     """Matplotlib figure: one row per key frame whose probability moved (display frame, SmoothGrad over it,
     Grad-CAM over it)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     shown = [(row, index) for row, index in enumerate(result.frame_indices) if result.moved[row]]
     height, width = result.smoothgrad.shape[1:]
-    figure, axes = plt.subplots(len(shown), 3, figsize=(11, 11 * height / width / 3 * len(shown) + 0.6), squeeze=False)
+    figure, axes = subplots(len(shown), 3, figsize=(11, 11 * height / width / 3 * len(shown) + 0.6), squeeze=False)
     for (row, index), frame_axes in zip(shown, axes):
         frame = at_scene_size(window, window.display_frames[index])
         panels = [("frame", None), ("SmoothGrad", result.smoothgrad[row]), ("Grad-CAM", result.gradcam[row])]

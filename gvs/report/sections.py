@@ -51,12 +51,9 @@ class Section:
 
 
 def png_bytes(figure) -> bytes:
-    """A matplotlib figure as PNG bytes (the figure is closed)."""
-    import matplotlib.pyplot as plt
-
+    """A matplotlib figure (drawn on its own canvas: gvs.core.figures) as PNG bytes."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
     return buffer.getvalue()
 
 
