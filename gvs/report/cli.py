@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _videos(args: argparse.Namespace, predictor) -> tuple[list[tuple[Path, str | None]], dict[str, str]]:
     """(video, pick name or None) to report on, and inputs that gave nothing with why."""
-    from gvs.predict.cli import expand_inputs
+    from gvs.predict.inputs import expand_inputs
 
     if (args.cache is None) != (args.split is None):
         raise InputError("--cache and --split go together: `gvs report --cache CACHE --split Val --top 3`")
