@@ -249,6 +249,7 @@ def without_familiarity(folder: Path, to: Path) -> Path:
     return to
 
 
+@pytest.mark.slow  # the trained demo workspace and its small bundle (minutes, once per run)
 def test_a_bundle_without_familiarity_predicts_as_before_and_says_it_has_none(small_bundle, val_clip, tmp_path):
     from gvs.predict.bundle import load_bundle
     from gvs.predict.predictor import Predictor

@@ -28,6 +28,7 @@ from tests.test_serve_api import client_for, job_folders, upload
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # small_bundle: the trained demo workspace (minutes, once per run)
 def test_a_csv_without_a_video_column_names_the_file_and_the_fix(small_bundle: Path, tmp_path: Path, capsys) -> None:
     listing = tmp_path / "list.csv"
     listing.write_text("file,label\nclip.mp4,Positive\n")
@@ -37,6 +38,7 @@ def test_a_csv_without_a_video_column_names_the_file_and_the_fix(small_bundle: P
     assert "Traceback" not in error
 
 
+@pytest.mark.slow  # small_bundle: the trained demo workspace (minutes, once per run)
 def test_an_out_that_is_a_file_is_refused_with_a_message(
     small_bundle: Path, val_clip: Path, tmp_path: Path, capsys
 ) -> None:
@@ -109,6 +111,7 @@ def test_a_stream_that_changes_size_fails_with_a_message_and_a_still_picture_pas
     assert len(list(FrameSampler(still, 10))) >= 7
 
 
+@pytest.mark.slow  # small_bundle: the trained demo workspace (minutes, once per run)
 def test_a_read_only_out_is_refused_before_predicting_without_blaming_free_space(
     small_bundle: Path, val_clip: Path, tmp_path: Path, capsys, monkeypatch
 ) -> None:

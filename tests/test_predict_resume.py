@@ -109,6 +109,7 @@ def test_a_rerun_with_other_options_or_a_changed_video_predicts_again(tmp_path: 
     assert RunManifest(folder, "bundle-sha", options).reusable("a", video) is None
 
 
+@pytest.mark.slow  # small_bundle: the trained demo workspace (minutes, once per run)
 def test_a_second_run_into_a_busy_folder_is_refused_naming_the_pid(
     small_bundle: Path, val_clip: Path, tmp_path: Path, capsys
 ) -> None:
