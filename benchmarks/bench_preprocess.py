@@ -28,9 +28,10 @@ from pathlib import Path
 import numpy as np
 from _common import REPO, use_shared_models
 
-from gvs.core.cluster import ENGINES, EngineOptions, ray_session  # noqa: E402
+from gvs.core.cluster import ENGINES, EngineOptions  # noqa: E402
 from gvs.core.vocabulary import MODALITIES  # noqa: E402
 from gvs.core.workspace import CacheDir  # noqa: E402
+from gvs.engine.ray_pool import ray_session  # noqa: E402
 from preprocess.agreement import Agreement  # noqa: E402
 from preprocess.config import preset  # noqa: E402
 from preprocess.engine import BACKENDS, resolve_backends  # noqa: E402

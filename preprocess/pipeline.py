@@ -24,11 +24,12 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from gvs.core.cluster import EngineOptions, check_visible, limit_threads, ray_session, run_on_actors
+from gvs.core.cluster import EngineOptions, limit_threads
 from gvs.core.errors import DiskError, Interrupted
 from gvs.core.io import atomic_write_text
 from gvs.core.vocabulary import MODALITIES
 from gvs.core.workspace import CacheDir, ClipRecord, FeatureStore
+from gvs.engine.ray_pool import check_visible, ray_session, run_on_actors
 
 from .config import PreprocessConfig, fingerprint, modality_params
 from .decode import decode_clip

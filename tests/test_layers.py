@@ -31,6 +31,14 @@ def test_the_core_imports_no_stage_and_nothing_above_it() -> None:
         assert not {n for n in names if n.split(".")[0] in STAGES or n in ("gvs.cli", "gvs.chain")}, path
 
 
+def test_ray_stays_out_of_the_core_and_the_engine_imports_no_stage() -> None:
+    """gvs.engine (the Ray actor pool) sits between the stages and the core: the core never imports it or Ray."""
+    for path, names in imported_modules(REPO / "gvs" / "core").items():
+        assert not {n for n in names if n.split(".")[0] == "ray" or n.startswith("gvs.engine")}, path
+    for path, names in imported_modules(REPO / "gvs" / "engine").items():
+        assert not {n for n in names if n.split(".")[0] in STAGES or n.startswith(("gvs.cli", "gvs.chain"))}, path
+
+
 @pytest.mark.parametrize("stage", STAGES)
 def test_stages_never_import_prediction_the_chain_or_the_command(stage: str) -> None:
     for path, names in imported_modules(REPO / stage).items():

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gvs.core.cluster import ClusterError, EngineOptions, check_engine_options, import_ray, plan_actors
+from gvs.core.cluster import EngineOptions, check_engine_options
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import MODALITIES
 from gvs.core.workspace import CacheDir, PredictionsDir
+from gvs.engine.ray_pool import ClusterError, import_ray, plan_actors
 from preprocess.config import PreprocessConfig
 from preprocess.pipeline import run_preprocess
 
@@ -59,7 +60,7 @@ def test_actor_plan_fits_the_cluster():
 
 
 def test_an_address_where_no_cluster_answers_is_refused_at_once():
-    from gvs.core.cluster import _check_reachable
+    from gvs.engine.ray_pool import _check_reachable
 
     started = time.monotonic()
     with pytest.raises(ClusterError, match=r"--ray-address 127\.0\.0\.1:\d+: no Ray cluster answers there"):

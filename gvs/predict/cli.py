@@ -241,7 +241,7 @@ def _predict_on_ray(run, model: Path, args: argparse.Namespace, engine: EngineOp
 
     from tqdm import tqdm
 
-    from gvs.core.cluster import ray_session, run_on_actors
+    from gvs.engine.ray_pool import ray_session, run_on_actors
 
     from .predictor import VideoPrediction
 
@@ -282,7 +282,7 @@ def _predictor_on_node(
     ood_threshold: float | None = None,
 ):
     """A Ray actor's predictor: (index, path, label) -> (VideoPrediction, the predictor's settings)."""
-    from gvs.core.cluster import check_visible
+    from gvs.engine.ray_pool import check_visible
 
     from .predictor import Predictor
 
