@@ -246,6 +246,33 @@ def eye_landmarks(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return _left_to_right(eyes.reshape(-1, 2, 2))
 
 
+ENCODING_SIZE = 128  # face_recognition's (dlib's ResNet) face descriptor
+
+
+def face_encodings(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """face_recognition's 128-d encodings (dlib's ResNet) of faces: near for one person, far for two.
+
+    About 0.11 s a face on 2 cores here, ten times detecting a frame: encode only the faces that must be
+    (gvs.people.tracks encodes one per track, and only when needed).
+
+    Parameters
+    ----------
+    frame : ndarray of shape (H, W, 3), uint8 RGB
+    boxes : ndarray of shape (F, 4)
+        ``(top, right, bottom, left)`` in the frame's pixels.
+
+    Returns
+    -------
+    encodings : ndarray of shape (F, 128), float64
+    """
+    boxes = np.asarray(boxes).reshape(-1, 4)
+    if not len(boxes):
+        return np.zeros((0, ENCODING_SIZE))
+    locations = [tuple(int(v) for v in box) for box in boxes]
+    encodings = _face_recognition().face_encodings(np.ascontiguousarray(frame), locations, model="small")
+    return np.asarray(encodings, dtype=np.float64).reshape(-1, ENCODING_SIZE)
+
+
 def _left_to_right(eyes: np.ndarray) -> np.ndarray:
     """(F, 2, 2) eye pairs ordered by x: the eye on the image's left first (float32)."""
     eyes = np.asarray(eyes, np.float32).reshape(-1, 2, 2)

@@ -3,7 +3,9 @@
 A window where a modality has nothing (no faces, no people, no audio track) is fused from the modalities that have
 something: the bundle's fusion takes a presence mask (the window says which modalities it was fused from).
 Each window and video also gets a familiarity, how much it looks like the training clips, and a flag below the
-bundle's threshold (gvs.predict.familiarity; none for bundles exported before it).
+bundle's threshold (gvs.predict.familiarity; none for bundles exported before it). With a faces model and people
+tracking on, each video also gets its people (gvs.people): who was there, their expressions, and how far the
+verdict's probability falls without each one's faces; each window its group figures.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class WindowPrediction:
     familiarity: float | None = None
     familiarity_scores: dict[str, float] = field(default_factory=dict)
     unfamiliar: list[str] = field(default_factory=list)
+    people: int | None = None  # distinct people whose faces the window shows (None: people not tracked)
+    dominant: str | None = None  # the people's most common top expression, and the share of them showing it
+    agreement: float | None = None
 
     @property
     def predicted(self) -> str:
@@ -62,6 +67,8 @@ class VideoPrediction:
     status : "done", "flagged" (done, with notes in ``flags``) or "failed" (``reason`` says why)
     familiarity : the lowest, over scores, of the median over windows (``familiarity_scores``); None without
         familiarity data. ``unfamiliar``: the scores below the threshold (then a flag says so)
+    people : one record per person (gvs.people.summary.person_record), by id; empty when people are not tracked
+    thumbnails : {person id: (h, w, 3) uint8 RGB crop of their largest face}, not written to the JSON records
     """
 
     path: Path
@@ -78,6 +85,8 @@ class VideoPrediction:
     familiarity: float | None = None
     familiarity_scores: dict[str, float] = field(default_factory=dict)
     unfamiliar: list[str] = field(default_factory=list)
+    people: list[dict] = field(default_factory=list)
+    thumbnails: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def verdict(self) -> str | None:
@@ -134,6 +143,7 @@ class Predictor:
         ``on_window`` callback of ``predict_video`` (explanations); off for plain prediction
     ood_threshold : familiarity below which a window or video is flagged unlike the training data (default: the
         bundle's, chosen at export; gvs.predict.familiarity)
+    people : track the people whose faces the video shows (only with a faces model; gvs.people)
     """
 
     def __init__(
@@ -146,6 +156,7 @@ class Predictor:
         keep_raw: bool = False,
         backend: str = "auto",
         ood_threshold: float | None = None,
+        people: bool = True,
     ) -> None:
         from modalities.architectures import cut_at_hidden
         from modalities.sequence import TimeGrid, sequence_model
@@ -167,7 +178,8 @@ class Predictor:
         backbones = tuple(m for m in ("scene", "pose") if m in self.bundle.modalities)
         self.precision = f"{used} ({why})" + (f"; backbones: {describe(requested, backbones)}" if backbones else "")
         config = resolve_backends(requested, backbones)
-        self.stream = WindowStream(config, tuple(self.bundle.modalities), stride, keep_raw=keep_raw)
+        self.stream = WindowStream(config, tuple(self.bundle.modalities), stride, keep_raw=keep_raw, people=people)
+        self._kept: list[_KeptWindow] = []  # with people tracking: what each window of the video needs again
         self.fusion = self.bundle.fusion()
         self.reads_sequences = self.fusion.reads_sequences  # per-step outputs only for the fusions that read them
         cut = sequence_model if self.reads_sequences else (lambda model, _: cut_at_hidden(model))
@@ -183,6 +195,7 @@ class Predictor:
             "stride_frames": self.stream.stride,
             "precision": self.precision,
             "ood_threshold": threshold,
+            "people": self.stream.people,
         }
 
     def predict_video(
@@ -195,6 +208,7 @@ class Predictor:
         """
         started = time.perf_counter()
         path = Path(path)
+        self._kept = []
         try:
             windows = list(self._windows(path, progress, on_window))
         except (GVSError, OSError, ValueError) as error:  # one bad video never stops a batch
@@ -216,11 +230,14 @@ class Predictor:
         unfamiliar = self.familiarity.unfamiliar(scores) if self.familiarity is not None else []
         if unfamiliar:
             flags.append(unfamiliar_flag(unfamiliar, lowest(scores), self.familiarity.threshold))
+        pooled = pool_probabilities(fused, self.pool)
+        people, thumbnails = self._people(windows, info, int(np.argmax(pooled))) if self._kept else ([], {})
+        self._kept = []
         return VideoPrediction(
             path,
             "flagged" if flags else "done",
             windows,
-            pool_probabilities(fused, self.pool),
+            pooled,
             class_shares(fused, self.class_names),
             flags,
             duration_s=info.duration if info is not None else windows[-1].end_s,
@@ -230,6 +247,8 @@ class Predictor:
             familiarity=lowest(scores),
             familiarity_scores=scores,
             unfamiliar=unfamiliar,
+            people=people,
+            thumbnails=thumbnails,
         )
 
     def predict(
@@ -271,22 +290,26 @@ class Predictor:
         """{modality: ModalityOutputs} of a batch of windows (hidden vectors, probabilities and, for a fusion that
         reads them, per-step sequences on the time grid); ``presence`` (B, n_modalities) bool, the bundle's
         modality order."""
+
+        return {
+            modality: self._modality_outputs(modality, features[modality], presence[:, index])
+            for index, modality in enumerate(self.bundle.modalities)
+        }
+
+    def _modality_outputs(self, modality: str, x: np.ndarray, present: np.ndarray):
+        """One modality's ModalityOutputs of a batch ``x`` (B, steps, ...) whose ``present`` (B,) bool says which
+        windows the fusion reads it for."""
         from ensemble.outputs import ModalityOutputs
         from modalities.sequence import sequence_outputs
 
-        outputs = {}
-        for index, modality in enumerate(self.bundle.modalities):
-            x = np.asarray(features[modality], dtype=np.float32)
-            if self.reads_sequences:
-                hidden, probabilities, sequence, steps = sequence_outputs(self.cuts[modality], modality, x, self.grid)
-            else:
-                hidden, probabilities = (np.asarray(a) for a in self.cuts[modality].predict_on_batch(x))
-                hidden, sequence, steps = hidden.reshape(len(x), -1), None, None
-            keys = [str(i) for i in range(len(x))]
-            outputs[modality] = ModalityOutputs(
-                modality, keys, hidden, probabilities, "", presence[:, index], sequence, steps
-            )
-        return outputs
+        x = np.asarray(x, dtype=np.float32)
+        if self.reads_sequences:
+            hidden, probabilities, sequence, steps = sequence_outputs(self.cuts[modality], modality, x, self.grid)
+        else:
+            hidden, probabilities = (np.asarray(a) for a in self.cuts[modality].predict_on_batch(x))
+            hidden, sequence, steps = hidden.reshape(len(x), -1), None, None
+        keys = [str(i) for i in range(len(x))]
+        return ModalityOutputs(modality, keys, hidden, probabilities, "", np.asarray(present, bool), sequence, steps)
 
     def _score(self, features: dict[str, np.ndarray], presence: np.ndarray) -> dict[str, np.ndarray]:
         """:meth:`score` with ``presence`` (B, n_modalities) bool per window, in the bundle's modality order."""
@@ -315,6 +338,8 @@ class Predictor:
         scored, familiarity = self._probabilities(outputs), self._familiarity(outputs, presence, features)
         predictions = []
         for i, window in enumerate(windows):
+            if window.face_rows is not None:
+                self._kept.append(_KeptWindow(window.face_rows, {m: o.take([i]) for m, o in outputs.items()}))
             flags = list(window.flags)
             probabilities = {name: p[i] for name, p in scored.items()}
             if len(present[i]) < len(modalities):
@@ -341,6 +366,80 @@ class Predictor:
             if on_window is not None:
                 on_window(window, predictions[-1])
         return predictions
+
+    def _people(self, windows: list[WindowPrediction], info, verdict: int) -> tuple[list[dict], dict]:
+        """The video's person records and thumbnails, and each window's group figures (set on ``windows``).
+
+        Each person's drops: ``drop_fused``, how far the video's pooled p(verdict) falls when their faces are taken
+        out of every window they appear in; ``drop_faces``, the mean fall of the faces model's p(verdict) over
+        those windows (gvs.people.summary). Both None without a faces model in the bundle.
+        """
+        from gvs.people.summary import people_in, person_record, window_group
+
+        rows = [[(scores, info.tracker.person_ids(tracks)) for scores, tracks in kept.face_rows] for kept in self._kept]
+        for window, window_rows in zip(windows, rows):
+            group = window_group(window_rows)
+            window.people, window.dominant, window.agreement = group.people, group.dominant, group.agreement
+        pairs = [(w, int(person)) for w, window_rows in enumerate(rows) for person in people_in(window_rows)]
+        fused = np.stack([w.probabilities[FUSED] for w in windows])
+        drops: dict[int, tuple[float, float]] = {}
+        if pairs:
+            without = self._scores_without(rows, pairs)
+            for person in {p for _, p in pairs}:
+                mine = [i for i, (_, p) in enumerate(pairs) if p == person]
+                changed = fused.copy()
+                for i in mine:
+                    changed[pairs[i][0]] = without[FUSED][i]
+                faces_before = np.array([windows[pairs[i][0]].probabilities["faces"][verdict] for i in mine])
+                drop_faces = float(np.mean(faces_before - without["faces"][mine, verdict]))
+                drop_fused = float(
+                    pool_probabilities(fused, self.pool)[verdict] - pool_probabilities(changed, self.pool)[verdict]
+                )
+                drops[person] = (drop_fused, drop_faces)
+        people = info.people or []
+        records = [person_record(p, *drops.get(p.id, (None, None))) for p in people]
+        return records, {p.id: p.thumbnail.image for p in people}
+
+    def _scores_without(self, rows: list, pairs: list[tuple[int, int]]) -> dict[str, np.ndarray]:
+        """{"faces", "fused": (P, C)} for each (window, person) pair: the window with that person's faces taken
+        out of its faces input (a window left without faces is fused without the faces model)."""
+        from gvs.people.summary import faces_without
+
+        n_frames = self.stream.config.n_frames
+        x = np.stack([faces_without(rows[w], person, n_frames) for w, person in pairs])
+        faces_left = (x[..., -1] > 0).any(axis=1)
+        outputs = {
+            m: _stacked([self._kept[w].outputs[m] for w, _ in pairs]) for m in self.bundle.modalities if m != "faces"
+        }
+        outputs["faces"] = self._modality_outputs("faces", x, faces_left)
+        outputs = {m: outputs[m] for m in self.bundle.modalities}
+        fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
+        return {"faces": outputs["faces"].probabilities, FUSED: fused}
+
+
+@dataclass
+class _KeptWindow:
+    """What a window needs again once the video's people are known: its face rows (scores and track indices per
+    real frame) and its modalities' outputs (one row each)."""
+
+    face_rows: list[tuple[np.ndarray, np.ndarray]]
+    outputs: dict
+
+
+def _stacked(parts: list):
+    """One ModalityOutputs of many one-row ModalityOutputs of one modality, in order."""
+    from ensemble.outputs import ModalityOutputs
+
+    def joined(name: str):
+        values = [getattr(p, name) for p in parts]
+        return None if values[0] is None else np.concatenate(values)
+
+    first = parts[0]
+    keys = [str(i) for i in range(len(parts))]
+    return ModalityOutputs(
+        first.modality, keys, joined("hidden"), joined("probabilities"), first.stamp, joined("present"),
+        joined("sequence"), joined("steps"),
+    )  # fmt: skip
 
 
 def predict_video(path: str | Path, model, stride: int | None = None, pool: str = "mean") -> VideoPrediction:

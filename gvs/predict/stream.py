@@ -35,6 +35,7 @@ import numpy as np
 
 from gvs.core.errors import InputError
 from gvs.core.vocabulary import MODALITIES, check_modalities
+from gvs.people.tracks import PeopleTracker, Person
 from preprocess.audio import NO_AUDIO_FLAG
 from preprocess.config import PreprocessConfig
 from preprocess.decode import DecodedClip, FrameSampler, SampledFrame, read_audio
@@ -98,6 +99,8 @@ class WindowFeatures:
     frame_indices: list[int] = field(default_factory=list)  # decode index of each real frame
     audio_start_s: float | None = None  # centre of the first audio step; None without audio
     raw: WindowRaw | None = field(default=None, repr=False)  # only when the stream keeps raw data
+    # with people tracking: per real frame, its faces' (F, 7) FER scores and (F,) track indices (VideoInfo.tracker)
+    face_rows: list[tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -115,8 +118,10 @@ class VideoInfo:
     windows: int = 0
     audio_seconds: float | None = None  # length of the audio track; None when there is none (or not asked)
     flags: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)  # per stage: decode, audio, scene, pose, faces
+    seconds: dict[str, float] = field(default_factory=dict)  # per stage: decode, audio, scene, pose, faces, people
     finished: bool = False
+    tracker: PeopleTracker | None = field(default=None, repr=False)  # with people tracking: the video's tracks
+    people: list[Person] | None = None  # with people tracking, once finished: the tracks merged into people
 
     def add_flag(self, flag: str) -> None:
         if flag not in self.flags:
@@ -138,6 +143,7 @@ class _Row:
     thumbnail: np.ndarray
     repeated: bool  # the same frame as the previous position (a gap in the video's timestamps)
     raw: dict | None = None  # with keep_raw: "frame", "keypoints", "face_boxes", "face_scores" of this frame
+    faces: tuple[np.ndarray, np.ndarray] | None = None  # with people tracking: (F, 7) scores, (F,) track indices
 
 
 class _AudioTrack:
@@ -220,6 +226,8 @@ class WindowStream:
     thumbnail_height : pixels of each window's thumbnail
     keep_raw : attach to each window what its features were computed from (frames, keypoints, face boxes and
         scores, audio samples: ``WindowFeatures.raw``), for explanations; holds one window of frames more
+    people : link the faces into person tracks (gvs.people.tracks; needs the faces modality): each window gets its
+        ``face_rows`` and the video's ``info.people`` is set once it finishes
     """
 
     def __init__(
@@ -229,6 +237,7 @@ class WindowStream:
         stride: int | None = None,
         thumbnail_height: int = THUMBNAIL_HEIGHT,
         keep_raw: bool = False,
+        people: bool = False,
     ) -> None:
         modalities = check_modalities(list(modalities))
         if not modalities:
@@ -241,6 +250,7 @@ class WindowStream:
         self.stride = stride
         self.thumbnail_height = thumbnail_height
         self.keep_raw = keep_raw
+        self.people = people and "faces" in modalities
         self.extractors = {m: make_extractor(m, config) for m in modalities}
         self._beside = ThreadPoolExecutor(1, thread_name_prefix="gvs-beside")
         self.info: VideoInfo | None = None  # the last video's (set when its windows are asked for)
@@ -253,7 +263,7 @@ class WindowStream:
         (on the first ``next``, before any window); a video without an audio track is not an error.
         """
         sampler = FrameSampler(path, self.config.frame_step)  # checks that the file exists and is not empty
-        self.info = VideoInfo(Path(path))
+        self.info = VideoInfo(Path(path), tracker=PeopleTracker() if self.people else None)
         return VideoWindows(self._stream(sampler, self.info), self.info)
 
     # The stream: decode, extract chunk by chunk, emit windows from the rolling buffer.
@@ -287,6 +297,10 @@ class WindowStream:
             yield self._window(
                 list(buffer), info, audio, [f"last window: {shift} of {stride} frames after the one before"]
             )
+        if info.tracker is not None:
+            started = time.perf_counter()
+            info.people = info.tracker.finish()
+            info.timed("people", started)
         info.finished = True
 
     def _chunks(
@@ -341,6 +355,8 @@ class WindowStream:
                 counts[modality] = result.arrays[COUNTS[modality][0]]
                 if raw:
                     _split_details(modality, result.arrays, counts[modality][: len(frames)], raw)
+            if modality == "faces" and info.tracker is not None:
+                tracked = self._track(frames, result.arrays, info)
             if modality == "scene":
                 for flag in result.flags:  # the squashed-aspect note: the same for every chunk
                     info.add_flag(flag)
@@ -360,9 +376,23 @@ class WindowStream:
                         thumbnail,
                         repeat > 0,
                         raw[i] if raw else None,
+                        tracked[i] if info.tracker is not None else None,
                     )
                 )
         return rows
+
+    @staticmethod
+    def _track(frames: list[SampledFrame], arrays: dict[str, np.ndarray], info: VideoInfo) -> list[tuple]:
+        """Each frame's faces linked into the video's tracks: per frame, (F, 7) scores and (F,) track indices."""
+        started = time.perf_counter()
+        ends = np.cumsum(arrays["faces_per_frame"][: len(frames)])
+        boxes, scores = np.split(arrays["boxes"], ends[:-1]), np.split(arrays["scores"], ends[:-1])
+        tracked = []
+        for frame, frame_boxes, frame_scores in zip(frames, boxes, scores):
+            tracks = info.tracker.add(frame.position, frame.time, frame.rgb, frame_boxes, frame_scores)
+            tracked.append((frame_scores, tracks))
+        info.timed("people", started)
+        return tracked
 
     def _thumbnail(self, rgb: np.ndarray) -> np.ndarray:
         height, width = rgb.shape[:2]
@@ -410,6 +440,7 @@ class WindowStream:
             [row.index for row in rows],
             audio_start,
             raw,
+            [row.faces for row in rows] if info.tracker is not None else None,
         )
         info.windows += 1
         return window

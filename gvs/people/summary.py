@@ -1,0 +1,80 @@
+"""What the people of a video did: one record per person, the group figures of each window, and how much each
+person carried the verdict (the verdict's probability with their faces taken out of the windows' statistics).
+
+A window's face rows are its sampled frames' faces as (scores (F, 7), person ids (F,)) pairs, one per real frame
+(the faces modality's input is their min / max / mean per expression and the count, preprocess.faces.face_features).
+Taking a person out recomputes those statistics from the other faces; a frame left without faces becomes a frame
+without faces (NO_FACE), and a window left without any is fused without the faces model, as such windows are.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from preprocess.faces import EXPRESSIONS, face_features
+
+from .tracks import Person
+
+FaceRows = list[tuple[np.ndarray, np.ndarray]]  # per real frame of a window: (F, 7) scores, (F,) person ids
+
+
+@dataclass
+class WindowGroup:
+    """The people of one window: ``people`` distinct persons seen, the ``dominant`` top expression among them
+    (None without faces) and ``agreement``, the share of them whose top expression is the dominant one."""
+
+    people: int
+    dominant: str | None
+    agreement: float | None
+
+
+def window_group(rows: FaceRows) -> WindowGroup:
+    """The group figures of a window's face rows: each person's top expression is that of their mean scores
+    over the window's frames; ties for dominant go to EXPRESSIONS order."""
+    scores = [s for s, _ in rows if len(s)]
+    if not scores:
+        return WindowGroup(0, None, None)
+    scores, ids = np.concatenate(scores), np.concatenate([i for s, i in rows if len(s)])
+    tops = [int(scores[ids == person].mean(axis=0).argmax()) for person in np.unique(ids)]
+    counts = Counter(tops)
+    dominant = max(sorted(counts), key=lambda index: counts[index])
+    return WindowGroup(len(tops), EXPRESSIONS[dominant], counts[dominant] / len(tops))
+
+
+def people_in(rows: FaceRows) -> np.ndarray:
+    """(k,) the person ids seen in a window's face rows."""
+    ids = [i for _, i in rows if len(i)]
+    return np.unique(np.concatenate(ids)) if ids else np.zeros(0, int)
+
+
+def faces_without(rows: FaceRows, person: int, n_frames: int) -> np.ndarray:
+    """(n_frames, 22) the window's faces input with ``person``'s faces taken out (padding rows stay zero)."""
+    return face_features([scores[ids != person] for scores, ids in rows], n_frames)
+
+
+def pooled_drop(fused: np.ndarray, without: np.ndarray, verdict: int, pool) -> float:
+    """How far the video's pooled p(verdict) falls when the (n_windows, C) ``fused`` rows become ``without``."""
+    return float(pool(fused)[verdict] - pool(without)[verdict])
+
+
+def person_record(person: Person, drop_fused: float | None, drop_faces: float | None) -> dict:
+    """One person's JSON record (people.csv's row, predictions.json's "people" entry)."""
+    return {
+        "id": person.id,
+        "first_s": round(person.first_s, 3),
+        "last_s": round(person.last_s, 3),
+        "frames_seen": person.frames_seen,
+        "mean_face_px": round(person.mean_height, 1),
+        "expressions": dict(zip(EXPRESSIONS, np.round(person.mean_scores(), 4).tolist())),
+        "trend": dict(zip(EXPRESSIONS, np.round(person.trend(), 4).tolist())),
+        "top_expression": EXPRESSIONS[int(person.mean_scores().argmax())],
+        "drop_fused": None if drop_fused is None else round(drop_fused, 4) + 0.0,
+        "drop_faces": None if drop_faces is None else round(drop_faces, 4) + 0.0,
+        "strip": {
+            "times": [round(s.time, 3) for s in person.sightings],
+            "top": [EXPRESSIONS[int(s.scores.argmax())] for s in person.sightings],
+        },
+    }
