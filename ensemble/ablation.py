@@ -38,7 +38,19 @@ COMPARISON_COLUMNS: list[str] = [
 
 
 def subsets(modalities: list[str], mode: str = "loo") -> list[list[str]]:
-    """The full set, then every leave-one-out subset ("loo") or every non-empty subset ("all")."""
+    """The full set, then every leave-one-out subset ("loo") or every non-empty subset ("all").
+
+    Parameters
+    ----------
+    modalities : list of str
+    mode : str
+        One of ABLATION_MODES ("none": only the full set).
+
+    Returns
+    -------
+    subsets : list of list of str
+        Each sorted.
+    """
     modalities = sorted(modalities)
     if mode not in ABLATION_MODES:
         raise InputError(f"unknown ablation {mode!r}; choose from {', '.join(ABLATION_MODES)}")
@@ -115,6 +127,26 @@ def run_ablation(
 
     All subsets are scored on the same clips, so rows are comparable. ``options`` go to
     :func:`~ensemble.fusions.make_fusion`. Returns the rows and the Markdown table.
+
+    Parameters
+    ----------
+    data : FusionData
+    kind : str
+        A fusion kind (see fusions.make_fusion).
+    runs : Path
+    mode : str
+        See subsets.
+    options : dict or None
+    progress : bool
+        Show a progress bar.
+    evaluation : EvaluationSettings or None
+        None for the defaults.
+
+    Returns
+    -------
+    rows : list of dict
+    table : str
+        Markdown.
     """
     from tqdm import tqdm
 
@@ -162,6 +194,23 @@ def run_comparison(
     One ``options`` dict serves every fusion: each takes the keys among its hyperparameters. ``fusion_data``
     (default ``data``) is what the fusions that learn from outputs (fc, vae, attention, lstm) learn from
     (out-of-fold outputs with ``--oof``). "fit s": seconds fitting took (when the fusion was fitted).
+
+    Parameters
+    ----------
+    data : FusionData
+    kinds : list of str
+        Fusion kinds.
+    runs : Path
+    options : dict or None
+    progress : bool
+    evaluation : EvaluationSettings or None
+    fusion_data : FusionData or None
+
+    Returns
+    -------
+    rows : list of dict
+    table : str
+        Markdown.
     """
     from tqdm import tqdm
 

@@ -26,7 +26,18 @@ class EvaluationSettings:
 
 def row_statistics(run: RunFolder, settings: EvaluationSettings) -> dict:
     """Report-part accuracy and macro-F1 with their 95 % bootstrap intervals, ECE (and, with ``calibrate``, the
-    temperature fitted on the select part and the ECE after it) of the model whose predictions ``run`` holds."""
+    temperature fitted on the select part and the ECE after it) of the model whose predictions ``run`` holds.
+
+    Parameters
+    ----------
+    run : RunFolder
+    settings : EvaluationSettings
+
+    Returns
+    -------
+    row : dict
+        Metric name -> value, with ``_low``, ``_high`` and ``_ci`` entries.
+    """
     report = read_part(run, "report")
     n_classes = len(report.class_names)
     row: dict = {}
@@ -49,7 +60,18 @@ def row_statistics(run: RunFolder, settings: EvaluationSettings) -> dict:
 
 def paired_tests(model: PartPredictions, reference: PartPredictions, settings: EvaluationSettings) -> dict:
     """p-values of "``model`` and ``reference`` are equally accurate" on the clips both predicted: the paired
-    bootstrap of the accuracy difference and the exact McNemar test."""
+    bootstrap of the accuracy difference and the exact McNemar test.
+
+    Parameters
+    ----------
+    model, reference : PartPredictions
+    settings : EvaluationSettings
+
+    Returns
+    -------
+    p_values : dict
+        ``p_bootstrap`` and ``p_mcnemar``.
+    """
     index = {key: i for i, key in enumerate(reference.keys)}
     shared = [i for i, key in enumerate(model.keys) if key in index]
     other = [index[model.keys[i]] for i in shared]
@@ -64,6 +86,17 @@ def paired_tests(model: PartPredictions, reference: PartPredictions, settings: E
 
 
 def reliability_curves(runs: dict[str, RunFolder]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{row name: (labels, probabilities)} of the report part, for the reliability diagram."""
+    """{row name: (labels, probabilities)} of the report part, for the reliability diagram.
+
+    Parameters
+    ----------
+    runs : dict of str to RunFolder
+        Row name -> run.
+
+    Returns
+    -------
+    curves : dict of str to (ndarray of shape (n,), ndarray of shape (n, n_classes))
+        Only the runs whose report part has labelled clips.
+    """
     parts = {name: read_part(run, "report") for name, run in runs.items()}
     return {name: (part.y, part.probabilities) for name, part in parts.items() if len(part.y)}

@@ -44,6 +44,17 @@ class FusionResult:
 
 
 def fusion_name(kind: str, modalities: list[str]) -> str:
+    """The run folder name of a fusion: ``kind-mod1+mod2...`` (modalities sorted).
+
+    Parameters
+    ----------
+    kind : str
+    modalities : list of str
+
+    Returns
+    -------
+    name : str
+    """
     return f"{kind}-{'+'.join(sorted(modalities))}"
 
 
@@ -66,7 +77,19 @@ def _stamp(kind: str, data: FusionData, params: dict) -> str:
 
 def prediction_rows(data: FusionData, probabilities: np.ndarray, predicted: np.ndarray) -> list[list]:
     """One predictions row per aligned clip from ``probabilities`` (n_clips, n_classes) and ``predicted``
-    (n_clips,)."""
+    (n_clips,).
+
+    Parameters
+    ----------
+    data : FusionData
+    probabilities : ndarray of shape (n_clips, n_classes)
+    predicted : ndarray of shape (n_clips,), int
+
+    Returns
+    -------
+    rows : list of list
+        key, split, part, label, one probability per class, prediction.
+    """
     return [
         [key, key.split("/")[0], part, int(label), *(f"{p:.6f}" for p in row), int(pred)]
         for key, part, label, row, pred in zip(data.keys, data.parts, data.y, probabilities, predicted)
@@ -86,7 +109,18 @@ class PartPredictions:
 
 
 def read_part(run: RunFolder, part: str = "report") -> PartPredictions:
-    """The labelled rows of ``part`` in ``run``'s predictions.csv (class names from its p_<class> columns)."""
+    """The labelled rows of ``part`` in ``run``'s predictions.csv (class names from its p_<class> columns).
+
+    Parameters
+    ----------
+    run : RunFolder
+    part : str
+        One of PARTS; only its labelled rows are read.
+
+    Returns
+    -------
+    part : PartPredictions
+    """
     rows = [r for r in run.read_predictions() if r["part"] == part and int(r["label"]) >= 0]
     columns = [c for c in (rows[0] if rows else {}) if c.startswith("p_")]
     return PartPredictions(
@@ -105,6 +139,19 @@ def run_fusion(
     """Fit ``kind`` on ``data`` (its modalities), evaluate every part, save everything; reuse when unchanged.
 
     ``options`` may hold keys of other fusions too (see :func:`~ensemble.fusions.make_fusion`).
+
+    Parameters
+    ----------
+    data : FusionData
+    kind : str
+    runs : Path
+    options : dict or None
+    force : bool
+        Fit again even when unchanged.
+
+    Returns
+    -------
+    result : FusionResult
     """
     fusion = make_fusion(kind, **(options or {}))
     params = fusion.get_params()

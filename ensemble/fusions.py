@@ -47,6 +47,16 @@ Validation = tuple[Outputs, np.ndarray] | None
 
 
 def as_run_folder(folder: RunFolder | str | Path) -> RunFolder:
+    """``folder`` as a RunFolder.
+
+    Parameters
+    ----------
+    folder : RunFolder, str or Path
+
+    Returns
+    -------
+    run : RunFolder
+    """
     return folder if isinstance(folder, RunFolder) else RunFolder(folder)
 
 
@@ -74,11 +84,31 @@ class Fusion(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: Outputs) -> np.ndarray:
-        """probabilities : ndarray of shape (n_clips, n_classes)"""
+        """Class probabilities of each clip.
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_clips, n_classes)
+        """
         raise NotImplementedError
 
     def predict(self, X: Outputs) -> np.ndarray:
-        """classes : ndarray of shape (n_clips,), class indices"""
+        """The most probable class of each clip.
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+
+        Returns
+        -------
+        classes : ndarray of shape (n_clips,), int
+        """
         return self.predict_proba(X).argmax(axis=1)
 
     def _fitted_state(self) -> dict:
@@ -110,7 +140,16 @@ class Fusion(ClassifierMixin, BaseEstimator):
         return np.stack([X[m].probabilities for m in self.modalities_])
 
     def save(self, folder: RunFolder | str | Path) -> RunFolder:
-        """Write the fusion record (kind, modalities, hyperparameters, learned state) into ``folder``."""
+        """Write the fusion record (kind, modalities, hyperparameters, learned state) into ``folder``.
+
+        Parameters
+        ----------
+        folder : RunFolder, str or Path
+
+        Returns
+        -------
+        run : RunFolder
+        """
         check_is_fitted(self)
         run = as_run_folder(folder)
         atomic_write_json(
@@ -126,7 +165,17 @@ class Fusion(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def from_run(cls, folder: RunFolder | str | Path) -> Self:
-        """The fusion saved in ``folder`` by ``save``, ready to predict."""
+        """The fusion saved in ``folder`` by ``save``, ready to predict.
+
+        Parameters
+        ----------
+        folder : RunFolder, str or Path
+            A run folder written by ``save`` for this kind.
+
+        Returns
+        -------
+        fusion : Fusion
+        """
         run = as_run_folder(folder)
         record = _read_record(run)
         if record["kind"] != cls.kind:
@@ -152,13 +201,34 @@ class HardVote(Fusion):
     kind = "hard"
 
     def predict_proba(self, X: Outputs) -> np.ndarray:
-        """vote shares : ndarray of shape (n_clips, n_classes)"""
+        """Each class's share of the votes of the modalities a clip has (the prior where it has none).
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+
+        Returns
+        -------
+        shares : ndarray of shape (n_clips, n_classes)
+        """
         probabilities, presence = self._stacked(X), self._presence(X)
         votes = (np.eye(len(self.classes_))[probabilities.argmax(axis=2)] * presence[..., None]).sum(axis=0)
         shares = votes / np.maximum(presence.sum(axis=0), 1)[:, None]
         return self._with_prior(shares, presence)
 
     def predict(self, X: Outputs) -> np.ndarray:
+        """The class with the most votes; ties go to the highest summed probability.
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+
+        Returns
+        -------
+        classes : ndarray of shape (n_clips,), int
+        """
         shares = self.predict_proba(X)
         summed = (self._stacked(X) * self._presence(X)[..., None]).sum(axis=0) + shares  # prior rows: the prior
         tied = shares == shares.max(axis=1, keepdims=True)
@@ -171,6 +241,17 @@ class SoftVote(Fusion):
     kind = "soft"
 
     def predict_proba(self, X: Outputs) -> np.ndarray:
+        """The mean of the probabilities of the modalities a clip has (the prior where it has none).
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_clips, n_classes)
+        """
         presence = self._presence(X)
         weights = presence / np.maximum(presence.sum(axis=0), 1)
         return self._with_prior(np.einsum("mn,mnc->nc", weights, self._stacked(X)), presence)
@@ -193,6 +274,20 @@ class WeightedVote(Fusion):
         self.grid_step = grid_step
 
     def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+        """Learn from the train rows (see Fusion.fit).
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            Modality -> outputs of n_clips clips.
+        y : ndarray of shape (n_clips,), int
+        validation : tuple of (X, y) or None
+            The select part.
+
+        Returns
+        -------
+        self : WeightedVote
+        """
         super().fit(X, y)
         if self.weights:
             raw = self._given_weights()
@@ -242,6 +337,17 @@ class WeightedVote(Fusion):
         return self._with_prior(np.einsum("mn,mnc->nc", per_clip, probabilities), presence)
 
     def predict_proba(self, X: Outputs) -> np.ndarray:
+        """The weighted mean of the probabilities of the modalities a clip has.
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+
+        Returns
+        -------
+        probabilities : ndarray of shape (n_clips, n_classes)
+        """
         probabilities, presence = self._stacked(X), self._presence(X)
         return self._weighted(np.array([self.weights_[m] for m in self.modalities_]), probabilities, presence)
 
@@ -251,7 +357,17 @@ class WeightedVote(Fusion):
 
 def hidden_inputs(X: Outputs, modalities: list[str]) -> dict[str, np.ndarray]:
     """The Keras input dict of a fused model: ``{"<modality>_hidden": ndarray of shape (n_clips, hidden)}``, then
-    ``{"presence": ndarray of shape (n_clips, n_modalities)}``, 1.0 where the clip has the modality."""
+    ``{"presence": ndarray of shape (n_clips, n_modalities)}``, 1.0 where the clip has the modality.
+
+    Parameters
+    ----------
+    X : mapping of str to ModalityOutputs
+    modalities : list of str
+
+    Returns
+    -------
+    inputs : dict of str to ndarray, float32
+    """
     inputs = {f"{m}_hidden": X[m].hidden.astype(np.float32) for m in modalities}
     return inputs | {PRESENCE_INPUT: np.stack([X[m].presence for m in modalities], axis=1).astype(np.float32)}
 
@@ -446,6 +562,20 @@ class FCFusion(_KerasFusion):
         self.l2 = l2
 
     def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+        """Learn from the train rows (see Fusion.fit).
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            Modality -> outputs of n_clips clips.
+        y : ndarray of shape (n_clips,), int
+        validation : tuple of (X, y) or None
+            The select part.
+
+        Returns
+        -------
+        self : FCFusion
+        """
         import keras
 
         super().fit(X, y)
@@ -559,6 +689,20 @@ class VAEFusion(_KerasFusion):
         self.vae_epochs = vae_epochs
 
     def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+        """Learn from the train rows (see Fusion.fit).
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            Modality -> outputs of n_clips clips.
+        y : ndarray of shape (n_clips,), int
+        validation : tuple of (X, y) or None
+            The select part.
+
+        Returns
+        -------
+        self : VAEFusion
+        """
         import keras
 
         super().fit(X, y)
@@ -611,7 +755,17 @@ class VAEFusion(_KerasFusion):
         }
 
     def latents(self, X: Outputs) -> np.ndarray:
-        """latent means : ndarray of shape (n_clips, latent_dim)"""
+        """The encoder's latent means of each clip.
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+
+        Returns
+        -------
+        latents : ndarray of shape (n_clips, latent_dim)
+        """
         self._check(X)
         return self.encoder_.predict(hidden_inputs(X, self.modalities_), batch_size=256, verbose=0)
 
@@ -619,12 +773,32 @@ class VAEFusion(_KerasFusion):
         return {**super()._fitted_state(), "vae_loss": self.vae_loss_, "vae_history": self.vae_history_}
 
     def save(self, folder: RunFolder | str | Path) -> RunFolder:
+        """Fusion.save, with the decoder.
+
+        Parameters
+        ----------
+        folder : RunFolder, str or Path
+
+        Returns
+        -------
+        run : RunFolder
+        """
         run = super().save(folder)
         self.decoder_.save(run.decoder)
         return run
 
     @classmethod
     def from_run(cls, folder: RunFolder | str | Path) -> Self:
+        """Fusion.from_run, with the encoder and decoder.
+
+        Parameters
+        ----------
+        folder : RunFolder, str or Path
+
+        Returns
+        -------
+        fusion : VAEFusion
+        """
         import keras
 
         fusion = super().from_run(folder)
@@ -651,6 +825,18 @@ def make_fusion(kind: str, **options) -> Fusion:
 
     One options dict serves every fusion (``seed``, ``weights``, ``epochs``...): each takes its own keys, and a
     key that no fusion takes (a typo) raises InputError naming it.
+
+    Parameters
+    ----------
+    kind : str
+        One of FUSIONS.
+    **options
+        Hyperparameters of any fusion.
+
+    Returns
+    -------
+    fusion : Fusion
+        Unfitted.
     """
     if kind not in FUSIONS:
         raise InputError(f"unknown fusion {kind!r}; choose from {', '.join(FUSIONS)}")
@@ -679,6 +865,15 @@ def _read_record(run: RunFolder) -> dict:
 
 
 def load_fusion(folder: RunFolder | str | Path) -> Fusion:
-    """The fusion saved in ``folder`` (any kind, the Keras fusions with their models), ready to predict."""
+    """The fusion saved in ``folder`` (any kind, the Keras fusions with their models), ready to predict.
+
+    Parameters
+    ----------
+    folder : RunFolder, str or Path
+
+    Returns
+    -------
+    fusion : Fusion
+    """
     run = as_run_folder(folder)
     return FUSIONS[_read_record(run)["kind"]].from_run(run)

@@ -25,7 +25,20 @@ from .outputs import FusionData, ModalityOutputs
 
 
 def fold_assignment(labels: np.ndarray, groups: list[str], folds: int, seed: int) -> np.ndarray:
-    """Fold index (n,) of each training clip: stratified by ``labels`` (n,), a group never in two folds."""
+    """Fold index (n,) of each training clip: stratified by ``labels`` (n,), a group never in two folds.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n,), int
+    groups : list of str
+        One per clip.
+    folds : int
+    seed : int
+
+    Returns
+    -------
+    folds : ndarray of shape (n,), int
+    """
     from sklearn.model_selection import StratifiedGroupKFold
 
     if len(set(groups)) < folds:
@@ -47,7 +60,20 @@ def out_of_fold_outputs(
     runs: Path, cache: Path, modality: str, folds: int, train_options: dict | None = None, progress: bool = True
 ) -> ModalityOutputs:
     """Outputs of ``modality`` on the labelled train-part clips that have it, each from the fold model that did not
-    train on it; ``train_options`` must be the main model's (seed, epochs, sizes...)."""
+    train on it; ``train_options`` must be the main model's (seed, epochs, sizes...).
+
+    Parameters
+    ----------
+    runs, cache : Path
+    modality : str
+    folds : int
+    train_options : dict or None
+    progress : bool
+
+    Returns
+    -------
+    outputs : ModalityOutputs
+    """
     from tqdm import tqdm
 
     from modalities.data import open_features
@@ -105,7 +131,18 @@ def _write_fold_partition(fold_runs: RunsDir, partition, held: list[str]) -> Non
 
 def with_out_of_fold(data: FusionData, oof: dict[str, ModalityOutputs]) -> FusionData:
     """``data`` with each modality's train-part rows taken from ``oof`` where it has them (other rows unchanged,
-    stamps combined so fusions fitted on the in-sample outputs are fitted again)."""
+    stamps combined so fusions fitted on the in-sample outputs are fitted again).
+
+    Parameters
+    ----------
+    data : FusionData
+    oof : dict of str to ModalityOutputs
+        From out_of_fold_outputs, by modality.
+
+    Returns
+    -------
+    data : FusionData
+    """
     outputs = {}
     for modality, current in data.outputs.items():
         extra = oof.get(modality)

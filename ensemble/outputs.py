@@ -57,7 +57,17 @@ class ModalityOutputs:
         return np.ones(len(self.keys), bool) if self.present is None else np.asarray(self.present, bool)
 
     def take(self, rows: np.ndarray) -> ModalityOutputs:
-        """The outputs of the clips at ``rows``, in that order."""
+        """The outputs of the clips at ``rows``, in that order.
+
+        Parameters
+        ----------
+        rows : ndarray of shape (k,), int
+
+        Returns
+        -------
+        outputs : ModalityOutputs
+            k clips.
+        """
         rows = np.asarray(rows, dtype=int)
         return ModalityOutputs(
             self.modality,
@@ -102,6 +112,19 @@ def compute_outputs(
     ``batch_size`` clips are read and predicted at a time, so big scene maps never all sit in memory.
     Reuses the outputs cached under RUNS/fusion/outputs/ when the model file and the cache fingerprint are
     unchanged.
+
+    Parameters
+    ----------
+    runs, cache : Path
+    modality : str
+    batch_size : int
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    outputs : ModalityOutputs
+        One row per cached clip.
     """
     workspace = RunsDir(runs)
     store = CacheDir(cache).current(modality)  # CacheError when the cache holds no such features
@@ -158,7 +181,16 @@ def compute_outputs(
 
 
 def read_partition(runs: Path) -> dict[str, str]:
-    """Clip key -> part (train/select/report/test) from RUNS/partition.json, shared by every model."""
+    """Clip key -> part (train/select/report/test) from RUNS/partition.json, shared by every model.
+
+    Parameters
+    ----------
+    runs : Path
+
+    Returns
+    -------
+    parts : dict of str to str
+    """
     from modalities.partition import load_partition
 
     return load_partition(runs).part_by_key()
@@ -184,23 +216,69 @@ class FusionData:
         return sorted(self.outputs)
 
     def missing(self, rows: np.ndarray | None = None) -> dict[str, int]:
-        """modality -> how many of ``rows`` (default every row) lack it."""
+        """modality -> how many of ``rows`` (default every row) lack it.
+
+        Parameters
+        ----------
+        rows : ndarray of shape (k,), int, or None
+
+        Returns
+        -------
+        missing : dict of str to int
+        """
         picked = slice(None) if rows is None else np.asarray(rows, dtype=int)
         return {m: int((~o.presence[picked]).sum()) for m, o in sorted(self.outputs.items())}
 
     def without(self, drop: list[str]) -> FusionData:
-        """The same clips with the named modalities removed (a clip left with none is fused from the prior)."""
+        """The same clips with the named modalities removed (a clip left with none is fused from the prior).
+
+        Parameters
+        ----------
+        drop : list of str
+            Modalities.
+
+        Returns
+        -------
+        data : FusionData
+        """
         kept = {m: o for m, o in self.outputs.items() if m not in drop}
         if not kept:
             raise InputError(f"dropping {sorted(drop)} leaves no modality to fuse; keep at least one")
         return replace(self, outputs=kept)
 
     def rows(self, part: str, labelled: bool = True) -> np.ndarray:
+        """The row indices of one part.
+
+        Parameters
+        ----------
+        part : str
+            One of PARTS.
+        labelled : bool
+            Only the rows with a label (y >= 0).
+
+        Returns
+        -------
+        rows : ndarray of shape (k,), int
+        """
         picked = self.parts == part
         return np.flatnonzero(picked & (self.y >= 0) if labelled else picked)
 
     def part(self, part: str, labelled: bool = True) -> tuple[dict[str, ModalityOutputs], np.ndarray]:
-        """Outputs and labels of the rows in one part."""
+        """Outputs and labels of the rows in one part.
+
+        Parameters
+        ----------
+        part : str
+            One of PARTS.
+        labelled : bool
+            Only the rows with a label.
+
+        Returns
+        -------
+        outputs : dict of str to ModalityOutputs
+            k rows each.
+        y : ndarray of shape (k,), int
+        """
         rows = self.rows(part, labelled)
         return {m: o.take(rows) for m, o in self.outputs.items()}, self.y[rows]
 
@@ -212,7 +290,21 @@ def align(
     class_names: tuple[str, ...] = CLASS_NAMES,
 ) -> FusionData:
     """Every clip the partition places that has at least one modality, in partition order; a modality's missing
-    rows get zero hidden vectors and sequences, uniform probabilities, ``present`` False and no real step."""
+    rows get zero hidden vectors and sequences, uniform probabilities, ``present`` False and no real step.
+
+    Parameters
+    ----------
+    outputs : dict of str to ModalityOutputs
+    partition : dict of str to str
+        Clip key -> part (read_partition).
+    labels : dict of str to int
+        Clip key -> class index; clips without one get -1.
+    class_names : tuple of str
+
+    Returns
+    -------
+    data : FusionData
+    """
     having = set().union(*(o.keys for o in outputs.values()))
     keys = [key for key in partition if key in having]
     aligned = {}
@@ -241,7 +333,18 @@ def align(
 
 
 def load_fusion_data(runs: Path, cache: Path, modalities: list[str], progress: bool = True) -> FusionData:
-    """Compute (or reuse) every modality's outputs and align them on the shared partition."""
+    """Compute (or reuse) every modality's outputs and align them on the shared partition.
+
+    Parameters
+    ----------
+    runs, cache : Path
+    modalities : list of str
+    progress : bool
+
+    Returns
+    -------
+    data : FusionData
+    """
     outputs = {m: compute_outputs(runs, cache, m, progress=progress) for m in modalities}
     cache_dir = CacheDir(cache)
     return align(outputs, read_partition(runs), cache_dir.labels(), cache_dir.class_names())

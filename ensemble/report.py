@@ -21,7 +21,17 @@ def metrics_of(
 ) -> dict:
     """Accuracy, macro precision/recall/F1, per-class recall and confusion, plus where they come from.
 
-    ``y`` and ``predicted`` : ndarray of shape (n_clips,), class indices.
+    Parameters
+    ----------
+    y, predicted : ndarray of shape (n_clips,), int
+        True and predicted class indices.
+    split, part : str
+        Recorded with the numbers.
+    class_names : tuple of str
+
+    Returns
+    -------
+    metrics : dict
     """
     from modalities.metrics import classification_metrics
 
@@ -34,7 +44,18 @@ def _cell(value) -> str:
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
-    """A GitHub Markdown table of ``columns`` (floats to 3 decimals)."""
+    """A GitHub Markdown table of ``columns`` (floats to 3 decimals).
+
+    Parameters
+    ----------
+    rows : list of dict
+    columns : list of str
+        Keys of the rows, in order.
+
+    Returns
+    -------
+    table : str
+    """
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
@@ -44,7 +65,23 @@ def write_table(
     rows: list[dict], columns: list[str], stem: Path, title: str, note: str, csv_columns: list[str] | None = None
 ) -> str:
     """Write ``stem``.md (``columns``) / .csv (``csv_columns``, default the same) / .json (every field), each
-    atomically; returns the Markdown (title, table, note)."""
+    atomically; returns the Markdown (title, table, note).
+
+    Parameters
+    ----------
+    rows : list of dict
+    columns : list of str
+        The Markdown's columns.
+    stem : Path
+        The files' path without suffix.
+    title, note : str
+        Above and below the Markdown table.
+    csv_columns : list of str or None
+
+    Returns
+    -------
+    markdown : str
+    """
     markdown = f"### {title}\n\n{markdown_table(rows, columns)}\n\n{note}\n"
     atomic_write_text(stem.with_suffix(".md"), markdown)
     csv_columns = csv_columns or columns
@@ -75,7 +112,17 @@ def _draw_confusion(axis, confusion: np.ndarray, title: str, class_names: tuple[
 def save_confusion_grid(
     confusions: list[np.ndarray], titles: list[str], path: Path, class_names: tuple[str, ...] = CLASS_NAMES
 ) -> None:
-    """One confusion matrix per table row, side by side (wrapping at four per line)."""
+    """One confusion matrix per table row, side by side (wrapping at four per line).
+
+    Parameters
+    ----------
+    confusions : list of ndarray of shape (n_classes, n_classes)
+    titles : list of str
+        One per matrix.
+    path : Path
+        The PNG to write.
+    class_names : tuple of str
+    """
     from gvs.core.figures import subplots
 
     columns = min(4, len(confusions))
@@ -93,7 +140,21 @@ def save_latent_picture(
     latents: np.ndarray, y: np.ndarray, path: Path, title: str, class_names: tuple[str, ...] = CLASS_NAMES
 ) -> str:
     """2-D t-SNE (PCA below 10 clips) of ``latents`` (n_clips, latent_dim) coloured by class ``y`` (n_clips,);
-    returns the method used."""
+    returns the method used.
+
+    Parameters
+    ----------
+    latents : ndarray of shape (n_clips, latent_dim)
+    y : ndarray of shape (n_clips,), int
+    path : Path
+        The PNG to write.
+    title : str
+    class_names : tuple of str
+
+    Returns
+    -------
+    method : str
+    """
     from gvs.core.figures import subplots
 
     if len(latents) >= 10:
@@ -123,7 +184,19 @@ def save_latent_picture(
 def attention_figure(weights: dict[str, np.ndarray], modalities: list[str], title: str, seconds=None):
     """A matplotlib figure, one heat map per modality: its steps (rows) against the steps of the modalities it
     attended to (columns, in ``modalities`` order), ``weights[m]`` (T, K) for one clip or (n_clips, T, K)
-    averaged over clips; ``seconds`` (T,) labels the steps with their times."""
+    averaged over clips; ``seconds`` (T,) labels the steps with their times.
+
+    Parameters
+    ----------
+    weights : dict of str to ndarray of shape (T, K) or (n_clips, T, K)
+    modalities : list of str
+    title : str
+    seconds : array-like of shape (T,) or None
+
+    Returns
+    -------
+    figure : matplotlib.figure.Figure
+    """
     from gvs.core.figures import subplots
 
     figure, axes = subplots(1, len(modalities), figsize=(4.2 * len(modalities), 3.6), squeeze=False)
@@ -148,6 +221,15 @@ def attention_figure(weights: dict[str, np.ndarray], modalities: list[str], titl
 
 
 def save_attention_picture(weights: dict[str, np.ndarray], modalities: list[str], path: Path, title: str) -> None:
-    """:func:`attention_figure` of ``weights`` (n_clips, T, K) per modality, averaged over clips, as a PNG."""
+    """:func:`attention_figure` of ``weights`` (n_clips, T, K) per modality, averaged over clips, as a PNG.
+
+    Parameters
+    ----------
+    weights : dict of str to ndarray of shape (n_clips, T, K)
+    modalities : list of str
+    path : Path
+        The PNG to write.
+    title : str
+    """
     figure = attention_figure(weights, modalities, title)
     atomic_write_bytes(path, lambda handle: figure.savefig(handle, format="png", dpi=110))

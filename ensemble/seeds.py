@@ -17,7 +17,19 @@ SEED_COLUMNS: list[str] = ["model", "modalities", *(f"{m} (mean ± std)" for m i
 
 def seed_table(runs: Path, seeds: list[int]) -> tuple[list[dict], str]:
     """Aggregate RUNS/seed-<s>/fusion/comparison.json over ``seeds``: each model's mean ± sample std (ddof 1) of
-    accuracy, macro-F1 and ECE; writes RUNS/seeds.{md,csv,json}; returns the rows and the Markdown."""
+    accuracy, macro-F1 and ECE; writes RUNS/seeds.{md,csv,json}; returns the rows and the Markdown.
+
+    Parameters
+    ----------
+    runs : Path
+    seeds : list of int
+
+    Returns
+    -------
+    rows : list of dict
+    table : str
+        Markdown.
+    """
     workspace = RunsDir(runs)
     tables = {}
     for seed in seeds:

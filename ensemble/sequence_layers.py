@@ -16,11 +16,28 @@ class PositionEmbedding(layers.Layer):
     """Adds a learned vector per step index: (B, T, W) -> (B, T, W)."""
 
     def build(self, input_shape) -> None:
+        """Make the (T, W) table of step vectors.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            (B, T, W).
+        """
         self.table = self.add_weight(
             shape=tuple(input_shape[1:]), initializer=keras.initializers.RandomNormal(stddev=1.0), name="table"
         )
 
     def call(self, inputs):
+        """``inputs`` plus the learned vector of each step.
+
+        Parameters
+        ----------
+        inputs : tensor of shape (B, T, W)
+
+        Returns
+        -------
+        outputs : tensor of shape (B, T, W)
+        """
         return inputs + self.table
 
 
@@ -39,6 +56,13 @@ class CrossAttention(layers.Layer):
         self.heads, self.key_dim, self.steps = heads, key_dim, steps
 
     def build(self, input_shape) -> None:
+        """Make the projection kernels and the (heads, 2 * steps - 1) time bias.
+
+        Parameters
+        ----------
+        input_shape : list of tuple
+            The shapes of [queries, keys, mask].
+        """
         width = input_shape[0][-1]
         shape = (width, self.heads, self.key_dim)
         self.query_kernel = self.add_weight(shape=shape, initializer="glorot_uniform", name="query_kernel")
@@ -53,6 +77,18 @@ class CrossAttention(layers.Layer):
         self.time_bias.assign(same_moment)
 
     def call(self, inputs):
+        """The queries' attended values and the attention weights.
+
+        Parameters
+        ----------
+        inputs : list of tensors
+            [queries (B, Tq, W), keys (B, Tk, W), mask (B, Tq, Tk) bool].
+
+        Returns
+        -------
+        attended : tensor of shape (B, Tq, W)
+        weights : tensor of shape (B, heads, Tq, Tk)
+        """
         queries, keys, mask = inputs
         q = ops.einsum("btw,whd->bhtd", queries, self.query_kernel) / float(self.key_dim) ** 0.5
         k = ops.einsum("bsw,whd->bhsd", keys, self.key_kernel)
@@ -69,6 +105,18 @@ class CrossAttention(layers.Layer):
         return ops.einsum("bhtd,hdw->btw", attended, self.output_kernel), weights
 
     def compute_output_shape(self, input_shape):
+        """The shapes of the attended values and of the weights.
+
+        Parameters
+        ----------
+        input_shape : list of tuple
+            The shapes of [queries, keys, mask].
+
+        Returns
+        -------
+        shapes : tuple of tuple
+            (B, Tq, W) and (B, heads, Tq, Tk).
+        """
         queries, keys = input_shape[0], input_shape[1]
         return queries, (queries[0], self.heads, queries[1], keys[1])
 
@@ -81,6 +129,17 @@ class ZeroPadded(layers.Layer):
     """Zeros the padded steps: [(B, T, W), steps (B, T)] -> (B, T, W)."""
 
     def call(self, inputs):
+        """The values, zero at the padded steps.
+
+        Parameters
+        ----------
+        inputs : list of tensors
+            [values (B, T, W), steps (B, T)].
+
+        Returns
+        -------
+        outputs : tensor of shape (B, T, W)
+        """
         values, steps = inputs
         return values * ops.expand_dims(ops.cast(steps, values.dtype), -1)
 
@@ -90,6 +149,17 @@ class CrossStepMask(layers.Layer):
     """The attention mask of queries over keys: [query steps (B, Tq), key steps (B, Tk)] -> (B, Tq, Tk) bool."""
 
     def call(self, inputs):
+        """True where both the query step and the key step are real.
+
+        Parameters
+        ----------
+        inputs : list of tensors
+            [query steps (B, Tq), key steps (B, Tk)].
+
+        Returns
+        -------
+        mask : tensor of shape (B, Tq, Tk), bool
+        """
         query, key = inputs
         return ops.logical_and(ops.expand_dims(query > 0.5, 2), ops.expand_dims(key > 0.5, 1))
 
@@ -99,6 +169,17 @@ class MaskedMean(layers.Layer):
     """Mean over the real steps: [(B, T, W), steps (B, T)] -> (B, W); zeros where no step is real."""
 
     def call(self, inputs):
+        """The mean over the real steps.
+
+        Parameters
+        ----------
+        inputs : list of tensors
+            [values (B, T, W), steps (B, T)].
+
+        Returns
+        -------
+        mean : tensor of shape (B, W)
+        """
         values, steps = inputs
         weights = ops.expand_dims(ops.cast(steps, values.dtype), -1)
         return ops.sum(values * weights, axis=1) / ops.maximum(ops.sum(weights, axis=1), 1.0)
@@ -109,6 +190,17 @@ class MaskedMax(layers.Layer):
     """Maximum over the real steps: [(B, T, W), steps (B, T)] -> (B, W); zeros where no step is real."""
 
     def call(self, inputs):
+        """The maximum over the real steps.
+
+        Parameters
+        ----------
+        inputs : list of tensors
+            [values (B, T, W), steps (B, T)].
+
+        Returns
+        -------
+        maximum : tensor of shape (B, W)
+        """
         values, steps = inputs
         real = ops.expand_dims(ops.cast(steps, "bool"), -1)
         largest = ops.max(ops.where(real, values, ops.full_like(values, -1e9)), axis=1)
@@ -120,6 +212,16 @@ class AnyStep(layers.Layer):
     """Whether any of several step masks is real: list of (B, T) -> (B, T) bool (an RNN's mask)."""
 
     def call(self, inputs):
+        """True where any of the masks is real.
+
+        Parameters
+        ----------
+        inputs : list of tensors of shape (B, T)
+
+        Returns
+        -------
+        steps : tensor of shape (B, T), bool
+        """
         return ops.any(ops.stack([step > 0.5 for step in inputs], axis=-1), axis=-1)
 
 
@@ -128,6 +230,16 @@ class Presence(layers.Layer):
     """Whether each modality has any real step: list of M (B, T) -> (B, M) float."""
 
     def call(self, inputs):
+        """1.0 where a modality has any real step.
+
+        Parameters
+        ----------
+        inputs : list of M tensors of shape (B, T)
+
+        Returns
+        -------
+        presence : tensor of shape (B, M), float
+        """
         return ops.cast(ops.stack([ops.any(step > 0.5, axis=1) for step in inputs], axis=-1), "float32")
 
 
@@ -137,6 +249,12 @@ class ModalityWeights(layers.Layer):
     concatenation (B, T, M * W), modality m scaled by M * alpha_m (so equal weights leave the values as they are)."""
 
     def build(self, input_shape) -> None:
+        """Make the M logits, all zero (equal weights).
+
+        Parameters
+        ----------
+        input_shape : list of M tuples
+        """
         self.logits = self.add_weight(shape=(len(input_shape),), initializer="zeros", name="logits")
 
     def alpha(self):
@@ -144,5 +262,15 @@ class ModalityWeights(layers.Layer):
         return ops.softmax(self.logits)
 
     def call(self, inputs):
+        """The weighted concatenation of the modalities' values.
+
+        Parameters
+        ----------
+        inputs : list of M tensors of shape (B, T, W)
+
+        Returns
+        -------
+        outputs : tensor of shape (B, T, M * W)
+        """
         alpha = self.alpha() * len(inputs)
         return ops.concatenate([values * alpha[index] for index, values in enumerate(inputs)], axis=-1)

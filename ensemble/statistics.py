@@ -69,7 +69,20 @@ def _bootstrap_draws(n: int, n_resamples: int, seed: int) -> np.ndarray:
 
 
 def metric_value(y: np.ndarray, pred: np.ndarray, metric: str, n_classes: int) -> float:
-    """Accuracy or macro-F1 (see METRICS) of ``pred`` (n,) against ``y`` (n,); 0.0 without clips."""
+    """Accuracy or macro-F1 (see METRICS) of ``pred`` (n,) against ``y`` (n,); 0.0 without clips.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,), int
+    pred : ndarray of shape (n,), int
+    metric : str
+        One of METRICS.
+    n_classes : int
+
+    Returns
+    -------
+    value : float
+    """
     y = _labels(y, pred)
     codes = _codes(y, pred, n_classes)
     return float(_from_confusions(_resampled_confusions(codes, np.arange(len(y))[None], n_classes), metric)[0])
@@ -79,7 +92,22 @@ def bootstrap_values(
     y: np.ndarray, pred: np.ndarray, metric: str, n_classes: int, n_resamples: int = 2000, seed: int = 0
 ) -> np.ndarray:
     """``metric`` of ``pred`` (n,) against ``y`` (n,) on each of ``n_resamples`` resamples of the clips drawn
-    with replacement (see the module docstring): (n_resamples,)."""
+    with replacement (see the module docstring): (n_resamples,).
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,), int
+    pred : ndarray of shape (n,), int
+    metric : str
+        One of METRICS.
+    n_classes : int
+    n_resamples : int
+    seed : int
+
+    Returns
+    -------
+    values : ndarray of shape (n_resamples,)
+    """
     y = _labels(y, pred)
     codes = _codes(y, pred, n_classes)
     draws = _bootstrap_draws(len(y), n_resamples, seed)
@@ -95,7 +123,24 @@ def bootstrap_interval(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval (low, high) of ``metric`` over the clips; (nan, nan) below two clips."""
+    """Percentile bootstrap interval (low, high) of ``metric`` over the clips; (nan, nan) below two clips.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,), int
+    pred : ndarray of shape (n,), int
+    metric : str
+        One of METRICS.
+    n_classes : int
+    n_resamples : int
+    confidence : float
+        In (0, 1).
+    seed : int
+
+    Returns
+    -------
+    low, high : float
+    """
     _check_metric(metric)
     if len(_labels(y, pred)) < 2:
         return float("nan"), float("nan")
@@ -116,7 +161,22 @@ def paired_bootstrap_pvalue(
 ) -> float:
     """Two-sided paired bootstrap p-value of "a and b score the same" by the percentile method: each resample of
     the clips scores both (n,) predictions, d* = metric(a*) - metric(b*), p = min(1, 2 min(P(d* <= 0),
-    P(d* >= 0))). Identical predictions (and no clips) give 1.0."""
+    P(d* >= 0))). Identical predictions (and no clips) give 1.0.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,), int
+    pred_a, pred_b : ndarray of shape (n,), int
+    metric : str
+        One of METRICS.
+    n_classes : int
+    n_resamples : int
+    seed : int
+
+    Returns
+    -------
+    p : float
+    """
     _check_metric(metric)
     y = _labels(y, pred_a, pred_b)
     if not len(y):
@@ -132,7 +192,17 @@ def paired_bootstrap_pvalue(
 
 def mcnemar_pvalue(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> float:
     """Exact McNemar p-value on the discordant clips of (n,) predictions (a right and b wrong, or the reverse):
-    two-sided binomial test of min(b01, b10) in b01 + b10 at 1/2; 1.0 without discordant clips."""
+    two-sided binomial test of min(b01, b10) in b01 + b10 at 1/2; 1.0 without discordant clips.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,), int
+    pred_a, pred_b : ndarray of shape (n,), int
+
+    Returns
+    -------
+    p : float
+    """
     from scipy.stats import binomtest
 
     y = _labels(y, pred_a, pred_b)
@@ -148,7 +218,18 @@ def reliability_curve(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean confidence, accuracy, count) per equal-width confidence bin on [0, 1], each (n_bins,), NaN where a
     bin is empty. ``probabilities`` (n, C); confidence = the highest probability, correct = argmax == ``y`` (n,);
-    bin k holds confidences in [k / n_bins, (k + 1) / n_bins), and a confidence of 1.0 falls in the last bin."""
+    bin k holds confidences in [k / n_bins, (k + 1) / n_bins), and a confidence of 1.0 falls in the last bin.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,), int
+    probabilities : ndarray of shape (n, C)
+    n_bins : int
+
+    Returns
+    -------
+    confidence, accuracy, count : ndarray of shape (n_bins,)
+    """
     probabilities = np.asarray(probabilities, dtype=float)
     if probabilities.ndim != 2:
         raise ValueError(f"probabilities must be (n, n_classes), got shape {probabilities.shape}")
@@ -169,7 +250,18 @@ def _ece(confidence: np.ndarray, accuracy: np.ndarray, counts: np.ndarray) -> fl
 
 def expected_calibration_error(y: np.ndarray, probabilities: np.ndarray, n_bins: int = 15) -> float:
     """Sum over reliability_curve's bins of |accuracy - mean confidence| times the bin's share of the clips;
-    ``y`` (n,), ``probabilities`` (n, C); 0.0 without clips."""
+    ``y`` (n,), ``probabilities`` (n, C); 0.0 without clips.
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,), int
+    probabilities : ndarray of shape (n, C)
+    n_bins : int
+
+    Returns
+    -------
+    ece : float
+    """
     return _ece(*reliability_curve(y, probabilities, n_bins))
 
 
@@ -186,7 +278,18 @@ def _clipped_log(probabilities: np.ndarray) -> np.ndarray:
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(log(p) / T) of (n, C) ``probabilities`` (clipped to >= 1e-7): (n, C), rows sum to 1, argmax
-    unchanged."""
+    unchanged.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n, C)
+    temperature : float
+        Above 0.
+
+    Returns
+    -------
+    probabilities : ndarray of shape (n, C)
+    """
     if not temperature > 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     return np.exp(_temperature_log_softmax(_clipped_log(probabilities), temperature))
@@ -194,7 +297,17 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
 
 def fit_temperature(probabilities: np.ndarray, y: np.ndarray) -> float:
     """Temperature scaling (Guo et al. 2017): the T in [0.05, 20] minimising the mean negative log-likelihood of
-    softmax(log(p) / T) on ``probabilities`` (n, C) and ``y`` (n,), searched over log T; 1.0 without clips."""
+    softmax(log(p) / T) on ``probabilities`` (n, C) and ``y`` (n,), searched over log T; 1.0 without clips.
+
+    Parameters
+    ----------
+    probabilities : ndarray of shape (n, C)
+    y : ndarray of shape (n,), int
+
+    Returns
+    -------
+    temperature : float
+    """
     from scipy.optimize import minimize_scalar
 
     y = _labels(y, probabilities)
@@ -211,7 +324,16 @@ def fit_temperature(probabilities: np.ndarray, y: np.ndarray) -> float:
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (ddof 1; 0.0 for one value) of at least one value."""
+    """Mean and sample standard deviation (ddof 1; 0.0 for one value) of at least one value.
+
+    Parameters
+    ----------
+    values : iterable of float
+
+    Returns
+    -------
+    mean, std : float
+    """
     values = np.asarray(list(values), dtype=float)
     if not len(values):
         raise ValueError("mean_std needs at least one value")
@@ -219,14 +341,37 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
 
 
 def format_mean_std(values: Iterable[float], digits: int = 3) -> str:
-    """ "0.812 ± 0.014"; "0.812" for one value."""
+    """ "0.812 ± 0.014"; "0.812" for one value.
+
+    Parameters
+    ----------
+    values : iterable of float
+    digits : int
+        Decimals.
+
+    Returns
+    -------
+    text : str
+    """
     values = list(values)
     mean, std = mean_std(values)
     return f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if len(values) > 1 else "")
 
 
 def format_interval(value: float, interval: tuple[float, float], digits: int = 3) -> str:
-    """ "0.812 [0.785, 0.840]"."""
+    """ "0.812 [0.785, 0.840]".
+
+    Parameters
+    ----------
+    value : float
+    interval : tuple of (float, float)
+    digits : int
+        Decimals.
+
+    Returns
+    -------
+    text : str
+    """
     return f"{value:.{digits}f} [{interval[0]:.{digits}f}, {interval[1]:.{digits}f}]"
 
 
@@ -235,7 +380,21 @@ def save_reliability_diagram(
 ) -> Path:
     """A PNG reliability diagram at ``path``: for each model name -> (y (n,), probabilities (n, C)), accuracy
     against mean confidence per bin with the ECE in the legend, the diagonal, and below a histogram of the
-    confidences. Written atomically; returns ``path``."""
+    confidences. Written atomically; returns ``path``.
+
+    Parameters
+    ----------
+    curves : dict of str to (ndarray of shape (n,), ndarray of shape (n, C))
+        Model name -> (y, probabilities).
+    path : Path
+        The PNG to write.
+    title : str
+    n_bins : int
+
+    Returns
+    -------
+    path : Path
+    """
     from gvs.core.figures import subplots
     from gvs.core.io import atomic_write_bytes
 

@@ -36,7 +36,18 @@ WEIGHTS_LAYER = "modality_weights"  # the lstm fusion's learned modality weights
 
 def sequence_inputs(X: Outputs, modalities: list[str]) -> dict[str, np.ndarray]:
     """The Keras inputs of a time-aware fusion: ``<modality>_sequence`` (n_clips, T, F) and ``<modality>_steps``
-    (n_clips, T), 1.0 at the real steps of the clips that have the modality."""
+    (n_clips, T), 1.0 at the real steps of the clips that have the modality.
+
+    Parameters
+    ----------
+    X : mapping of str to ModalityOutputs
+        With per-step outputs (``sequence``).
+    modalities : list of str
+
+    Returns
+    -------
+    inputs : dict of str to ndarray, float32
+    """
     inputs = {}
     for modality in modalities:
         outputs = X[modality]
@@ -250,7 +261,17 @@ class AttentionFusion(_SequenceFusion):
     def attention(self, X: Outputs) -> dict[str, np.ndarray]:
         """{modality: weights (n_clips, T, K)}: how much each of the modality's steps attended to each step of the
         other modalities (keys in ``modalities_`` order, T steps each), averaged over heads; rows of padded steps
-        are zeros."""
+        are zeros.
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+            The modalities it was fitted on.
+
+        Returns
+        -------
+        weights : dict of str to ndarray of shape (n_clips, T, K)
+        """
         import keras
 
         self._check(X)
@@ -315,6 +336,19 @@ class LSTMFusion(_SequenceFusion):
         return self._classify(keras.layers.Concatenate(name="fused_hidden")([last, presence]))
 
     def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+        """Learn from the train rows (see Fusion.fit) and keep the learned modality weights in ``alpha_``.
+
+        Parameters
+        ----------
+        X : mapping of str to ModalityOutputs
+        y : ndarray of shape (n_clips,), int
+        validation : tuple of (X, y) or None
+            The select part.
+
+        Returns
+        -------
+        self : LSTMFusion
+        """
         super().fit(X, y, validation)
         alpha = np.asarray(self.model_.get_layer(WEIGHTS_LAYER).alpha()) if len(self.modalities_) > 1 else [1.0]
         self.alpha_ = dict(zip(self.modalities_, np.round(alpha, 6).tolist()))

@@ -44,9 +44,31 @@ class StepMasking(layers.Masking):
     all its values equal ``mask_value``; the mask has shape (batch, steps)."""
 
     def compute_mask(self, inputs, mask=None):
+        """The (batch, steps) mask: True where a step holds any value other than ``mask_value``.
+
+        Parameters
+        ----------
+        inputs : tensor of shape (batch, steps, ...)
+        mask : tensor or None
+            The incoming mask (ignored).
+
+        Returns
+        -------
+        mask : tensor of shape (batch, steps), bool
+        """
         return ops.any(ops.not_equal(inputs, self.mask_value), axis=tuple(range(2, len(inputs.shape))))
 
     def call(self, inputs):
+        """``inputs`` with padding steps set to zero.
+
+        Parameters
+        ----------
+        inputs : tensor of shape (batch, steps, ...)
+
+        Returns
+        -------
+        outputs : tensor of the shape of ``inputs``
+        """
         keep = ops.cast(self.compute_mask(inputs), inputs.dtype)
         return inputs * ops.reshape(keep, ops.shape(keep) + (1,) * (len(inputs.shape) - 2))
 
@@ -62,12 +84,34 @@ class PooledStepMask(layers.Layer):
         self.n_pools = n_pools
 
     def call(self, inputs):
+        """The pooled mask: True where a pooled step covers any non-zero input step.
+
+        Parameters
+        ----------
+        inputs : tensor of shape (batch, steps, features)
+
+        Returns
+        -------
+        mask : tensor of shape (batch, ceil(steps / pool ** n_pools)), bool
+        """
         real = ops.cast(ops.any(ops.not_equal(inputs, 0.0), axis=-1, keepdims=True), "float32")
         for _ in range(self.n_pools):
             real = ops.max_pool(real, pool_size=self.pool, strides=self.pool, padding="same")
         return ops.squeeze(real, axis=-1) > 0.5
 
     def compute_output_shape(self, input_shape):
+        """The mask's shape after ``n_pools`` poolings by ``pool``.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            (batch, steps, features).
+
+        Returns
+        -------
+        shape : tuple
+            (batch, pooled steps).
+        """
         steps = input_shape[1]
         for _ in range(self.n_pools):
             steps = None if steps is None else -(-steps // self.pool)
@@ -78,7 +122,23 @@ class PooledStepMask(layers.Layer):
 
 
 def build_model(modality: str, input_shape: tuple[int, ...], n_classes: int = len(CLASS_NAMES), **sizes) -> keras.Model:
-    """The (uncompiled) model of ``modality`` for per-clip features of ``input_shape``, ``n_classes`` outputs."""
+    """The (uncompiled) model of ``modality`` for per-clip features of ``input_shape``, ``n_classes`` outputs.
+
+    Parameters
+    ----------
+    modality : str
+        "scene", "pose", "audio" or "faces".
+    input_shape : tuple of int
+        One clip's features, without the batch axis (steps first).
+    n_classes : int
+    **sizes
+        Overrides of DEFAULT_SIZES[modality].
+
+    Returns
+    -------
+    model : keras.Model
+        (batch, *input_shape) -> (batch, n_classes) probabilities.
+    """
     if modality not in _BUILDERS:
         raise InputError(f"unknown modality {modality!r}; choose from {', '.join(_BUILDERS)}")
     unknown = set(sizes) - set(DEFAULT_SIZES[modality])
@@ -99,14 +159,37 @@ def build_model(modality: str, input_shape: tuple[int, ...], n_classes: int = le
 
 
 def cut_at_hidden(model: keras.Model) -> keras.Model:
-    """The same model with two outputs: its hidden vectors (batch, H...) and its probabilities (batch, n_classes)."""
+    """The same model with two outputs: its hidden vectors (batch, H...) and its probabilities (batch, n_classes).
+
+    Parameters
+    ----------
+    model : keras.Model
+        A model from build_model.
+
+    Returns
+    -------
+    model : keras.Model
+    """
     return keras.Model(
         model.inputs, [model.get_layer(HIDDEN_LAYER).output, model.get_layer(PROBABILITIES_LAYER).output]
     )
 
 
 def compile_model(model: keras.Model, modality: str, learning_rate: float | None = None) -> keras.Model:
-    """Adam at the modality's learning rate (audio: exponentially decayed) and cross-entropy."""
+    """Adam at the modality's learning rate (audio: exponentially decayed) and cross-entropy.
+
+    Parameters
+    ----------
+    model : keras.Model
+    modality : str
+    learning_rate : float or None
+        None for LEARNING_RATES[modality].
+
+    Returns
+    -------
+    model : keras.Model
+        ``model``, compiled.
+    """
     rate = learning_rate or LEARNING_RATES[modality]
     if modality == "audio":
         rate = keras.optimizers.schedules.ExponentialDecay(rate, **AUDIO_DECAY)

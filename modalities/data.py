@@ -42,7 +42,16 @@ class ModalityFeatures:
             self._memory = self._read(range(len(self.keys)))
 
     def load(self, indices) -> np.ndarray:
-        """float32 features of the clips at ``indices`` (rows of ``keys``)."""
+        """float32 features of the clips at ``indices`` (rows of ``keys``).
+
+        Parameters
+        ----------
+        indices : array-like of int
+
+        Returns
+        -------
+        features : ndarray of shape (len(indices), *shape), float32
+        """
         indices = np.asarray(indices, dtype=int)
         return self._memory[indices] if self._memory is not None else self._read(indices)
 
@@ -57,7 +66,19 @@ class ModalityFeatures:
 def open_features(cache_root: str | Path, modality: str, fingerprint: str | None = None) -> ModalityFeatures:
     """Index the clips of CACHE/clips.csv that have valid ``modality`` features of the cache's last run (or
     ``fingerprint``), reading each file once to check it; corrupt or foreign files are reported and left out
-    (the next preprocessing run recomputes them)."""
+    (the next preprocessing run recomputes them).
+
+    Parameters
+    ----------
+    cache_root : str or Path
+    modality : str
+    fingerprint : str or None
+        A feature store's fingerprint; None for the cache's current one.
+
+    Returns
+    -------
+    features : ModalityFeatures
+    """
     cache = CacheDir(cache_root)
     store = cache.current(modality) if fingerprint is None else cache.store(modality, fingerprint)
     rows, shape, corrupt = [], None, []

@@ -17,7 +17,19 @@ def classification_metrics(
 ) -> dict:
     """Accuracy, macro precision/recall/F1 (averaged over the classes present in either array, a class never
     predicted has precision 0), per-class recall, the confusion matrix (rows: truth), n and the split the numbers
-    come from, by scikit-learn. ``y_true`` and ``y_pred`` : ndarray of shape (n_clips,), class indices."""
+    come from, by scikit-learn. ``y_true`` and ``y_pred`` : ndarray of shape (n_clips,), class indices.
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n_clips,), int
+    split : str
+        Recorded with the numbers.
+    class_names : tuple of str
+
+    Returns
+    -------
+    metrics : dict
+    """
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
     labels = np.arange(len(class_names))
     if len(y_true):
@@ -45,7 +57,20 @@ def classification_metrics(
 def save_confusion_png(
     counts: np.ndarray | list, path: Path, title: str, class_names: tuple[str, ...] = CLASS_NAMES
 ) -> Path:
-    """Confusion matrix with class names and counts (rows: truth, columns: prediction)."""
+    """Confusion matrix with class names and counts (rows: truth, columns: prediction).
+
+    Parameters
+    ----------
+    counts : ndarray of shape (n_classes, n_classes)
+    path : Path
+        The PNG to write.
+    title : str
+    class_names : tuple of str
+
+    Returns
+    -------
+    path : Path
+    """
     from gvs.core.figures import subplots
 
     counts = np.asarray(counts)

@@ -57,7 +57,17 @@ class Partition:
 
 
 def groups_of(rows: list[dict[str, str]]) -> list[str]:
-    """Each row's group: its ``group`` field, or its key when that is empty (the clip is its own group)."""
+    """Each row's group: its ``group`` field, or its key when that is empty (the clip is its own group).
+
+    Parameters
+    ----------
+    rows : list of dict
+        clips.csv rows.
+
+    Returns
+    -------
+    groups : list of str
+    """
     return [row.get("group") or row["key"] for row in rows]
 
 
@@ -70,7 +80,24 @@ def make_partition(
     protocol: str = "ours",
     group_rule: str = "the clip itself",
 ) -> Partition:
-    """Partition clips.csv ``rows`` (key, split, label ("" when unknown), group)."""
+    """Partition clips.csv ``rows`` (key, split, label ("" when unknown), group).
+
+    Parameters
+    ----------
+    rows : list of dict
+    seed : int
+    select_fraction : float
+        Share of the train split's groups held out to select with (ours protocol), in (0, 1).
+    train_split, report_split : str
+    protocol : str
+        One of PROTOCOLS.
+    group_rule : str
+        How groups were made, recorded in the partition.
+
+    Returns
+    -------
+    partition : Partition
+    """
     if not 0 < select_fraction < 1:
         raise PartitionError(f"select_fraction must be between 0 and 1, got {select_fraction}")
     if protocol not in PROTOCOLS:
@@ -191,7 +218,21 @@ def ensure_partition(
 ) -> Partition:
     """RUNS/partition.json, made from CACHE/clips.csv on first use (group rule from CACHE/source.json) and reused
     afterwards; PartitionError when it was made with another seed, select_fraction or protocol, for other clips, or
-    per clip by an older version while clips share groups (a possible leak)."""
+    per clip by an older version while clips share groups (a possible leak).
+
+    Parameters
+    ----------
+    runs, cache : Path
+    seed : int
+    select_fraction : float
+    train_split, report_split : str
+    protocol : str
+        See make_partition.
+
+    Returns
+    -------
+    partition : Partition
+    """
     path = RunsDir(runs).partition_path
     cache_dir = CacheDir(cache)
     rows = cache_dir.clip_rows()
@@ -229,7 +270,16 @@ def ensure_partition(
 
 
 def load_partition(runs: Path) -> Partition:
-    """RUNS/partition.json as made (older files, without protocol, group rule and groups, load with defaults)."""
+    """RUNS/partition.json as made (older files, without protocol, group rule and groups, load with defaults).
+
+    Parameters
+    ----------
+    runs : Path
+
+    Returns
+    -------
+    partition : Partition
+    """
     path = RunsDir(runs).partition_path
     if not path.is_file():
         raise PartitionError(f"{path}: no partition; train a modality first (`gvs train ...`)")

@@ -37,7 +37,16 @@ class TimeGrid:
 
     @classmethod
     def from_params(cls, params: dict) -> TimeGrid:
-        """The grid of features made with ``params`` (a PreprocessConfig's fields; missing ones: defaults)."""
+        """The grid of features made with ``params`` (a PreprocessConfig's fields; missing ones: defaults).
+
+        Parameters
+        ----------
+        params : dict
+
+        Returns
+        -------
+        grid : TimeGrid
+        """
         defaults = cls()
         return cls(
             int(params.get("n_frames", defaults.n_frames)),
@@ -51,13 +60,34 @@ class TimeGrid:
         return np.arange(self.n_frames) * self.frame_step / NOMINAL_FPS
 
     def audio_rows(self, audio_steps: int) -> np.ndarray:
-        """(n_frames,) index of the audio step nearest each visual step (clipped to the steps there are)."""
+        """(n_frames,) index of the audio step nearest each visual step (clipped to the steps there are).
+
+        Parameters
+        ----------
+        audio_steps : int
+            Steps of the audio sequence.
+
+        Returns
+        -------
+        rows : ndarray of shape (n_frames,), int
+        """
         return np.clip(np.floor(self.seconds / self.audio_hop + 0.5).astype(int), 0, audio_steps - 1)
 
 
 def sequence_model(model, modality: str):
     """``model`` with three outputs: hidden (batch, H), probabilities (batch, n_classes) and the per-step
-    sequence (batch, steps, F) described in the module docstring."""
+    sequence (batch, steps, F) described in the module docstring.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A trained modality model (architectures.build_model).
+    modality : str
+
+    Returns
+    -------
+    model : keras.Model
+    """
     import keras
     from keras import layers
 
@@ -85,14 +115,36 @@ def sequence_model(model, modality: str):
 
 
 def input_steps(x: np.ndarray) -> np.ndarray:
-    """(batch, steps) bool: True where an input step has any non-zero value (padding is all zeros)."""
+    """(batch, steps) bool: True where an input step has any non-zero value (padding is all zeros).
+
+    Parameters
+    ----------
+    x : ndarray of shape (batch, steps, ...)
+
+    Returns
+    -------
+    steps : ndarray of shape (batch, steps), bool
+    """
     x = np.asarray(x)
     return np.any(x.reshape(x.shape[0], x.shape[1], -1) != 0, axis=2)
 
 
 def on_grid(modality: str, sequence: np.ndarray, steps: np.ndarray, grid: TimeGrid) -> tuple[np.ndarray, np.ndarray]:
     """A batch's sequence (batch, steps, F) and step mask (batch, steps) on the visual grid: (batch, n_frames, F)
-    float32 with padded steps zeroed, and (batch, n_frames) bool."""
+    float32 with padded steps zeroed, and (batch, n_frames) bool.
+
+    Parameters
+    ----------
+    modality : str
+    sequence : ndarray of shape (batch, steps, F)
+    steps : ndarray of shape (batch, steps), bool
+    grid : TimeGrid
+
+    Returns
+    -------
+    sequence : ndarray of shape (batch, n_frames, F), float32
+    steps : ndarray of shape (batch, n_frames), bool
+    """
     sequence, steps = np.asarray(sequence, np.float32), np.asarray(steps, bool)
     if modality == "audio":
         rows = grid.audio_rows(sequence.shape[1])
@@ -112,7 +164,24 @@ def _fit_length(values: np.ndarray, length: int) -> np.ndarray:
 
 def sequence_outputs(cut, modality: str, x: np.ndarray, grid: TimeGrid) -> tuple[np.ndarray, ...]:
     """One batch through a :func:`sequence_model`: hidden (batch, H), probabilities (batch, n_classes), sequence
-    (batch, n_frames, F) and step mask (batch, n_frames) bool, on ``grid``."""
+    (batch, n_frames, F) and step mask (batch, n_frames) bool, on ``grid``.
+
+    Parameters
+    ----------
+    cut : keras.Model
+        From sequence_model.
+    modality : str
+    x : ndarray of shape (batch, steps, ...)
+        The modality's features.
+    grid : TimeGrid
+
+    Returns
+    -------
+    hidden : ndarray of shape (batch, H)
+    probabilities : ndarray of shape (batch, n_classes)
+    sequence : ndarray of shape (batch, n_frames, F), float32
+    steps : ndarray of shape (batch, n_frames), bool
+    """
     hidden, probabilities, sequence = cut.predict_on_batch(x)
     sequence, steps = on_grid(modality, np.asarray(sequence), input_steps(x), grid)
     return np.asarray(hidden).reshape(len(x), -1), np.asarray(probabilities), sequence, steps

@@ -72,6 +72,24 @@ def train_modality(
     ``options``: any of TRAIN_DEFAULTS and the modality's DEFAULT_SIZES. Skips training when
     RUNS/<modality>/model.keras was trained from the same fingerprint, options and partition, unless
     ``force``. Features larger than ``max_memory_gb`` are read from the cache batch by batch.
+
+    Parameters
+    ----------
+    modality : str
+    cache : Path
+    runs : Path
+    force : bool
+        Retrain even when the run is up to date.
+    verbose : int
+        Keras' verbosity.
+    max_memory_gb : float
+        Hold the features in memory when they take less than this.
+    **options
+        TRAIN_DEFAULTS and DEFAULT_SIZES[modality] overrides.
+
+    Returns
+    -------
+    folder : Path
     """
     if modality not in MODALITIES:
         raise InputError(f"unknown modality {modality!r}; choose from {', '.join(MODALITIES)}")
@@ -132,14 +150,31 @@ def train_modality(
 
 def load_modality_model(runs: Path, modality: str, cache: Path | None = None) -> keras.Model:
     """The best checkpoint of RUNS/<modality>; with ``cache``, first checks that the cache's current features
-    of that modality are the ones the model was trained on (StaleModelError if not)."""
+    of that modality are the ones the model was trained on (StaleModelError if not).
+
+    Parameters
+    ----------
+    runs : Path
+    modality : str
+    cache : Path or None
+
+    Returns
+    -------
+    model : keras.Model
+    """
     if cache is not None:
         check_fingerprint(runs, modality, cache)
     return RunsDir(runs).load_model(modality)
 
 
 def check_fingerprint(runs: Path, modality: str, cache: Path) -> None:
-    """Raise StaleModelError when CACHE's current features of ``modality`` differ from the trained ones."""
+    """Raise StaleModelError when CACHE's current features of ``modality`` differ from the trained ones.
+
+    Parameters
+    ----------
+    runs, cache : Path
+    modality : str
+    """
     trained = RunsDir(runs).modality(modality).read_config()["fingerprint"]
     current = CacheDir(cache).current_fingerprints().get(modality)
     if current != trained:
@@ -151,7 +186,18 @@ def check_fingerprint(runs: Path, modality: str, cache: Path) -> None:
 
 
 def predict_proba(model: keras.Model, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Class probabilities (N, n_classes) for features ``x`` (N, per-clip shape)."""
+    """Class probabilities (N, n_classes) for features ``x`` (N, per-clip shape).
+
+    Parameters
+    ----------
+    model : keras.Model
+    x : ndarray of shape (N, ...)
+    batch_size : int
+
+    Returns
+    -------
+    probabilities : ndarray of shape (N, n_classes), float32
+    """
     return model.predict(np.asarray(x, np.float32), batch_size=batch_size, verbose=0)
 
 
@@ -286,7 +332,18 @@ def _write_outputs(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The same as `gvs train` (the command lives in modalities.cli; kept here for ``modalities.train.main``)."""
+    """The same as `gvs train` (the command lives in modalities.cli; kept here for ``modalities.train.main``).
+
+    Parameters
+    ----------
+    argv : list of str or None
+        The arguments; None for sys.argv[1:].
+
+    Returns
+    -------
+    status : int
+        The exit status.
+    """
     from .cli import main as command
 
     return command(argv)

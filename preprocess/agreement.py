@@ -16,7 +16,21 @@ KEYPOINT_PX = 2.0  # a keypoint agrees when the other run has the same keypoint 
 
 def keypoints_within(reference: np.ndarray, other: np.ndarray, pixels: float = KEYPOINT_PX) -> tuple[int, int]:
     """(agreeing, found) over the keypoints found in ``reference`` (P, 18, 3) of one frame: agreeing when ``other``
-    (Q, 18, 3) has the same keypoint (any person) within ``pixels``."""
+    (Q, 18, 3) has the same keypoint (any person) within ``pixels``.
+
+    Parameters
+    ----------
+    reference : ndarray of shape (P, 18, 3)
+        x, y, peak per keypoint of one frame's people; peak 0 where missing.
+    other : ndarray of shape (Q, 18, 3)
+        The same frame's people found by the other run.
+    pixels : float
+        Largest distance of agreeing keypoints.
+
+    Returns
+    -------
+    agreeing, found : int
+    """
     found = reference[..., 2] > 0  # (P, 18)
     if not found.any():
         return 0, 0
@@ -28,7 +42,17 @@ def keypoints_within(reference: np.ndarray, other: np.ndarray, pixels: float = K
 
 
 def frame_cosines(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Cosine similarity per frame of two (n, ...) feature-map stacks -> (n,); 1.0 where both frames are zero."""
+    """Cosine similarity per frame of two (n, ...) feature-map stacks -> (n,); 1.0 where both frames are zero.
+
+    Parameters
+    ----------
+    reference, other : ndarray of shape (n, ...)
+        The same frames' feature maps from two runs.
+
+    Returns
+    -------
+    cosines : ndarray of shape (n,), float64
+    """
     a = reference.reshape(len(reference), -1).astype(np.float64)
     b = other.reshape(len(other), -1).astype(np.float64)
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
@@ -49,16 +73,32 @@ class Agreement:
     pose_frames_same_count: int = 0  # frames where both runs count the same people
 
     def add_scene(self, reference: np.ndarray, other: np.ndarray) -> None:
-        """Feature maps (n, h, w, c) of the same frames."""
+        """Feature maps (n, h, w, c) of the same frames.
+
+        Parameters
+        ----------
+        reference, other : ndarray of shape (n, h, w, c)
+        """
         self.scene_cosines.extend(frame_cosines(reference, other).tolist())
 
     def add_faces(self, reference: np.ndarray, other: np.ndarray) -> None:
-        """FER scores (F, 7) of the same face crops."""
+        """FER scores (F, 7) of the same face crops.
+
+        Parameters
+        ----------
+        reference, other : ndarray of shape (F, 7)
+        """
         self.faces += len(reference)
         self.faces_same_top += int((reference.argmax(axis=1) == other.argmax(axis=1)).sum())
 
     def add_pose(self, reference: list[np.ndarray], other: list[np.ndarray]) -> None:
-        """People (per frame (P, 18, 3) x, y, peak) found by two runs in the same frames."""
+        """People (per frame (P, 18, 3) x, y, peak) found by two runs in the same frames.
+
+        Parameters
+        ----------
+        reference, other : list of ndarrays of shape (P, 18, 3)
+            One per frame, the same frames in both.
+        """
         for mine, theirs in zip(reference, other, strict=True):
             for a, b in ((mine, theirs), (theirs, mine)):
                 near, found = keypoints_within(a, b)

@@ -66,23 +66,68 @@ class AudioBackendError(InputError):
 
 
 def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
-    """HTK mel scale: 2595 * log10(1 + f / 700)."""
+    """HTK mel scale: 2595 * log10(1 + f / 700).
+
+    Parameters
+    ----------
+    hz : float or ndarray
+        Frequencies in Hz.
+
+    Returns
+    -------
+    mel : ndarray of the shape of ``hz``, float64
+    """
     return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
 
 
 def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale back to Hz (the inverse of hz_to_mel).
+
+    Parameters
+    ----------
+    mel : float or ndarray
+
+    Returns
+    -------
+    hz : ndarray of the shape of ``mel``, float64
+    """
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 
 def mel_band_centres(n_mels: int, fmin: float = 0.0, fmax: float = 8000.0) -> np.ndarray:
-    """(n_mels,) centre frequency in Hz of each band of ``mel_filterbank``."""
+    """(n_mels,) centre frequency in Hz of each band of ``mel_filterbank``.
+
+    Parameters
+    ----------
+    n_mels : int
+    fmin, fmax : float
+        The lowest and highest frequency in Hz.
+
+    Returns
+    -------
+    centres : ndarray of shape (n_mels,), float64
+    """
     return mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))[1:-1]
 
 
 def mel_filterbank(
     sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0, fmax: float | None = None
 ) -> np.ndarray:
-    """(n_mels, n_fft // 2 + 1) triangular filters (peak 1) equally spaced on the HTK mel scale."""
+    """(n_mels, n_fft // 2 + 1) triangular filters (peak 1) equally spaced on the HTK mel scale.
+
+    Parameters
+    ----------
+    sample_rate : int
+    n_fft : int
+    n_mels : int
+    fmin : float
+    fmax : float or None
+        In Hz; None for half the sample rate.
+
+    Returns
+    -------
+    filters : ndarray of shape (n_mels, n_fft // 2 + 1), float32
+    """
     fmax = sample_rate / 2.0 if fmax is None else fmax
     edges = mel_to_hz(np.linspace(hz_to_mel(fmin), hz_to_mel(fmax), n_mels + 2))
     bin_hz = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
@@ -94,13 +139,40 @@ def mel_filterbank(
 
 def step_mask(n_samples: int, sample_rate: int, hop: float, steps: int, first_step: int = 0) -> np.ndarray:
     """(steps,) bool for steps first_step, first_step + 1, ...: step k is real when its centre sample
-    round(k * hop * sr) <= n_samples and the track holds at least one whole analysis frame (FRAME_SECONDS)."""
+    round(k * hop * sr) <= n_samples and the track holds at least one whole analysis frame (FRAME_SECONDS).
+
+    Parameters
+    ----------
+    n_samples : int
+        Length of the track.
+    sample_rate : int
+    hop : float
+        Seconds between step centres.
+    steps : int
+    first_step : int
+
+    Returns
+    -------
+    mask : ndarray of shape (steps,), bool
+    """
     centres = np.round(np.arange(first_step, first_step + steps) * hop * sample_rate)
     return (centres <= n_samples) & (n_samples >= _frame_sizes(sample_rate)[0])
 
 
 def track_steps(n_samples: int, sample_rate: int, hop: float) -> int:
-    """Real steps of a track of ``n_samples`` (those ``step_mask`` calls real): 0 for an empty track."""
+    """Real steps of a track of ``n_samples`` (those ``step_mask`` calls real): 0 for an empty track.
+
+    Parameters
+    ----------
+    n_samples : int
+    sample_rate : int
+    hop : float
+        Seconds between step centres.
+
+    Returns
+    -------
+    steps : int
+    """
     return int(step_mask(n_samples, sample_rate, hop, int(n_samples // (hop * sample_rate)) + 2).sum())
 
 
@@ -159,6 +231,21 @@ def logmel_embedding(
     frame log energy (log mean square) and of the spectral centroid (kHz). One STFT for the steps asked for.
     ``first_step`` > 0 embeds steps first_step .. first_step + steps - 1 of the track's grid (centred at
     first_step * hop, ...): the same values as those rows of an embedding from step 0.
+
+    Parameters
+    ----------
+    audio : ndarray of shape (n_samples,), float32
+        Mono, in [-1, 1].
+    sample_rate : int
+    hop : float
+        Seconds between step centres.
+    steps : int
+    first_step : int
+
+    Returns
+    -------
+    features : ndarray of shape (steps, LOGMEL_DIM), float32
+    mask : ndarray of shape (steps,), bool
     """
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     mask = step_mask(audio.size, sample_rate, hop, steps, first_step)
@@ -210,7 +297,18 @@ def _load_openl3_model(openl3):
 
 def resolve_backend(name: str) -> str:
     """'auto' -> 'openl3' when the package and its weight file are installed, else 'logmel' (logged, saying why);
-    'openl3' and 'logmel' as given; unknown names raise InputError."""
+    'openl3' and 'logmel' as given; unknown names raise InputError.
+
+    Parameters
+    ----------
+    name : str
+        One of AUDIO_BACKENDS.
+
+    Returns
+    -------
+    backend : str
+        "openl3" or "logmel".
+    """
     if name not in AUDIO_BACKENDS:
         raise InputError(
             f"unknown audio backend {name!r}; choose {', '.join(AUDIO_BACKENDS[:-1])} or {AUDIO_BACKENDS[-1]}"
@@ -277,7 +375,18 @@ class AudioExtractor:
             }
 
     def extract(self, clip: DecodedClip) -> ModalityResult:
-        """(steps, dim) features and (steps,) mask; a clip without audio embeds silence and is flagged."""
+        """(steps, dim) features and (steps,) mask; a clip without audio embeds silence and is flagged.
+
+        Parameters
+        ----------
+        clip : DecodedClip
+            Audio decoded at ``self.sample_rate`` (or none).
+
+        Returns
+        -------
+        result : ModalityResult
+            ``features`` (steps, dim) float32 and ``mask`` (steps,) bool.
+        """
         flags = []
         if clip.audio is None:
             audio = np.zeros(int(round(self.seconds * self.sample_rate)), dtype=np.float32)
@@ -301,6 +410,17 @@ class AudioExtractor:
         Computed ``chunk_steps`` steps at a time, so memory does not grow with the track beyond the track itself.
         Step k sees the track's real audio on both sides of its centre; rows 0 .. steps - 1 equal what ``extract``
         gives a clip whose audio is this track (cut at audio_seconds + hop, as preprocessing decodes it).
+
+        Parameters
+        ----------
+        audio : ndarray of shape (n_samples,), float32
+            The whole track, mono, at ``self.sample_rate``.
+        chunk_steps : int
+            Steps computed at a time.
+
+        Returns
+        -------
+        features : ndarray of shape (track_steps, dim), float32
         """
         audio = np.asarray(audio, dtype=np.float32).reshape(-1)
         total = track_steps(audio.size, self.sample_rate, self.hop)

@@ -31,7 +31,19 @@ def photographs() -> list[np.ndarray]:
 
 def calibration_frames(width: int, height: int, count: int = N_CALIBRATION) -> np.ndarray:
     """(count, height, width, 3) uint8 RGB frames: random crops (half to all of each photograph, any aspect),
-    mirrored half the time, brightness x0.6-1.3, resized to ``width x height``; the same frames every call."""
+    mirrored half the time, brightness x0.6-1.3, resized to ``width x height``; the same frames every call.
+
+    Parameters
+    ----------
+    width, height : int
+        Size of each frame in pixels.
+    count : int
+        How many frames.
+
+    Returns
+    -------
+    frames : ndarray of shape (count, height, width, 3), uint8 RGB
+    """
     rng = np.random.default_rng(_SEED)
     images = photographs()
     frames = np.empty((count, height, width, 3), dtype=np.uint8)

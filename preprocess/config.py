@@ -61,7 +61,17 @@ class PreprocessConfig:
     backend: str = "auto"  # scene and pose: auto | tensorflow | openvino; resolved: a plan "scene=openvino/int8,..."
 
     def fields_for(self, modality: str) -> dict:
-        """The parameters one modality's features depend on."""
+        """The parameters one modality's features depend on.
+
+        Parameters
+        ----------
+        modality : str
+
+        Returns
+        -------
+        fields : dict
+            Field name -> value.
+        """
         values = asdict(self)
         if "=" in self.backend:  # a resolved plan: this modality's own entry, so the others' never change its cache
             values["backend"] = f"{modality}={modality_backend(self.backend, modality)}"
@@ -75,7 +85,18 @@ class PreprocessConfig:
 
 def modality_backend(backend: str, modality: str) -> str:
     """One modality's entry of a resolved backend plan ("scene=openvino/int8,pose=tensorflow/float32" -> for scene
-    "openvino/int8"); an unresolved choice (auto, tensorflow, openvino) is every modality's."""
+    "openvino/int8"); an unresolved choice (auto, tensorflow, openvino) is every modality's.
+
+    Parameters
+    ----------
+    backend : str
+        A backend choice or a resolved plan.
+    modality : str
+
+    Returns
+    -------
+    backend : str
+    """
     if "=" not in backend:
         return backend
     entries = dict(entry.split("=", 1) for entry in backend.split(","))
@@ -84,7 +105,17 @@ def modality_backend(backend: str, modality: str) -> str:
 
 def merge_backends(first: str, second: str) -> str:
     """Two modalities' backend records ("scene=openvino/int8" and "pose=openvino/float32") as one plan; an
-    unresolved value (auto, tensorflow, openvino) gives way to a plan."""
+    unresolved value (auto, tensorflow, openvino) gives way to a plan.
+
+    Parameters
+    ----------
+    first, second : str
+        Backend records or plans.
+
+    Returns
+    -------
+    backend : str
+    """
     if "=" not in first or "=" not in second:
         return second if "=" in second else first
     return ",".join(dict.fromkeys(first.split(",") + second.split(",")))
@@ -101,14 +132,36 @@ PRESETS: dict[str, PreprocessConfig] = {
 
 
 def preset(name: str, **overrides) -> PreprocessConfig:
-    """A named preset with some fields overridden (None values are ignored)."""
+    """A named preset with some fields overridden (None values are ignored).
+
+    Parameters
+    ----------
+    name : str
+        A name of PRESETS.
+    **overrides
+        PreprocessConfig fields.
+
+    Returns
+    -------
+    config : PreprocessConfig
+    """
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     return replace(PRESETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
 def package_versions(names: tuple[str, ...]) -> dict[str, str]:
-    """Installed versions of the given distributions ('absent' when not installed)."""
+    """Installed versions of the given distributions ('absent' when not installed).
+
+    Parameters
+    ----------
+    names : tuple of str
+        Distribution names.
+
+    Returns
+    -------
+    versions : dict of str to str
+    """
     versions = {}
     for name in names:
         try:
@@ -119,7 +172,20 @@ def package_versions(names: tuple[str, ...]) -> dict[str, str]:
 
 
 def modality_params(config: PreprocessConfig, modality: str, resolved: dict | None = None) -> dict:
-    """Everything that determines a modality's features: parameters, what they resolved to, package versions."""
+    """Everything that determines a modality's features: parameters, what they resolved to, package versions.
+
+    Parameters
+    ----------
+    config : PreprocessConfig
+    modality : str
+    resolved : dict or None
+        What the extractor resolved its configuration to (weights, backend, model sha256).
+
+    Returns
+    -------
+    params : dict
+        ``modality``, ``feature_version``, ``params``, ``resolved`` and ``versions``.
+    """
     return {
         "modality": modality,
         "feature_version": FEATURE_VERSIONS[modality],
@@ -130,5 +196,15 @@ def modality_params(config: PreprocessConfig, modality: str, resolved: dict | No
 
 
 def fingerprint(params: dict) -> str:
-    """Short stable hash of a params dict; features made with different params land in different folders."""
+    """Short stable hash of a params dict; features made with different params land in different folders.
+
+    Parameters
+    ----------
+    params : dict
+        JSON-serialisable, e.g. from modality_params.
+
+    Returns
+    -------
+    fingerprint : str
+    """
     return digest_of(params)

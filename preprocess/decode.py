@@ -83,7 +83,16 @@ def _rate(text: str) -> float:
 
 
 def parse_stream_header(text: str) -> StreamInfo:
-    """Nominal rate, average rate and duration from the stderr of ``ffmpeg -i FILE`` (first video stream)."""
+    """Nominal rate, average rate and duration from the stderr of ``ffmpeg -i FILE`` (first video stream).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    info : StreamInfo
+    """
     info = StreamInfo()
     duration = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", text)
     if duration:
@@ -107,7 +116,17 @@ def parse_stream_header(text: str) -> StreamInfo:
 
 
 def probe_stream(path: str | Path) -> StreamInfo:
-    """Read the container header with the ffmpeg binary of imageio-ffmpeg (about 10 ms); empty info on failure."""
+    """Read the container header with the ffmpeg binary of imageio-ffmpeg (about 10 ms); empty info on failure.
+
+    Parameters
+    ----------
+    path : str or Path
+        A video file.
+
+    Returns
+    -------
+    info : StreamInfo
+    """
     try:
         import imageio_ffmpeg
 
@@ -133,6 +152,17 @@ def nominal_rate(opencv_fps: float, probed: StreamInfo) -> float:
     dark); sampling at the average would stretch the sampled span past the clip's end. A "tbr" within the rounding
     of ffmpeg's header (2 decimals) is the average itself; one of exactly twice the average is a field rate
     (interlaced video), not the frame rate. 0.0 when no rate is usable (frames are then sampled by index).
+
+    Parameters
+    ----------
+    opencv_fps : float
+        OpenCV's CAP_PROP_FPS.
+    probed : StreamInfo
+        From probe_stream.
+
+    Returns
+    -------
+    fps : float
     """
     nominal = probed.nominal_fps
     if _sane(opencv_fps):
@@ -284,6 +314,20 @@ def sample_frames(path: str | Path, frame_step: int = 10, n_frames: int = 12) ->
     """Keep frame k at time ``k * frame_step / fps`` (k < n_frames); one pass, only kept frames retrieved.
 
     See ``FrameSampler`` for how frames are picked; this keeps the first ``n_frames`` targets.
+
+    Parameters
+    ----------
+    path : str or Path
+        A video file.
+    frame_step : int
+        Frames of the nominal rate between kept frames.
+    n_frames : int
+        Most frames kept.
+
+    Returns
+    -------
+    sample : FrameSample
+        ``frames`` (n_kept, H, W, 3) uint8 RGB, n_kept <= n_frames, with their indices and times.
     """
     sampler = FrameSampler(path, frame_step, n_frames)
     frames: list[np.ndarray] = []
@@ -324,7 +368,21 @@ def _duration(
 
 
 def read_frames(path: str | Path, frame_step: int = 10, n_frames: int = 12) -> tuple[np.ndarray, list[int], float]:
-    """(n_kept, H, W, 3) RGB frames, their indices and the nominal fps; see ``sample_frames``."""
+    """(n_kept, H, W, 3) RGB frames, their indices and the nominal fps; see ``sample_frames``.
+
+    Parameters
+    ----------
+    path : str or Path
+    frame_step : int
+    n_frames : int
+        See sample_frames.
+
+    Returns
+    -------
+    frames : ndarray of shape (n_kept, H, W, 3), uint8 RGB
+    indices : list of int
+    fps : float
+    """
     sample = sample_frames(path, frame_step, n_frames)
     return sample.frames, sample.indices, sample.fps
 
@@ -335,7 +393,19 @@ LONG_TOLERANCE_S = 2.0
 
 
 def sampling_flags(sample: FrameSample, frame_step: int, n_frames: int) -> list[str]:
-    """Notes on the sampling: a short clip, frames repeated over timestamp gaps, a long clip read in part."""
+    """Notes on the sampling: a short clip, frames repeated over timestamp gaps, a long clip read in part.
+
+    Parameters
+    ----------
+    sample : FrameSample
+    frame_step : int
+    n_frames : int
+        What the sample was asked for.
+
+    Returns
+    -------
+    flags : list of str
+    """
     flags = []
     if len(sample.frames) < n_frames:
         flags.append(f"short: {len(sample.frames)} of {n_frames} frames")
@@ -350,7 +420,21 @@ def sampling_flags(sample: FrameSample, frame_step: int, n_frames: int) -> list[
 
 
 def read_audio(path: str | Path, sample_rate: int, max_seconds: float | None = None) -> np.ndarray | None:
-    """Mono float32 audio resampled to ``sample_rate`` via the ffmpeg binary of imageio-ffmpeg; None if no audio."""
+    """Mono float32 audio resampled to ``sample_rate`` via the ffmpeg binary of imageio-ffmpeg; None if no audio.
+
+    Parameters
+    ----------
+    path : str or Path
+    sample_rate : int
+        In Hz.
+    max_seconds : float or None
+        Read no more than this; None for the whole track.
+
+    Returns
+    -------
+    audio : ndarray of shape (n_samples,), float32, or None
+        Mono, in [-1, 1].
+    """
     import imageio_ffmpeg
 
     command = [
@@ -387,7 +471,23 @@ def decode_clip(
     sample_rate: int | None = 16000,
     audio_seconds: float | None = None,
 ) -> DecodedClip:
-    """Decode the kept frames and (if ``sample_rate``) the audio of one clip, each exactly once."""
+    """Decode the kept frames and (if ``sample_rate``) the audio of one clip, each exactly once.
+
+    Parameters
+    ----------
+    path : str or Path
+    frame_step : int
+    n_frames : int
+        See sample_frames.
+    sample_rate : int or None
+        Audio rate in Hz; None decodes no audio.
+    audio_seconds : float or None
+        Most seconds of audio; None for the whole track.
+
+    Returns
+    -------
+    clip : DecodedClip
+    """
     sample = sample_frames(path, frame_step, n_frames)
     clip = DecodedClip(
         Path(path),

@@ -101,7 +101,16 @@ def _audio(class_name: str, rng: np.random.Generator) -> np.ndarray:
 
 
 def write_clip(path: Path, frames, audio: np.ndarray | None) -> None:
-    """Write an H.264/AAC mp4 (mp4v video muxed with AAC audio through imageio-ffmpeg's ffmpeg binary)."""
+    """Write an H.264/AAC mp4 (mp4v video muxed with AAC audio through imageio-ffmpeg's ffmpeg binary).
+
+    Parameters
+    ----------
+    path : Path
+        The mp4 to write; its folder is made.
+    frames : iterable of ndarray of shape (HEIGHT, WIDTH, 3), uint8 RGB
+    audio : ndarray of shape (n_samples,), float in [-1, 1], or None
+        Mono at SAMPLE_RATE; None writes no audio track.
+    """
     import imageio_ffmpeg
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +137,20 @@ def write_clip(path: Path, frames, audio: np.ndarray | None) -> None:
 
 
 def make_demo(root: str | Path = "data/demo", seed: int = 0, force: bool = False) -> Path:
-    """Write the demo dataset (Train 6, Val 3 clips per class, Test 3 unlabelled) unless it is already complete."""
+    """Write the demo dataset (Train 6, Val 3 clips per class, Test 3 unlabelled) unless it is already complete.
+
+    Parameters
+    ----------
+    root : str or Path
+        The dataset folder.
+    seed : int
+    force : bool
+        Rewrite a complete dataset.
+
+    Returns
+    -------
+    root : Path
+    """
     root = Path(root)
     if (root / "COMPLETE").is_file() and not force:
         return root

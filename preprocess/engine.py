@@ -91,7 +91,15 @@ class Plan:
 
 
 def check_choice(backend: str, precision: str) -> None:
-    """An InputError naming the valid values when ``backend`` or ``precision`` is unknown."""
+    """An InputError naming the valid values when ``backend`` or ``precision`` is unknown.
+
+    Parameters
+    ----------
+    backend : str
+        One of BACKENDS.
+    precision : str
+        One of PRECISIONS.
+    """
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
@@ -124,7 +132,21 @@ def _backend_for(backbone: str, backend: str, precision: str) -> tuple[str, str]
 
 
 def plan_backbone(backbone: str, backend: str = "auto", precision: str = "auto") -> Plan:
-    """The Plan of ``backbone`` (scene | pose) for a requested backend and precision (see the module doc)."""
+    """The Plan of ``backbone`` (scene | pose) for a requested backend and precision (see the module doc).
+
+    Parameters
+    ----------
+    backbone : str
+        "scene" or "pose".
+    backend : str
+        One of BACKENDS.
+    precision : str
+        One of PRECISIONS.
+
+    Returns
+    -------
+    plan : Plan
+    """
     check_choice(backend, precision)
     engine, why = _backend_for(backbone, backend, precision)
     tf_precision, precision_why = resolve_precision(precision)  # float32 | bfloat16; int8 -> float32
@@ -139,7 +161,18 @@ def plan_backbone(backbone: str, backend: str = "auto", precision: str = "auto")
 
 
 def plan_of(config: PreprocessConfig, backbone: str) -> Plan:
-    """The Plan of ``backbone`` in ``config``: the recorded one of a resolved config, else planned now."""
+    """The Plan of ``backbone`` in ``config``: the recorded one of a resolved config, else planned now.
+
+    Parameters
+    ----------
+    config : PreprocessConfig
+    backbone : str
+        "scene" or "pose".
+
+    Returns
+    -------
+    plan : Plan
+    """
     recorded = modality_backend(config.backend, backbone)
     if "/" in recorded:
         engine, precision = recorded.split("/", 1)
@@ -149,12 +182,33 @@ def plan_of(config: PreprocessConfig, backbone: str) -> Plan:
 
 def resolve_backends(config: PreprocessConfig, backbones: tuple[str, ...] = BACKBONES) -> PreprocessConfig:
     """``config`` with ``backend`` as a plan (``scene=openvino/int8,pose=tensorflow/float32``) and ``precision``
-    as TensorFlow's (float32 | bfloat16, for the models that stay on TensorFlow such as FER)."""
+    as TensorFlow's (float32 | bfloat16, for the models that stay on TensorFlow such as FER).
+
+    Parameters
+    ----------
+    config : PreprocessConfig
+    backbones : tuple of str
+        The backbones planned.
+
+    Returns
+    -------
+    config : PreprocessConfig
+    """
     plans = {b: plan_of(config, b) for b in backbones}
     backend = ",".join(f"{b}={plan}" for b, plan in plans.items())
     return replace(config, backend=backend, precision=resolve_precision(config.precision)[0])
 
 
 def describe(config: PreprocessConfig, backbones: tuple[str, ...] = BACKBONES) -> str:
-    """One line: each backbone's engine and precision, and why (e.g. for `gvs predict`'s output)."""
+    """One line: each backbone's engine and precision, and why (e.g. for `gvs predict`'s output).
+
+    Parameters
+    ----------
+    config : PreprocessConfig
+    backbones : tuple of str
+
+    Returns
+    -------
+    line : str
+    """
     return "; ".join(f"{b} {plan} ({plan.why})" for b in backbones for plan in [plan_of(config, b)])

@@ -32,4 +32,17 @@ class Extractor(Protocol):
 
     def __init__(self, config: PreprocessConfig) -> None: ...
 
-    def extract(self, clip: DecodedClip) -> ModalityResult: ...
+    def extract(self, clip: DecodedClip) -> ModalityResult:
+        """One clip's features for this modality.
+
+        Parameters
+        ----------
+        clip : DecodedClip
+            The decoded frames (n_kept, H, W, 3) uint8 RGB and audio.
+
+        Returns
+        -------
+        result : ModalityResult
+            ``features`` padded to ``clip.n_frames`` steps and ``mask`` (n_frames,) bool, with any extra arrays.
+        """
+        ...

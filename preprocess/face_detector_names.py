@@ -29,5 +29,17 @@ def face_detector_help() -> str:
 
 
 def detect_width(detector: str, width: int) -> int:
-    """The detection width: ``width`` when set (> 0), else ``detector``'s own (DETECT_WIDTHS)."""
+    """The detection width: ``width`` when set (> 0), else ``detector``'s own (DETECT_WIDTHS).
+
+    Parameters
+    ----------
+    detector : str
+        A name of DETECT_WIDTHS.
+    width : int
+        The asked width in pixels; 0 or less for the detector's own.
+
+    Returns
+    -------
+    width : int
+    """
     return width if width > 0 else DETECT_WIDTHS[detector]

@@ -60,6 +60,14 @@ def read_vgaf_labels(path: str | Path) -> dict[str, int]:
     """Read an EmotiW VGAF label file (header ``Vid_name Label``; codes 1/2/3) -> {clip name: class index}.
 
     A UTF-8 byte-order mark is accepted; names written with a video extension (``1_1.mp4``) mean the clip ``1_1``.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    labels : dict of str to int
     """
     path = Path(path)
     labels: dict[str, int] = {}
@@ -83,7 +91,20 @@ def read_vgaf_labels(path: str | Path) -> dict[str, int]:
 
 def label_index(name: str, where: str, class_names: tuple[str, ...] = CLASS_NAMES) -> int:
     """Class index of a label name (case-insensitive) among ``class_names``, or a VGAF code when those are VGAF's
-    classes; ``where`` names the source in errors."""
+    classes; ``where`` names the source in errors.
+
+    Parameters
+    ----------
+    name : str
+        A label as written.
+    where : str
+        The file and line, for errors.
+    class_names : tuple of str
+
+    Returns
+    -------
+    index : int
+    """
     text = name.strip()
     if tuple(class_names) == CLASS_NAMES and text in VGAF_CODES:
         return VGAF_CODES[text]
@@ -96,7 +117,16 @@ def label_index(name: str, where: str, class_names: tuple[str, ...] = CLASS_NAME
 
 def class_set(label_texts: list[str]) -> tuple[str, ...]:
     """The classes a list of labels names: VGAF's three (in their order) when every label is one of their names
-    or codes, else the distinct labels (case-insensitive, first spelling kept) sorted case-insensitively."""
+    or codes, else the distinct labels (case-insensitive, first spelling kept) sorted case-insensitively.
+
+    Parameters
+    ----------
+    label_texts : list of str
+
+    Returns
+    -------
+    class_names : tuple of str
+    """
     texts = [t.strip() for t in label_texts if t.strip()]
     vgaf = {c.lower() for c in CLASS_NAMES} | set(VGAF_CODES)
     if all(t.lower() in vgaf for t in texts):
@@ -125,6 +155,17 @@ def read_listing(path: str | Path, label_required: bool = True) -> list[ListingR
 
     Raises LabelFileError naming the file when the header lacks ``video`` (or ``label``, when
     ``label_required``), and naming the line when a row has no video path.
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file.
+    label_required : bool
+        Whether the header must name a ``label`` column.
+
+    Returns
+    -------
+    rows : list of ListingRow
     """
     path = Path(path)
     with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -163,7 +204,17 @@ class CsvLabels:
 def read_csv_labels(path: str | Path) -> CsvLabels:
     """Read a CSV with columns ``video,label`` and optionally ``group`` (clips cut from one source video share a
     group, so they are never split between train and select). The classes are the labels' (see
-    :func:`class_set`)."""
+    :func:`class_set`).
+
+    Parameters
+    ----------
+    path : str or Path
+        The CSV file.
+
+    Returns
+    -------
+    labels : CsvLabels
+    """
     path = Path(path)
     rows = read_listing(path)
     classes = class_set([row.label for row in rows])
@@ -185,7 +236,17 @@ GROUP_RULES: dict[str, str] = {
 
 
 def vgaf_group(name: str) -> str:
-    """The source video of a VGAF clip: its name before the last ``_`` (``12_3`` -> ``12``)."""
+    """The source video of a VGAF clip: its name before the last ``_`` (``12_3`` -> ``12``).
+
+    Parameters
+    ----------
+    name : str
+        A clip name.
+
+    Returns
+    -------
+    group : str
+    """
     return name.rsplit("_", 1)[0] if "_" in name else name
 
 
@@ -244,6 +305,14 @@ def discover(source: str | Path) -> Dataset:
     ``source`` may be a VGAF root (``<Split>_labels.txt`` files beside split folders ``Train``/``Val``/``Test``),
     a CSV ``video,label`` (paths relative to the CSV; split ``all``), or a folder of videos (unlabelled: its own
     videos form a split named after it, each sub-folder's videos a split named after the sub-folder).
+
+    Parameters
+    ----------
+    source : str or Path
+
+    Returns
+    -------
+    dataset : Dataset
     """
     given = Path(source)
     source = given.expanduser().resolve()

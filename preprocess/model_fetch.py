@@ -28,7 +28,16 @@ BLOCK = 1 << 16
 
 
 def destination(spec: ModelFile) -> Path | None:
-    """Where ``spec`` is downloaded or imported to (None for files a package installs)."""
+    """Where ``spec`` is downloaded or imported to (None for files a package installs).
+
+    Parameters
+    ----------
+    spec : ModelFile
+
+    Returns
+    -------
+    path : Path or None
+    """
     if spec.home == TOOLKIT:
         return writable_model_dir() / spec.filename
     if spec.home == KERAS:
@@ -79,7 +88,20 @@ def _stream(response, spec: ModelFile, url: str, handle: IO[bytes], progress: bo
 
 
 def download(spec: ModelFile, target: Path, progress: bool | None = None) -> Path:
-    """Download ``spec`` to ``target`` (checksum-checked, atomic); ``progress`` None: a bar when stderr is a tty."""
+    """Download ``spec`` to ``target`` (checksum-checked, atomic); ``progress`` None: a bar when stderr is a tty.
+
+    Parameters
+    ----------
+    spec : ModelFile
+    target : Path
+        The file to write.
+    progress : bool or None
+        Show a progress bar.
+
+    Returns
+    -------
+    target : Path
+    """
     url = download_url(spec)
     if url is None:
         raise ModelFileError(f"{spec.filename} is not downloaded by gvs: {spec.install or spec.source}")
@@ -119,7 +141,21 @@ class Imported:
 
 
 def import_file(name: str, spec: ModelFile, source: Path) -> Imported:
-    """Copy ``source`` to ``spec``'s home when its checksum is right (atomic); never over a verified copy."""
+    """Copy ``source`` to ``spec``'s home when its checksum is right (atomic); never over a verified copy.
+
+    Parameters
+    ----------
+    name : str
+        The registry name of ``spec``.
+    spec : ModelFile
+    source : Path
+        The file to copy.
+
+    Returns
+    -------
+    imported : Imported
+        Where it went and what happened.
+    """
     target = destination(spec)
     if target is None or checksum(spec) is None:
         return Imported(name, source, None, "not importable")
@@ -136,7 +172,17 @@ def import_file(name: str, spec: ModelFile, source: Path) -> Imported:
 
 
 def import_folder(folder: Path, registry: dict[str, ModelFile]) -> list[Imported]:
-    """Import every file of ``folder`` whose name is a registry file name (one level, symlinks followed)."""
+    """Import every file of ``folder`` whose name is a registry file name (one level, symlinks followed).
+
+    Parameters
+    ----------
+    folder : Path
+    registry : dict of str to ModelFile
+
+    Returns
+    -------
+    imported : list of Imported
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise GVSError(f"{folder} is not a folder; give the folder that holds the model files")

@@ -58,7 +58,16 @@ def search_folders() -> list[Path]:
 
 
 def package_path(spec: ModelFile) -> Path | None:
-    """Where ``spec``'s installed package keeps its copy (found without importing it); None without the package."""
+    """Where ``spec``'s installed package keeps its copy (found without importing it); None without the package.
+
+    Parameters
+    ----------
+    spec : ModelFile
+
+    Returns
+    -------
+    path : Path or None
+    """
     if spec.package_copy is None:
         return None
     package, relative = spec.package_copy
@@ -72,13 +81,32 @@ def package_path(spec: ModelFile) -> Path | None:
 
 
 def package_copy(spec: ModelFile) -> Path | None:
-    """The copy of ``spec`` inside its installed package, when there."""
+    """The copy of ``spec`` inside its installed package, when there.
+
+    Parameters
+    ----------
+    spec : ModelFile
+
+    Returns
+    -------
+    path : Path or None
+    """
     path = package_path(spec)
     return path if path is not None and path.is_file() else None
 
 
 def verified(path: Path, spec: ModelFile) -> bool | None:
-    """True when ``path`` has ``spec``'s checksum, False when not, None when ``spec`` publishes none."""
+    """True when ``path`` has ``spec``'s checksum, False when not, None when ``spec`` publishes none.
+
+    Parameters
+    ----------
+    path : Path
+    spec : ModelFile
+
+    Returns
+    -------
+    verified : bool or None
+    """
     expected = checksum(spec)
     if expected is None:
         return None
@@ -93,14 +121,33 @@ def verified(path: Path, spec: ModelFile) -> bool | None:
 
 
 def candidates(spec: ModelFile) -> list[Path]:
-    """Every place the lookup rule looks for ``spec``, in order (steps 1-4)."""
+    """Every place the lookup rule looks for ``spec``, in order (steps 1-4).
+
+    Parameters
+    ----------
+    spec : ModelFile
+
+    Returns
+    -------
+    paths : list of Path
+    """
     places = [folder / spec.filename for folder in search_folders()]
     packaged = package_copy(spec)
     return places + ([packaged] if packaged is not None else [])
 
 
 def locate(spec: ModelFile) -> tuple[Path | None, list[Path]]:
-    """(the first verified copy or None, the copies found with the wrong checksum)."""
+    """(the first verified copy or None, the copies found with the wrong checksum).
+
+    Parameters
+    ----------
+    spec : ModelFile
+
+    Returns
+    -------
+    found : Path or None
+    wrong : list of Path
+    """
     wrong = []
     for path in candidates(spec):
         if path.is_file():
@@ -114,6 +161,16 @@ def resolve(name: str, download: bool = True) -> Path:
     """Path of model file ``name`` (a key of MODEL_FILES), verified by sha256, found by the lookup rule above.
 
     Raises ModelFileError naming the file, the folders looked in and how to get it.
+
+    Parameters
+    ----------
+    name : str
+    download : bool
+        Download a missing file that has a URL.
+
+    Returns
+    -------
+    path : Path
     """
     spec = MODEL_FILES[name]
     found, wrong = locate(spec)

@@ -191,7 +191,17 @@ def keras_models_dir() -> Path:
 
 
 def download_url(spec: ModelFile) -> str | None:
-    """The URL ``spec`` is downloaded from: $GVS_MODEL_MIRROR/<file name> when that is set, else its own."""
+    """The URL ``spec`` is downloaded from: $GVS_MODEL_MIRROR/<file name> when that is set, else its own.
+
+    Parameters
+    ----------
+    spec : ModelFile
+
+    Returns
+    -------
+    url : str or None
+        None where the file has no URL.
+    """
     mirror = os.environ.get(MIRROR_ENV)
     if mirror and spec.url:
         return f"{mirror.rstrip('/')}/{spec.filename}"
@@ -199,7 +209,16 @@ def download_url(spec: ModelFile) -> str | None:
 
 
 def checksum(spec: ModelFile) -> tuple[str, str] | None:
-    """(algorithm, hex digest) that verifies ``spec``; None where none is published."""
+    """(algorithm, hex digest) that verifies ``spec``; None where none is published.
+
+    Parameters
+    ----------
+    spec : ModelFile
+
+    Returns
+    -------
+    checksum : tuple of (str, str) or None
+    """
     if spec.sha256:
         return "sha256", spec.sha256
     if spec.md5:

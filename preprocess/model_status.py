@@ -31,7 +31,18 @@ class EntryStatus:
 
 
 def file_status(name: str, spec: ModelFile) -> EntryStatus:
-    """Where ``spec`` is and whether it is the right file."""
+    """Where ``spec`` is and whether it is the right file.
+
+    Parameters
+    ----------
+    name : str
+        The registry name.
+    spec : ModelFile
+
+    Returns
+    -------
+    status : EntryStatus
+    """
     if spec.home == TOOLKIT:
         found, wrong = locate(spec)
         if found is not None:
@@ -49,7 +60,18 @@ def file_status(name: str, spec: ModelFile) -> EntryStatus:
 
 
 def folder_status(name: str, entry: CacheFolder) -> EntryStatus:
-    """A cache folder: its file count and total size ('not available' where its module is absent)."""
+    """A cache folder: its file count and total size ('not available' where its module is absent).
+
+    Parameters
+    ----------
+    name : str
+        The registry name.
+    entry : CacheFolder
+
+    Returns
+    -------
+    status : EntryStatus
+    """
     folder = entry.path()
     if folder is None:
         return EntryStatus(name, entry, "not available", None, None)
@@ -59,7 +81,16 @@ def folder_status(name: str, entry: CacheFolder) -> EntryStatus:
 
 
 def statuses(registry: dict[str, ModelFile | CacheFolder]) -> list[EntryStatus]:
-    """Every entry's status, in registry order."""
+    """Every entry's status, in registry order.
+
+    Parameters
+    ----------
+    registry : dict of str to ModelFile or CacheFolder
+
+    Returns
+    -------
+    statuses : list of EntryStatus
+    """
     return [
         folder_status(name, entry) if isinstance(entry, CacheFolder) else file_status(name, entry)
         for name, entry in registry.items()

@@ -16,7 +16,22 @@ POSE_CALIBRATION_SIZE = (1280, 720)  # frames of the shared clips' usual size, s
 
 def scene_network(weights: str, width: int, height: int, precision: str) -> OpenVinoNet:
     """The frozen ResNet-50 (``weights`` as resolved by scene.resolve_weights: imagenet, none or a file path) for
-    ``height x width`` frames: input (n, height, width, 3) ImageNet-preprocessed float32 -> (n, h/32, w/32, 2048)."""
+    ``height x width`` frames: input (n, height, width, 3) ImageNet-preprocessed float32 -> (n, h/32, w/32, 2048).
+
+    Parameters
+    ----------
+    weights : str
+        "imagenet", "none" or a weights file path.
+    width, height : int
+        The frames' size in pixels.
+    precision : str
+        "float32", "bfloat16" or "int8".
+
+    Returns
+    -------
+    net : OpenVinoNet
+        (n, height, width, 3) float32 -> (n, h/32, w/32, 2048).
+    """
     from .scene import build_backbone, prepare_frames, weights_identity
 
     key = {"weights": weights_identity(weights), "width": width, "height": height}
@@ -41,7 +56,24 @@ def scene_network(weights: str, width: int, height: int, precision: str) -> Open
 
 def pose_network(path: Path, sha256: str, precision: str, input_size: int = 368) -> OpenVinoNet:
     """The OpenPose graph at ``path``: input (n, h, w, 3) BGR minus 127.5 -> (n, h/8, w/8, 57), as pose.PoseNet.
-    int8 is calibrated at ``input_size`` on 16:9 frames."""
+    int8 is calibrated at ``input_size`` on 16:9 frames.
+
+    Parameters
+    ----------
+    path : Path
+        The frozen graph.
+    sha256 : str
+        Its checksum (the IR cache key).
+    precision : str
+        "float32", "bfloat16" or "int8".
+    input_size : int
+        See pose.network_size.
+
+    Returns
+    -------
+    net : OpenVinoNet
+        (n, h, w, 3) float32 -> (n, h/8, w/8, 57).
+    """
 
     def convert():
         import openvino as ov

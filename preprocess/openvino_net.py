@@ -67,7 +67,21 @@ def package_versions() -> dict[str, str]:
 
 def cached_ir(name: str, key: dict, build: Callable[[], object]) -> Path:
     """The IR file of network ``name`` for ``key`` (a JSON-able dict); ``build()`` -> openvino.Model makes it
-    when it is not cached yet. Written to a temporary folder then renamed, so a crash leaves no half IR."""
+    when it is not cached yet. Written to a temporary folder then renamed, so a crash leaves no half IR.
+
+    Parameters
+    ----------
+    name : str
+    key : dict
+        What the IR depends on (package versions are added).
+    build : callable
+        Returns the openvino.Model to save.
+
+    Returns
+    -------
+    path : Path
+        The cached IR's .xml file.
+    """
     import openvino as ov
 
     key = {**key, "versions": package_versions()}
@@ -100,7 +114,19 @@ def cached_ir(name: str, key: dict, build: Callable[[], object]) -> Path:
 
 def quantize(model, inputs: Iterable[np.ndarray], subset_size: int):
     """``model`` (openvino.Model) with int8 weights and activations, calibrated on ``inputs`` ((1, h, w, 3) float32
-    network inputs) by NNCF's post-training quantisation."""
+    network inputs) by NNCF's post-training quantisation.
+
+    Parameters
+    ----------
+    model : openvino.Model
+    inputs : iterable of ndarray of shape (1, h, w, 3), float32
+    subset_size : int
+        How many inputs NNCF calibrates on.
+
+    Returns
+    -------
+    model : openvino.Model
+    """
     try:
         import nncf
     except ImportError as error:
@@ -142,7 +168,16 @@ class OpenVinoNet:
         return self._compiled[height, width]
 
     def output_shape(self, height: int, width: int) -> tuple[int, ...]:
-        """The output shape (1, ...) for one (1, height, width, 3) input."""
+        """The output shape (1, ...) for one (1, height, width, 3) input.
+
+        Parameters
+        ----------
+        height, width : int
+
+        Returns
+        -------
+        shape : tuple of int
+        """
         return tuple(self._network(height, width)[0].outputs[0].shape)
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:

@@ -47,6 +47,15 @@ def find_peaks(heatmaps: np.ndarray, threshold: float) -> list[np.ndarray]:
     """Local maxima above ``threshold`` of each (h, w) heatmap in ``heatmaps`` (18, h, w).
 
     Returns per keypoint an array (k, 3): x, y refined to sub-cell precision (weighted 3x3 centroid), peak value.
+
+    Parameters
+    ----------
+    heatmaps : ndarray of shape (18, h, w), float32
+    threshold : float
+
+    Returns
+    -------
+    peaks : list of 18 ndarrays of shape (k, 3), float32
     """
     local_max = ndimage.maximum_filter(heatmaps, size=(1, 3, 3), mode="constant", cval=-np.inf)
     is_peak = (heatmaps == local_max) & (heatmaps > threshold)
@@ -87,6 +96,18 @@ def score_limb(start: np.ndarray, end: np.ndarray, field_x: np.ndarray, field_y:
 
     ``start`` (a, 2) and ``end`` (b, 2) are peak positions; the result is (a, b). The score is the mean
     alignment of the field with the segment, minus a penalty for limbs longer than half the map height.
+
+    Parameters
+    ----------
+    start : ndarray of shape (a, 2+)
+    end : ndarray of shape (b, 2+)
+        Peaks of the limb's two keypoints (x, y first).
+    field_x, field_y : ndarray of shape (h, w)
+        The limb's part-affinity field.
+
+    Returns
+    -------
+    scores : ndarray of shape (a, b)
     """
     delta = end[None, :, :2] - start[:, None, :2]
     length = np.linalg.norm(delta, axis=2)
@@ -121,6 +142,17 @@ def group_people(heatmaps: np.ndarray, pafs: np.ndarray, threshold: float = 0.1)
 
     Returns (P, 18, 3) float32: x, y in heatmap cells and the peak value; missing keypoints are (-1, -1, 0).
     Only skeletons with at least MIN_PARTS keypoints and a mean score of MIN_MEAN_SCORE are kept.
+
+    Parameters
+    ----------
+    heatmaps : ndarray of shape (18, h, w), float32
+    pafs : ndarray of shape (38, h, w), float32
+    threshold : float
+        Lowest heatmap peak taken as a keypoint.
+
+    Returns
+    -------
+    people : ndarray of shape (P, 18, 3), float32
     """
     peaks = find_peaks(heatmaps, threshold)
     # A person: peak index per keypoint (-1 = missing), summed score, number of keypoints.

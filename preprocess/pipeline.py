@@ -78,6 +78,12 @@ class RunSummary:
         return self.done + self.skipped + self.failed
 
     def add(self, outcome: ClipOutcome) -> None:
+        """Count one clip's outcome: failed when any modality failed, done when any was extracted, else skipped.
+
+        Parameters
+        ----------
+        outcome : ClipOutcome
+        """
         states = set(outcome.status.values())
         if "failed" in states:
             self.failed += 1
@@ -94,6 +100,18 @@ class RunSummary:
 
 
 def make_extractor(modality: str, config: PreprocessConfig):
+    """The extractor of one modality, its models loaded.
+
+    Parameters
+    ----------
+    modality : str
+        "scene", "pose", "audio" or "faces".
+    config : PreprocessConfig
+
+    Returns
+    -------
+    extractor : Extractor
+    """
     if modality == "scene":
         from .scene import SceneExtractor as extractor_class
     elif modality == "pose":
@@ -114,6 +132,16 @@ class ClipProcessor:
         self.extractors: dict = {}
 
     def extractor(self, modality: str):
+        """The extractor of ``modality``, made on first need and kept.
+
+        Parameters
+        ----------
+        modality : str
+
+        Returns
+        -------
+        extractor : Extractor
+        """
         if modality not in self.extractors:
             self.extractors[modality] = make_extractor(modality, self.config)
         return self.extractors[modality]
@@ -221,7 +249,23 @@ def _worker_failed(clip: ClipRecord, stores: dict[str, FeatureStore], error: Bas
 def prepare_stores(
     cache: CacheDir, config: PreprocessConfig, modalities: tuple[str, ...], writable: bool = True
 ) -> tuple[PreprocessConfig, dict[str, FeatureStore]]:
-    """Resolve 'auto' settings and model files, and open one fingerprinted feature store per modality."""
+    """Resolve 'auto' settings and model files, and open one fingerprinted feature store per modality.
+
+    Parameters
+    ----------
+    cache : CacheDir
+    config : PreprocessConfig
+    modalities : tuple of str
+    writable : bool
+        Write each store's parameters and clear its temporary files.
+
+    Returns
+    -------
+    config : PreprocessConfig
+        Resolved (see resolve_config).
+    stores : dict of str to FeatureStore
+        One per modality.
+    """
     config = resolve_config(config, modalities)
     stores = {}
     for modality in modalities:
@@ -251,6 +295,27 @@ def run_preprocess(
     Returns a RunSummary and writes it to CACHE/logs/. Bad clips are recorded, never raised. Raises
     Interrupted (with ``.summary``) on Ctrl-C, DiskError when the cache cannot be written, CacheError when the
     cache belongs to another source or another run holds it.
+
+    Parameters
+    ----------
+    source : str or Path
+        A dataset (see labels.discover).
+    cache : str or Path
+        The cache folder.
+    config : PreprocessConfig
+    modalities : tuple of str
+    workers : int
+        Processes on this machine (local engine).
+    progress : bool
+        Show a progress bar.
+    splits : tuple of str or None
+        Only these splits; None for all.
+    engine : EngineOptions or None
+        None for the local engine.
+
+    Returns
+    -------
+    summary : RunSummary
     """
     from tqdm import tqdm
 

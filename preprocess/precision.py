@@ -42,6 +42,17 @@ def resolve_precision(precision: str) -> tuple[str, str]:
     """``(float32 | bfloat16, why)``: TensorFlow's precision for a requested one; ``auto`` decides by the hardware.
 
     int8 exists only on the OpenVINO backend (preprocess/engine.py): models that stay on TensorFlow run float32.
+
+    Parameters
+    ----------
+    precision : str
+        One of PRECISIONS.
+
+    Returns
+    -------
+    precision : str
+        "float32" or "bfloat16".
+    why : str
     """
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -58,13 +69,29 @@ def resolve_precision(precision: str) -> tuple[str, str]:
 
 
 def keras_policy(precision: str) -> str:
-    """The Keras dtype policy of a backbone in this precision: variables stay float32, arithmetic in bfloat16."""
+    """The Keras dtype policy of a backbone in this precision: variables stay float32, arithmetic in bfloat16.
+
+    Parameters
+    ----------
+    precision : str
+        "float32" or "bfloat16".
+
+    Returns
+    -------
+    policy : str
+    """
     return "mixed_bfloat16" if precision == "bfloat16" else "float32"
 
 
 @contextlib.contextmanager
 def building_in(precision: str) -> Iterator[None]:
-    """Keras layers built inside this block compute in ``precision``; the global policy is restored after."""
+    """Keras layers built inside this block compute in ``precision``; the global policy is restored after.
+
+    Parameters
+    ----------
+    precision : str
+        "float32" or "bfloat16".
+    """
     import keras
 
     before = keras.config.dtype_policy()
@@ -76,7 +103,19 @@ def building_in(precision: str) -> Iterator[None]:
 
 
 def keras_model_in(model, precision: str):
-    """``model`` (a functional Keras model) rebuilt with its layers computing in ``precision``, same weights."""
+    """``model`` (a functional Keras model) rebuilt with its layers computing in ``precision``, same weights.
+
+    Parameters
+    ----------
+    model : keras.Model
+    precision : str
+        "float32" or "bfloat16".
+
+    Returns
+    -------
+    model : keras.Model
+        ``model`` itself for float32.
+    """
     if precision == "float32":
         return model
     import keras

@@ -8,7 +8,19 @@ from .pipeline import RunSummary
 
 
 def format_summary(summary: RunSummary, max_listed: int = 5) -> str:
-    """Done / skipped / failed counts, a reason per failed clip, flags, clips missing on disk, stage timings."""
+    """Done / skipped / failed counts, a reason per failed clip, flags, clips missing on disk, stage timings.
+
+    Parameters
+    ----------
+    summary : RunSummary
+    max_listed : int
+        Most entries listed of the videos not taken and of the clips missing on disk.
+
+    Returns
+    -------
+    text : str
+        Lines joined by newlines.
+    """
     total = summary.done + summary.skipped + summary.failed
     rate = summary.done / summary.seconds if summary.seconds and summary.done else 0.0
     lines = [

@@ -30,7 +30,19 @@ def imagenet_weights_available() -> bool:
 
 
 def resolve_config(config: PreprocessConfig, modalities: tuple[str, ...]) -> PreprocessConfig:
-    """Replace scene_weights, audio_backend, precision and backend 'auto' by what will actually be used."""
+    """Replace scene_weights, audio_backend, precision and backend 'auto' by what will actually be used.
+
+    Parameters
+    ----------
+    config : PreprocessConfig
+    modalities : tuple of str
+        The modalities to be extracted; only theirs are resolved.
+
+    Returns
+    -------
+    config : PreprocessConfig
+        A copy with the concrete settings.
+    """
     config = resolve_backends(config)
     if "scene" in modalities and config.scene_weights == "auto":
         if imagenet_weights_available():
@@ -56,5 +68,15 @@ def resolve_config(config: PreprocessConfig, modalities: tuple[str, ...]) -> Pre
 
 
 def model_file_checksums(modality: str) -> dict[str, str]:
-    """sha256 of the model files a modality uses (resolving them now, so a missing file fails before any work)."""
+    """sha256 of the model files a modality uses (resolving them now, so a missing file fails before any work).
+
+    Parameters
+    ----------
+    modality : str
+
+    Returns
+    -------
+    checksums : dict of str to str
+        Model file name -> sha256.
+    """
     return {name: MODEL_FILES[name].sha256 for name in MODALITY_MODEL_FILES.get(modality, ()) if resolve(name)}

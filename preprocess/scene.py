@@ -27,6 +27,17 @@ class SceneWeightsError(InputError):
 
     @classmethod
     def imagenet_unavailable(cls, reason: object) -> SceneWeightsError:
+        """The error for ImageNet weights that could not be downloaded, saying what to do instead.
+
+        Parameters
+        ----------
+        reason : object
+            What went wrong, as printed.
+
+        Returns
+        -------
+        error : SceneWeightsError
+        """
         return cls(
             f"ResNet-50 ImageNet weights could not be downloaded ({reason}). Put "
             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5 in ~/.keras/models/, pass "
@@ -40,6 +51,20 @@ def build_backbone(weights: str, width: int, height: int, precision: str = "floa
     ``weights``: "imagenet" (Keras downloads and caches them), "none" (seeded random initialisation),
     "auto" (imagenet when available, else none; see resolve.py) or the path of a weights file.
     ``precision``: float32 or bfloat16 (see precision.py; the weights stay float32).
+
+    Parameters
+    ----------
+    weights : str
+    width, height : int
+        The frames' size in pixels.
+    precision : str
+
+    Returns
+    -------
+    model : keras.Model
+        (n, height, width, 3) float32 -> (n, height/32, width/32, 2048).
+    used : str
+        The weights used: imagenet, random(seed=N) or file:NAME.
     """
     with building_in(precision):
         return _build_backbone(weights, width, height)
@@ -47,7 +72,17 @@ def build_backbone(weights: str, width: int, height: int, precision: str = "floa
 
 def resolve_weights(weights: str) -> str:
     """``auto`` -> imagenet when available, else none; other values unchanged. The pipeline resolves this before
-    any worker starts; direct callers get the same rule."""
+    any worker starts; direct callers get the same rule.
+
+    Parameters
+    ----------
+    weights : str
+        "auto", "imagenet", "none" or a file path.
+
+    Returns
+    -------
+    weights : str
+    """
     if weights != "auto":
         return weights
     from .resolve import imagenet_weights_available
@@ -57,7 +92,17 @@ def resolve_weights(weights: str) -> str:
 
 def weights_identity(weights: str) -> str:
     """What the backbone's weights are, for the OpenVINO model cache's key: random(seed) with the Keras version
-    that drew them, imagenet, or a weights file's sha256."""
+    that drew them, imagenet, or a weights file's sha256.
+
+    Parameters
+    ----------
+    weights : str
+        "auto", "imagenet", "none" or a file path.
+
+    Returns
+    -------
+    identity : str
+    """
     import keras
 
     weights = resolve_weights(weights)
@@ -105,7 +150,19 @@ def _build_backbone(weights: str, width: int, height: int):
 
 def squash_flag(frame_width: int, frame_height: int, width: int, height: int) -> str | None:
     """A note when resizing ``frame_width x frame_height`` frames to ``width x height`` distorts them by more than
-    ASPECT_TOLERANCE (relative difference of width / height), else None."""
+    ASPECT_TOLERANCE (relative difference of width / height), else None.
+
+    Parameters
+    ----------
+    frame_width, frame_height : int
+        The frames' size.
+    width, height : int
+        The size they are resized to.
+
+    Returns
+    -------
+    flag : str or None
+    """
     source, target = frame_width / frame_height, width / height
     if abs(source - target) <= ASPECT_TOLERANCE * target:
         return None
@@ -113,7 +170,17 @@ def squash_flag(frame_width: int, frame_height: int, width: int, height: int) ->
 
 
 def prepare_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize RGB frames to ``width x height`` and apply ResNet-50's ImageNet preprocessing -> float32 batch."""
+    """Resize RGB frames to ``width x height`` and apply ResNet-50's ImageNet preprocessing -> float32 batch.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n, H, W, 3), uint8 RGB
+    width, height : int
+
+    Returns
+    -------
+    batch : ndarray of shape (n, height, width, 3), float32
+    """
     from keras.applications.resnet50 import preprocess_input
 
     resized = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames])
@@ -121,7 +188,17 @@ def prepare_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def weights_description(weights: str) -> str:
-    """How the resolved record names ``weights`` (as build_backbone reports them)."""
+    """How the resolved record names ``weights`` (as build_backbone reports them).
+
+    Parameters
+    ----------
+    weights : str
+        "auto", "imagenet", "none" or a file path.
+
+    Returns
+    -------
+    description : str
+    """
     weights = resolve_weights(weights)
     if weights == "none":
         return f"random(seed={RANDOM_WEIGHTS_SEED})"
@@ -175,6 +252,18 @@ class SceneExtractor:
         return self._model
 
     def extract(self, clip: DecodedClip) -> ModalityResult:
+        """ResNet-50 feature maps of the clip's frames.
+
+        Parameters
+        ----------
+        clip : DecodedClip
+
+        Returns
+        -------
+        result : ModalityResult
+            ``features`` (n_frames, scene_height/32, scene_width/32, 2048) float16 (float32 if out of float16's range,
+            zeros for padding) and ``mask`` (n_frames,) bool; a flag when the frames were squashed.
+        """
         batch = prepare_frames(clip.frames, self.config.scene_width, self.config.scene_height)
         maps = self.forward(batch)
         features = np.zeros((clip.n_frames, *maps.shape[1:]), dtype=np.float32)

@@ -64,6 +64,19 @@ class Clip:
         return self.key.replace("/", "_")
 
     def param(self, name: str, default):
+        """A preprocessing parameter of the clip's features (its store's ``params``).
+
+        Parameters
+        ----------
+        name : str
+            A PreprocessConfig field.
+        default : object
+            Returned when the store does not record it.
+
+        Returns
+        -------
+        value : object
+        """
         return self.params.get("params", {}).get(name, default)
 
 
@@ -78,6 +91,17 @@ def pick_clips(rows: list[dict[str, str]], split: str, top: int) -> list[tuple[s
     ``rows`` are predictions rows (key, split, part, label, p_<class>...); ``split`` matches a row's split (Train,
     Val, Test) or part (train, select, report, test). Unlabelled clips have no wrong; their most confident
     predictions are picked instead.
+
+    Parameters
+    ----------
+    rows : list of dict
+    split : str
+    top : int
+        Clips per kind.
+
+    Returns
+    -------
+    picks : list of tuple of (str, str)
     """
     chosen = [r for r in rows if split in (r["split"], r["part"])]
     if not chosen:
@@ -93,7 +117,16 @@ def pick_clips(rows: list[dict[str, str]], split: str, top: int) -> list[tuple[s
 
 
 def read_clip_frames(clip: Clip) -> np.ndarray | None:
-    """(T, height, width, 3) RGB frames kept as preprocessing kept them; None when the video is not available."""
+    """(T, height, width, 3) RGB frames kept as preprocessing kept them; None when the video is not available.
+
+    Parameters
+    ----------
+    clip : Clip
+
+    Returns
+    -------
+    frames : ndarray of shape (T, height, width, 3), uint8 RGB, or None
+    """
     if clip.path is None:
         return None
     try:
@@ -105,7 +138,16 @@ def read_clip_frames(clip: Clip) -> np.ndarray | None:
 
 def default_fusion(runs: RunsDir) -> str | None:
     """The fusion to explain when none is named: among RUNS/fusion/'s fusions with a fused Keras model (fc, vae),
-    an fc one before others, then the one with the most modalities; None when there is none."""
+    an fc one before others, then the one with the most modalities; None when there is none.
+
+    Parameters
+    ----------
+    runs : RunsDir
+
+    Returns
+    -------
+    name : str or None
+    """
     fitted = [name for name in runs.fusion_names() if runs.fusion(name).model.is_file()]
     if not fitted:
         return None
@@ -137,7 +179,16 @@ class Explainer:
 
     def class_names(self, modality: str) -> tuple[str, ...]:
         """The classes the model of ``modality`` predicts, in its output order: its config.json "classes" (VGAF's
-        three for runs without, as before class sets were recorded)."""
+        three for runs without, as before class sets were recorded).
+
+        Parameters
+        ----------
+        modality : str
+
+        Returns
+        -------
+        class_names : tuple of str
+        """
         if modality not in self._classes:
             run = self.runs.modality(modality)
             found = run.read_config().get("classes", CLASS_NAMES) if run.config.is_file() else CLASS_NAMES
@@ -146,21 +197,51 @@ class Explainer:
 
     def model_label(self, label: int | None, class_names: tuple[str, ...]) -> int:
         """A cached label (an index into the cache's classes, None or -1 unknown) as an index into
-        ``class_names`` (a model's), by name ignoring case; -1 when unknown or not one of them."""
+        ``class_names`` (a model's), by name ignoring case; -1 when unknown or not one of them.
+
+        Parameters
+        ----------
+        label : int or None
+        class_names : tuple of str
+
+        Returns
+        -------
+        index : int
+        """
         if label is None or label < 0:
             return -1
         name = self.cache.class_names()[label].lower()
         return next((i for i, c in enumerate(class_names) if c.lower() == name), -1)
 
     def model(self, modality: str) -> keras.Model:
-        """The trained model RUNS/<modality>/, loaded once."""
+        """The trained model RUNS/<modality>/, loaded once.
+
+        Parameters
+        ----------
+        modality : str
+
+        Returns
+        -------
+        model : keras.Model
+        """
         if modality not in self._models:
             self._models[modality] = self.runs.load_model(modality)
         return self._models[modality]
 
     def read_clip(self, modality: str, key: str) -> Clip:
         """One clip's arrays (features, mask and raw arrays) of the cache's current ``modality`` features, its
-        label as an index into the classes of the ``modality`` model."""
+        label as an index into the classes of the ``modality`` model.
+
+        Parameters
+        ----------
+        modality : str
+        key : str
+            The clip's cache key.
+
+        Returns
+        -------
+        clip : Clip
+        """
         store = self.cache.current(modality)
         arrays, _ = store.read(key)
         if self._clips is None:
@@ -173,7 +254,16 @@ class Explainer:
     def predictions(self, modality: str) -> list[dict[str, str]]:
         """Rows like a run's predictions (key, split, part, label, p_<class>...) for every clip of this cache,
         predicted now, so picks come from the clips being explained even when the models were trained on another
-        dataset whose clip keys may look the same."""
+        dataset whose clip keys may look the same.
+
+        Parameters
+        ----------
+        modality : str
+
+        Returns
+        -------
+        rows : list of dict of str to str
+        """
         from modalities.data import open_features
 
         features = open_features(self.cache.root, modality)
@@ -225,7 +315,21 @@ class Explainer:
         return maps.smoothgrad(model, x, class_index, samples=self.smooth_samples)
 
     def explain_clip(self, modality: str, key: str, name: str | None = None) -> Path:
-        """Write the figure of one modality for one clip; returns its path."""
+        """Write the figure of one modality for one clip; returns its path.
+
+        Parameters
+        ----------
+        modality : str
+        key : str
+            The clip's cache key.
+        name : str or None
+            The file's stem; None for the key's.
+
+        Returns
+        -------
+        path : Path
+            The PNG written.
+        """
         clip = self.read_clip(modality, key)
         model = self.model(modality)
         x = clip.arrays["features"].astype(np.float32)
@@ -273,7 +377,20 @@ class Explainer:
         )
 
     def audio_projection(self, split: str, method: str = "pca") -> Path:
-        """2-D projection of the audio hidden layer over the clips of ``split``: correct vs wrong, confidences."""
+        """2-D projection of the audio hidden layer over the clips of ``split``: correct vs wrong, confidences.
+
+        Parameters
+        ----------
+        split : str
+            A split or part name (see pick_clips).
+        method : str
+            "pca" or "tsne".
+
+        Returns
+        -------
+        path : Path
+            The PNG written.
+        """
         rows = [r for r in self.predictions("audio") if split in (r["split"], r["part"])]
         if not rows:
             raise ExplainError(f"no audio predictions for split {split!r}")
@@ -303,7 +420,17 @@ class Explainer:
         )
 
     def fusion(self, name: str) -> Fusion:
-        """The fitted fusion RUNS/fusion/<name>/ with its fused Keras model (ensemble.fusions), loaded once."""
+        """The fitted fusion RUNS/fusion/<name>/ with its fused Keras model (ensemble.fusions), loaded once.
+
+        Parameters
+        ----------
+        name : str
+            A fusion run name (e.g. fc-audio+faces+pose+scene).
+
+        Returns
+        -------
+        fusion : Fusion
+        """
         if name not in self._fusions:
             from ensemble.fusions import load_fusion
 
@@ -333,6 +460,22 @@ class Explainer:
         """Share of integrated-gradients attribution per modality for the fused model of RUNS/fusion/<fusion>/.
 
         The baseline is the training mean of each hidden vector (the fusion's scaler).
+
+        Parameters
+        ----------
+        fusion : str
+            A fusion run name.
+        key : str
+            The clip's cache key.
+        name : str or None
+            The file's stem; None for the key's.
+        steps : int
+            Integrated-gradients steps.
+
+        Returns
+        -------
+        path : Path
+            The PNG written.
         """
         fitted = self.fusion(fusion)
         hidden, means, label = {}, {}, -1
@@ -447,7 +590,17 @@ def explain(
 
 
 def number_picks(picks: list[tuple[str, str]]) -> list[tuple[int, tuple[str, str]]]:
-    """Number the picks 1.. within each kind (confident-1, confident-2, wrong-1, ...)."""
+    """Number the picks 1.. within each kind (confident-1, confident-2, wrong-1, ...).
+
+    Parameters
+    ----------
+    picks : list of tuple of (str, str)
+        (key, kind) as pick_clips gives them.
+
+    Returns
+    -------
+    numbered : list of tuple of (int, (str, str))
+    """
     counts: dict[str, int] = {}
     ranked = []
     for key, pick in picks:

@@ -29,7 +29,22 @@ def clip_title(
     modality: str, key: str, label: int, probabilities: np.ndarray, class_names: tuple[str, ...] | list[str]
 ) -> str:
     """'<modality> · <clip> · true <class> · predicted <class> (p)'; 'true unknown' when label is -1. ``label``
-    and ``probabilities`` index ``class_names`` (the model's classes)."""
+    and ``probabilities`` index ``class_names`` (the model's classes).
+
+    Parameters
+    ----------
+    modality : str
+    key : str
+        The clip's cache key.
+    label : int
+        True class index; -1 when unknown.
+    probabilities : ndarray of shape (n_classes,)
+    class_names : tuple or list of str
+
+    Returns
+    -------
+    title : str
+    """
     predicted = int(np.argmax(probabilities))
     truth = class_names[label] if label >= 0 else "unknown"
     return f"{modality} · {key} · true {truth} · predicted {class_names[predicted]} ({probabilities[predicted]:.2f})"
@@ -59,6 +74,20 @@ def scene_figure(frames: np.ndarray | None, frame_maps: dict[str, np.ndarray], t
     ``frame_maps[method]`` is (T, h, w) (or (h, w) for one map of the whole clip); each map is upsampled to
     the frame and overlaid. Each row is scaled by its largest value; above each panel is the frame's share of
     the row's total saliency.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (T, H, W, 3), uint8 RGB, or None
+        None draws on a grey background.
+    frame_maps : dict of str to ndarray of shape (T, h, w) or (h, w)
+        Method name -> saliency maps.
+    title : str
+    path : str or Path
+        The PNG to write.
+
+    Returns
+    -------
+    path : Path
     """
     n_frames = max(m.shape[0] for m in frame_maps.values() if m.ndim == 3)
     height, width = _background(frames, 0).shape[:2]
@@ -106,7 +135,17 @@ def scene_figure(frames: np.ndarray | None, frame_maps: dict[str, np.ndarray], t
 
 
 def people_by_frame(keypoints: np.ndarray, people_per_frame: np.ndarray) -> list[np.ndarray]:
-    """Split the cache's (P_total, 18, 3) keypoints into one (P, 18, 3) array per frame."""
+    """Split the cache's (P_total, 18, 3) keypoints into one (P, 18, 3) array per frame.
+
+    Parameters
+    ----------
+    keypoints : ndarray of shape (P_total, 18, 3)
+    people_per_frame : ndarray of shape (T,), int
+
+    Returns
+    -------
+    people : list of T ndarrays of shape (P, 18, 3)
+    """
     edges = np.concatenate([[0], np.cumsum(people_per_frame)]).astype(int)
     return [keypoints[start:end] for start, end in zip(edges[:-1], edges[1:])]
 
@@ -123,6 +162,21 @@ def pose_figure(
 
     ``people[t]`` is (P, 18, 3) pixel x, y, confidence (x, y = -1 where missing); ``keypoint_saliency`` is (T, 13) where
     column j is COCO keypoint j + 1. Dot size and colour share one scale over all frames.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (T, H, W, 3), uint8 RGB, or None
+    people : list of T ndarrays of shape (P, 18, 3)
+    keypoint_saliency : ndarray of shape (T, 13)
+    title : str
+    path : str or Path
+        The PNG to write.
+    columns : int
+        Frames per row.
+
+    Returns
+    -------
+    path : Path
     """
     n_frames = len(keypoint_saliency)
     rows = int(np.ceil(n_frames / columns))
@@ -179,6 +233,21 @@ def audio_figure(
     """Waveform and spectrogram of the clip with the saliency of each embedding step underneath.
 
     Step i is centred at i x ``hop`` seconds. Without audio (None) only the saliency row is drawn.
+
+    Parameters
+    ----------
+    waveform : ndarray of shape (n_samples,), float, or None
+    sample_rate : int
+    step_saliency : ndarray of shape (steps,)
+    hop : float
+        Seconds between step centres.
+    title : str
+    path : str or Path
+        The PNG to write.
+
+    Returns
+    -------
+    path : Path
     """
     from scipy.signal import spectrogram
 
@@ -225,7 +294,19 @@ def audio_figure(
 
 
 def project_2d(hidden: np.ndarray, method: str = "pca", seed: int = 0) -> np.ndarray:
-    """(N, D) -> (N, 2) with PCA or t-SNE (t-SNE needs at least 5 rows; its perplexity adapts to N)."""
+    """(N, D) -> (N, 2) with PCA or t-SNE (t-SNE needs at least 5 rows; its perplexity adapts to N).
+
+    Parameters
+    ----------
+    hidden : ndarray of shape (N, D)
+    method : str
+        "pca" or "tsne".
+    seed : int
+
+    Returns
+    -------
+    points : ndarray of shape (N, 2)
+    """
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -257,6 +338,24 @@ def projection_figure(
     Dot size grows with the confidence of the prediction; the ``annotate`` most confident wrong clips (then
     the most confident others) are labelled 'predicted (true) p'. ``labels`` (-1 unknown) and the columns of
     ``probabilities`` index ``class_names`` (the model's classes).
+
+    Parameters
+    ----------
+    points : ndarray of shape (N, 2)
+    labels : ndarray of shape (N,), int
+    probabilities : ndarray of shape (N, n_classes)
+    names : list of str
+        One per point, for the labels drawn.
+    title : str
+    path : str or Path
+        The PNG to write.
+    class_names : tuple or list of str
+    annotate : int
+        How many points are labelled.
+
+    Returns
+    -------
+    path : Path
     """
     predictions = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
@@ -306,6 +405,19 @@ def faces_figure(
 
     ``frame_saliency`` (T,) per frame; ``statistic_saliency`` (22,) over the feature columns min x 7, max x 7,
     mean x 7 (FER expressions), face count. Both are shown as shares of the total.
+
+    Parameters
+    ----------
+    frame_saliency : ndarray of shape (T,)
+    statistic_saliency : ndarray of shape (22,)
+    faces_per_frame : ndarray of shape (T,), int
+    title : str
+    path : str or Path
+        The PNG to write.
+
+    Returns
+    -------
+    path : Path
     """
     frame_shares = frame_saliency / frame_saliency.sum() if frame_saliency.sum() > 0 else frame_saliency
     column_total = statistic_saliency.sum()
@@ -351,7 +463,20 @@ def faces_figure(
 
 
 def fusion_figure(attributions: dict[str, float], title: str, path: str | Path) -> Path:
-    """Share of the attribution per modality; bars are green where the modality supports the prediction."""
+    """Share of the attribution per modality; bars are green where the modality supports the prediction.
+
+    Parameters
+    ----------
+    attributions : dict of str to float
+        Modality -> summed attribution.
+    title : str
+    path : str or Path
+        The PNG to write.
+
+    Returns
+    -------
+    path : Path
+    """
     names = list(attributions)
     values = np.array([attributions[name] for name in names])
     total = np.abs(values).sum()

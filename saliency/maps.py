@@ -25,7 +25,16 @@ _CHUNK = 8  # interpolated copies per gradient call
 
 
 def input_names(model: keras.Model) -> list[str]:
-    """Names of the model's inputs, in the model's order."""
+    """Names of the model's inputs, in the model's order.
+
+    Parameters
+    ----------
+    model : keras.Model
+
+    Returns
+    -------
+    names : list of str
+    """
     return [tensor.name for tensor in model.inputs]
 
 
@@ -59,17 +68,31 @@ def _log_probability(class_index: int):
 def predict_probabilities(model: keras.Model, inputs: Inputs) -> np.ndarray:
     """Softmax output of the model for one clip.
 
+    Parameters
+    ----------
+    model : keras.Model
+    inputs : ndarray of shape (T, ...) or dict of str to ndarray
+        One clip, without the batch axis.
+
     Returns
     -------
-    np.ndarray
-        (classes,) probabilities.
+    probabilities : ndarray of shape (n_classes,)
     """
     batch = [tf.constant(a[None]) for a in _as_list(model, inputs)]
     return np.asarray(model(_structured(model, batch), training=False))[0]
 
 
 def real_steps(x: np.ndarray) -> np.ndarray:
-    """(T,) bool: time steps of a (T, ...) clip that are not all zero (all-zero steps are padding the models mask)."""
+    """(T,) bool: time steps of a (T, ...) clip that are not all zero (all-zero steps are padding the models mask).
+
+    Parameters
+    ----------
+    x : ndarray of shape (T, ...)
+
+    Returns
+    -------
+    real : ndarray of shape (T,), bool
+    """
     return np.any(x.reshape(x.shape[0], -1) != 0, axis=1)
 
 
@@ -128,15 +151,19 @@ def vanilla_saliency(model: keras.Model, inputs: Inputs, class_index: int, keepd
 
     Parameters
     ----------
-    inputs
-        One clip: (T, ...) for a one-input model, or {input name: array} for a fusion model.
-    keepdims
+    model : keras.Model
+        A modality model or a fused model (softmax output).
+    inputs : ndarray of shape (T, ...) or dict of str to ndarray
+        One clip: its features for a one-input model, or {input name: array} for a fusion model.
+    class_index : int
+        The class whose log-probability is explained.
+    keepdims : bool
         False takes the largest value over the last (channel) axis: (T, h, w, C) scene maps -> (T, h, w).
 
     Returns
     -------
-    Inputs
-        Non-negative saliency of the inputs' shape (without the last axis when ``keepdims`` is False).
+    saliency : ndarray or dict of str to ndarray
+        Non-negative, the shape of ``inputs`` (without the last axis when ``keepdims`` is False).
     """
     return _saliency(model, inputs, class_index, 0, 0.0, 0, keepdims)
 
@@ -156,10 +183,26 @@ def smoothgrad(
     time steps (axis 0 of a sequence input) stay zero and masked, and get zero saliency. Deterministic in
     ``seed``.
 
+    Parameters
+    ----------
+    model : keras.Model
+        A modality model or a fused model (softmax output).
+    inputs : ndarray of shape (T, ...) or dict of str to ndarray
+        One clip: its features for a one-input model, or {input name: array} for a fusion model.
+    class_index : int
+        The class whose log-probability is explained.
+    samples : int
+        Noisy copies.
+    noise : float
+        The noise's standard deviation as a share of each input's range.
+    seed : int
+    keepdims : bool
+        False takes the largest value over the last (channel) axis: (T, h, w, C) scene maps -> (T, h, w).
+
     Returns
     -------
-    Inputs
-        Non-negative saliency of the inputs' shape (without the last axis when ``keepdims`` is False).
+    saliency : ndarray or dict of str to ndarray
+        Non-negative, the shape of ``inputs`` (without the last axis when ``keepdims`` is False).
     """
     return _saliency(model, inputs, class_index, samples, noise, seed, keepdims)
 
@@ -171,11 +214,23 @@ def integrated_gradients(
 
     tf-keras-vis has no integrated gradients; the signed gradients along the path are its Saliency's.
 
+    Parameters
+    ----------
+    model : keras.Model
+        A modality model or a fused model (softmax output).
+    inputs : ndarray of shape (T, ...) or dict of str to ndarray
+        One clip: its features for a one-input model, or {input name: array} for a fusion model.
+    class_index : int
+        The class whose log-probability is explained.
+    steps : int
+        Points on the path from the baseline to the inputs.
+    baseline : ndarray or dict of str to ndarray, or None
+        Shaped like ``inputs``; None for zeros.
+
     Returns
     -------
-    Inputs
-        Attributions of the inputs' shape; all of them together sum to about
-        log p(class | inputs) - log p(class | baseline).
+    attributions : ndarray or dict of str to ndarray
+        The shape of ``inputs``; all of them together sum to about log p(class | inputs) - log p(class | baseline).
     """
     arrays = _as_list(model, inputs)
     starts = [np.zeros_like(a) for a in arrays] if baseline is None else _as_list(model, baseline)
@@ -206,10 +261,20 @@ def gradcam(model: keras.Model, x: np.ndarray, layer_name: str, class_index: int
     tf-keras-vis averages the channel weights over the time axis too, so it gives no per-frame maps (frames the
     score does not depend on get a map) -- tests/test_saliency_maps.py shows both.
 
+    Parameters
+    ----------
+    model : keras.Model
+        A scene model.
+    x : ndarray of shape (T, H, W, C)
+        One clip's features.
+    layer_name : str
+        The head whose output is an (h, w, C) feature map.
+    class_index : int
+
     Returns
     -------
-    np.ndarray
-        (h, w) non-negative map.
+    cam : ndarray of shape (h, w)
+        Non-negative.
 
     Raises
     ------
@@ -242,13 +307,16 @@ def hidden_and_probabilities(model: keras.Model, x: np.ndarray, batch_size: int 
 
     Parameters
     ----------
-    x
-        (N, ...) features of N clips.
+    model : keras.Model
+        A modality model.
+    x : ndarray of shape (N, ...)
+        Features of N clips.
+    batch_size : int
 
     Returns
     -------
-    tuple[np.ndarray, np.ndarray]
-        (N, H) hidden vectors and (N, classes) probabilities.
+    hidden : ndarray of shape (N, H)
+    probabilities : ndarray of shape (N, n_classes)
     """
     cut = cut_at_hidden(model)
     x = np.asarray(x, np.float32)
@@ -264,16 +332,42 @@ def pose_keypoint_saliency(saliency: np.ndarray) -> np.ndarray:
     """(T, 27) saliency over pose features -> (T, 13): x and y column saliency summed per keypoint.
 
     Column j is body keypoint j, i.e. COCO keypoint j + 1 (feature columns 2j and 2j + 1).
+
+    Parameters
+    ----------
+    saliency : ndarray of shape (T, 27)
+
+    Returns
+    -------
+    keypoints : ndarray of shape (T, 13)
     """
     coordinates = np.abs(saliency[:, : 2 * POSE_KEYPOINTS]).reshape(saliency.shape[0], POSE_KEYPOINTS, 2)
     return coordinates.sum(axis=-1)
 
 
 def step_saliency(saliency: np.ndarray) -> np.ndarray:
-    """(T, ...) saliency -> (T,): total |saliency| of each time step (audio steps, face frames)."""
+    """(T, ...) saliency -> (T,): total |saliency| of each time step (audio steps, face frames).
+
+    Parameters
+    ----------
+    saliency : ndarray of shape (T, ...)
+
+    Returns
+    -------
+    steps : ndarray of shape (T,)
+    """
     return np.abs(saliency).reshape(saliency.shape[0], -1).sum(axis=1)
 
 
 def column_saliency(saliency: np.ndarray) -> np.ndarray:
-    """(T, F) saliency -> (F,): total |saliency| of each feature column over all steps (face statistics)."""
+    """(T, F) saliency -> (F,): total |saliency| of each feature column over all steps (face statistics).
+
+    Parameters
+    ----------
+    saliency : ndarray of shape (T, F)
+
+    Returns
+    -------
+    columns : ndarray of shape (F,)
+    """
     return np.abs(saliency).sum(axis=0)
