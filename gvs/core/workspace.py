@@ -544,9 +544,18 @@ class PredictionsDir:
     timelines = property(lambda self: self.root / "timelines")
     emotiw = property(lambda self: self.root / "emotiw")
     emotiw_zip = property(lambda self: self.root / "emotiw.zip")
+    people = property(lambda self: self.root / "people")
 
     def timeline(self, name: str) -> Path:
         return self.timelines / f"{check_key(name)}.png"
+
+    def people_csv(self, name: str) -> Path:
+        """people/<name>.csv: one row per person of one video."""
+        return self.people / f"{check_key(name)}.csv"
+
+    def person_thumbnail(self, name: str, person: int) -> Path:
+        """people/<name>/person-<id>.jpg: one person's largest face (blurred under --blur-faces)."""
+        return self.people / check_key(name) / f"person-{int(person)}.jpg"
 
     def record(self, name: str) -> Path:
         """videos/<name>.json: one video's predictions.json record, written when it finishes."""

@@ -10,6 +10,7 @@ without faces (NO_FACE), and a window left without any is fused without the face
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,9 +56,48 @@ def faces_without(rows: FaceRows, person: int, n_frames: int) -> np.ndarray:
     return face_features([scores[ids != person] for scores, ids in rows], n_frames)
 
 
-def pooled_drop(fused: np.ndarray, without: np.ndarray, verdict: int, pool) -> float:
-    """How far the video's pooled p(verdict) falls when the (n_windows, C) ``fused`` rows become ``without``."""
-    return float(pool(fused)[verdict] - pool(without)[verdict])
+def carried(
+    rows: list[FaceRows],
+    fused: np.ndarray,
+    faces: np.ndarray,
+    verdict: int,
+    n_frames: int,
+    score: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]],
+    pool: Callable[[np.ndarray], np.ndarray],
+) -> dict[int, tuple[float, float]]:
+    """How much each person carried the verdict: {person id: (drop_fused, drop_faces)}.
+
+    Parameters
+    ----------
+    rows : per window, its face rows with person ids
+    fused, faces : ndarray of shape (n_windows, C), the windows' fused and faces-model probabilities
+    verdict : the class index the video's verdict is
+    n_frames : frames per window (the faces input's steps)
+    score : ``score(x, faces_left, windows)`` -> {"faces", "fused": (P, C)}: the probabilities of windows
+        ``windows`` (P,) with faces input ``x`` (P, n_frames, 22); ``faces_left`` (P,) bool, whether any face
+        remains (a window without faces is fused without the faces model)
+    pool : (n_windows, C) -> (C,), how window probabilities make the video's
+
+    Returns
+    -------
+    drops : drop_fused is how far the video's pooled p(verdict) falls when the person's faces are taken out of
+        every window they appear in; drop_faces the mean fall of the faces model's p(verdict) over those windows
+    """
+    pairs = [(w, int(person)) for w, window_rows in enumerate(rows) for person in people_in(window_rows)]
+    if not pairs:
+        return {}
+    x = np.stack([faces_without(rows[w], person, n_frames) for w, person in pairs])
+    windows = np.array([w for w, _ in pairs])
+    without = score(x, (x[..., -1] > 0).any(axis=1), windows)
+    drops = {}
+    for person in sorted({p for _, p in pairs}):
+        mine = np.array([i for i, (_, p) in enumerate(pairs) if p == person])
+        changed = fused.copy()
+        changed[windows[mine]] = without["fused"][mine]
+        drop_fused = float(pool(fused)[verdict] - pool(changed)[verdict])
+        drop_faces = float(np.mean(faces[windows[mine], verdict] - without["faces"][mine, verdict]))
+        drops[person] = (drop_fused, drop_faces)
+    return drops
 
 
 def person_record(person: Person, drop_fused: float | None, drop_faces: float | None) -> dict:

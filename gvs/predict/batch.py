@@ -22,7 +22,7 @@ from gvs.core.io import atomic_write_json, clean_temporary
 from gvs.core.workspace import PredictionsDir
 
 from .manifest import RunManifest, output_names
-from .outputs import save_timeline, video_from_record, video_record, write_emotiw, write_tables
+from .outputs import save_timeline, video_from_record, video_record, write_emotiw, write_people, write_tables
 from .predictor import FUSED, VideoPrediction, WindowPrediction, class_shares, pool_probabilities
 
 CHECKPOINT_S = 60.0  # seconds between writes of a long video's windows so far
@@ -39,6 +39,7 @@ class PredictionRun:
     options : what changes the predictions: stride, pool, precision and backend as asked for
     notes : {path: why its label was dropped}, added to that video's flags
     force : predict every video again, even the complete ones
+    blur_faces : blur the people's thumbnails (people/<name>/person-<id>.jpg)
     """
 
     def __init__(
@@ -49,8 +50,10 @@ class PredictionRun:
         options: dict,
         notes: dict[Path, str] | None = None,
         force: bool = False,
+        blur_faces: bool = False,
     ) -> None:
         self.folder = folder
+        self.blur_faces = blur_faces
         clean_temporary(folder.root)  # what a killed run was writing (the caller holds the folder's lock)
         self.modalities = list(bundle.modalities)
         self.class_names = tuple(bundle.class_names)
@@ -94,6 +97,7 @@ class PredictionRun:
         video = noted(_one_path(video), self.notes.get(path))
         state = state or ("failed" if video.status == "failed" else "complete")
         name = self.names[path]
+        write_people(self.folder, name, video if state == "complete" else replace(video, people=[]), self.blur_faces)
         record = video_record(video)
         atomic_write_json(self.folder.record(name), record)
         if video.windows and state == "complete":

@@ -96,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--emotiw", action="store_true", help="also write EmotiW submission files and their zip (VGAF's classes only)"
     )
+    add_people_arguments(parser)
     parser.add_argument(
         "--workers",
         type=positive_int,
@@ -104,6 +105,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_engine_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_people_arguments(parser: argparse.ArgumentParser, blur: bool = True) -> None:
+    """--no-people (and --blur-faces with ``blur``): the people options of predict, report and serve."""
+    parser.add_argument(
+        "--no-people",
+        dest="people",
+        action="store_false",
+        help="do not track the people whose faces the video shows (no people/ files, no people section)",
+    )
+    if blur:
+        parser.add_argument(
+            "--blur-faces", action="store_true", help="blur the people's face thumbnails (people/<video>/*.jpg)"
+        )
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:
@@ -196,9 +211,11 @@ def run(args: argparse.Namespace) -> int:
         "precision": args.precision,
         "backend": args.backend,
         "ood_threshold": args.ood_threshold,
+        "people": args.people,
+        "blur_faces": args.blur_faces,
     }
     with folder.lock():
-        run = PredictionRun(folder, bundle, videos, options, notes, args.force)
+        run = PredictionRun(folder, bundle, videos, options, notes, args.force, args.blur_faces)
         try:
             if engine.engine == "ray":
                 _predict_on_ray(run, Path(model).absolute(), args, engine)
@@ -227,6 +244,7 @@ def _predict_here(run, bundle, args: argparse.Namespace) -> None:
             precision=args.precision,
             backend=args.backend,
             ood_threshold=args.ood_threshold,
+            people=args.people,
         )
         print(f"backbone precision: {predictor.precision}")
         return predictor
@@ -249,7 +267,7 @@ def _predict_on_ray(run, model: Path, args: argparse.Namespace, engine: EngineOp
     if not items:
         return
     factory = functools.partial(
-        _predictor_on_node, model, args.stride, args.pool, args.precision, args.backend, args.ood_threshold
+        _predictor_on_node, model, args.stride, args.pool, args.precision, args.backend, args.ood_threshold, args.people
     )
     precisions: set[str] = set()
     failed = 0
@@ -280,6 +298,7 @@ def _predictor_on_node(
     precision: str,
     backend: str = "auto",
     ood_threshold: float | None = None,
+    people: bool = True,
 ):
     """A Ray actor's predictor: (index, path, label) -> (VideoPrediction, the predictor's settings)."""
     from gvs.engine.ray_pool import check_visible
@@ -287,7 +306,9 @@ def _predictor_on_node(
     from .predictor import Predictor
 
     check_visible([model])
-    predictor = Predictor(model, stride, pool, precision=precision, backend=backend, ood_threshold=ood_threshold)
+    predictor = Predictor(
+        model, stride, pool, precision=precision, backend=backend, ood_threshold=ood_threshold, people=people
+    )
 
     def predict(item: tuple[int, Path, int | None]):
         _, path, label = item

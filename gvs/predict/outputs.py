@@ -7,6 +7,9 @@ OUT/windows.csv          one row per window: video, start_s, end_s, each modalit
 OUT/predictions.json     everything above, with the bundle's manifest hash and the package version
 OUT/videos/<name>.json   one video's record of predictions.json (``video_record``), written when it finishes
 OUT/timelines/<name>.png   probability of each class over time, with thumbnails of a few windows
+OUT/people/<name>.csv    one row per person whose face the video shows (gvs.people; not with --no-people): when
+                         seen, expressions and their trend, how far p(verdict) falls without them, the thumbnail
+OUT/people/<name>/person-<id>.jpg   each person's largest face (blurred with --blur-faces)
 OUT/emotiw/<name>.txt + OUT/emotiw.zip   EmotiW submission files (--emotiw; VGAF's classes only)
 
 ``name`` is the video's output name, unique per input (``manifest.output_names``).
@@ -109,6 +112,55 @@ def _familiarity(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
+PEOPLE_COLUMNS: tuple[str, ...] = ("people", "dominant_expression", "agreement")  # windows.csv's group figures
+
+
+def _optional(value, digits: int = 4) -> str:
+    """A number as a CSV cell, "" for None."""
+    return "" if value is None else (str(value) if isinstance(value, int) else f"{value:.{digits}f}")
+
+
+def write_people(out: PredictionsDir, name: str, video: VideoPrediction, blur: bool = False) -> None:
+    """people/<name>.csv and each person's thumbnail (blurred with ``blur``); each record's "thumbnail" becomes
+    the image's path from ``out``. Nothing (and an earlier run's files gone) when the video has no people."""
+    import shutil
+
+    import cv2
+
+    from gvs.core.privacy import blurred
+    from preprocess.faces import EXPRESSIONS
+
+    out.people_csv(name).unlink(missing_ok=True)
+    shutil.rmtree(out.person_thumbnail(name, 0).parent, ignore_errors=True)
+    if not video.people:
+        return
+    rows = []
+    for person in video.people:
+        image = video.thumbnails.get(person["id"])
+        if image is not None:
+            path = out.person_thumbnail(name, person["id"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image = blurred(image) if blur else image
+            encoded = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]))[1].tobytes()
+            atomic_write_bytes(path, lambda handle, data=encoded: handle.write(data))
+            person["thumbnail"] = path.relative_to(out.root).as_posix()
+        rows.append(
+            [
+                person["id"], f"{person['first_s']:.2f}", f"{person['last_s']:.2f}", person["frames_seen"],
+                f"{person['mean_face_px']:.1f}",
+                *(f"{person['expressions'][e]:.4f}" for e in EXPRESSIONS),
+                *(f"{person['trend'][e]:+.4f}" for e in EXPRESSIONS),
+                person["top_expression"], _optional(person["drop_fused"]), _optional(person["drop_faces"]),
+                person.get("thumbnail", ""),
+            ]
+        )  # fmt: skip
+    header = [
+        "person", "first_s", "last_s", "frames_seen", "mean_face_px", *(f"p_{e}" for e in EXPRESSIONS),
+        *(f"trend_{e}" for e in EXPRESSIONS), "top_expression", "drop_fused", "drop_faces", "thumbnail",
+    ]  # fmt: skip
+    atomic_write_csv(out.people_csv(name), header, rows)
+
+
 def write_windows_csv(
     out: PredictionsDir, videos: list[VideoPrediction], modalities: list[str], class_names=None
 ) -> None:
@@ -116,7 +168,8 @@ def write_windows_csv(
     names = _class_names(videos, class_names)
     columns = [f"{m}_{c}" for m in [*modalities, FUSED] for c in names]
     header = [
-        "video", "window", "start_s", "end_s", *columns, "predicted", "fused_from", "familiarity", "unfamiliar", "flags"
+        "video", "window", "start_s", "end_s", *columns, "predicted", "fused_from", "familiarity", "unfamiliar",
+        *PEOPLE_COLUMNS, "flags",
     ]  # fmt: skip
     rows = []
     for v in videos:
@@ -133,6 +186,9 @@ def write_windows_csv(
                     "+".join(w.fused_from),
                     _familiarity(w.familiarity),
                     "+".join(w.unfamiliar),
+                    _optional(w.people),
+                    w.dominant or "",
+                    _optional(w.agreement, 3),
                     "; ".join(w.flags),
                 ]
             )
@@ -155,6 +211,7 @@ def video_record(v: VideoPrediction) -> dict:
         "familiarity": v.familiarity,
         "familiarity_scores": v.familiarity_scores,
         "unfamiliar": v.unfamiliar,
+        "people": v.people,
         "windows": [
             {
                 "index": w.index,
@@ -165,6 +222,9 @@ def video_record(v: VideoPrediction) -> dict:
                 "familiarity": w.familiarity,
                 "familiarity_scores": w.familiarity_scores,
                 "unfamiliar": w.unfamiliar,
+                "people": w.people,
+                "dominant": w.dominant,
+                "agreement": w.agreement,
                 "probabilities": {m: dict(zip(v.class_names, map(float, p))) for m, p in w.probabilities.items()},
             }
             for w in v.windows

@@ -368,51 +368,32 @@ class Predictor:
         return predictions
 
     def _people(self, windows: list[WindowPrediction], info, verdict: int) -> tuple[list[dict], dict]:
-        """The video's person records and thumbnails, and each window's group figures (set on ``windows``).
-
-        Each person's drops: ``drop_fused``, how far the video's pooled p(verdict) falls when their faces are taken
-        out of every window they appear in; ``drop_faces``, the mean fall of the faces model's p(verdict) over
-        those windows (gvs.people.summary). Both None without a faces model in the bundle.
-        """
-        from gvs.people.summary import people_in, person_record, window_group
+        """The video's person records and thumbnails (gvs.people.summary), and each window's group figures (set on
+        ``windows``)."""
+        from gvs.people.summary import carried, person_record, window_group
 
         rows = [[(scores, info.tracker.person_ids(tracks)) for scores, tracks in kept.face_rows] for kept in self._kept]
         for window, window_rows in zip(windows, rows):
             group = window_group(window_rows)
             window.people, window.dominant, window.agreement = group.people, group.dominant, group.agreement
-        pairs = [(w, int(person)) for w, window_rows in enumerate(rows) for person in people_in(window_rows)]
-        fused = np.stack([w.probabilities[FUSED] for w in windows])
-        drops: dict[int, tuple[float, float]] = {}
-        if pairs:
-            without = self._scores_without(rows, pairs)
-            for person in {p for _, p in pairs}:
-                mine = [i for i, (_, p) in enumerate(pairs) if p == person]
-                changed = fused.copy()
-                for i in mine:
-                    changed[pairs[i][0]] = without[FUSED][i]
-                faces_before = np.array([windows[pairs[i][0]].probabilities["faces"][verdict] for i in mine])
-                drop_faces = float(np.mean(faces_before - without["faces"][mine, verdict]))
-                drop_fused = float(
-                    pool_probabilities(fused, self.pool)[verdict] - pool_probabilities(changed, self.pool)[verdict]
-                )
-                drops[person] = (drop_fused, drop_faces)
+        drops = carried(
+            rows,
+            np.stack([w.probabilities[FUSED] for w in windows]),
+            np.stack([w.probabilities["faces"] for w in windows]),
+            verdict,
+            self.stream.config.n_frames,
+            self._score_faces_input,
+            lambda fused: pool_probabilities(fused, self.pool),
+        )
         people = info.people or []
         records = [person_record(p, *drops.get(p.id, (None, None))) for p in people]
         return records, {p.id: p.thumbnail.image for p in people}
 
-    def _scores_without(self, rows: list, pairs: list[tuple[int, int]]) -> dict[str, np.ndarray]:
-        """{"faces", "fused": (P, C)} for each (window, person) pair: the window with that person's faces taken
-        out of its faces input (a window left without faces is fused without the faces model)."""
-        from gvs.people.summary import faces_without
-
-        n_frames = self.stream.config.n_frames
-        x = np.stack([faces_without(rows[w], person, n_frames) for w, person in pairs])
-        faces_left = (x[..., -1] > 0).any(axis=1)
-        outputs = {
-            m: _stacked([self._kept[w].outputs[m] for w, _ in pairs]) for m in self.bundle.modalities if m != "faces"
-        }
+    def _score_faces_input(self, x: np.ndarray, faces_left: np.ndarray, windows: np.ndarray) -> dict[str, np.ndarray]:
+        """{"faces", "fused": (P, C)} of the video's windows ``windows`` (P,) with their faces input replaced by
+        ``x`` (P, n_frames, 22); the other modalities' outputs are those the windows had."""
+        outputs = {m: _stacked([self._kept[w].outputs[m] for w in windows]) for m in self.bundle.modalities}
         outputs["faces"] = self._modality_outputs("faces", x, faces_left)
-        outputs = {m: outputs[m] for m in self.bundle.modalities}
         fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
         return {"faces": outputs["faces"].probabilities, FUSED: fused}
 

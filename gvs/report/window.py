@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from gvs.core.privacy import blur_faces
 from gvs.predict.predictor import FUSED, Predictor, VideoPrediction, WindowPrediction
 from gvs.predict.stream import WindowFeatures
-
-from .privacy import blur_faces
 
 
 @dataclass

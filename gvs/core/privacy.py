@@ -1,4 +1,4 @@
-"""``--blur-faces``: every face blurred in every image a report exports."""
+"""``--blur-faces``: every face blurred in every image a report or a predict run exports (frames, thumbnails)."""
 
 from __future__ import annotations
 
@@ -21,3 +21,9 @@ def blur_faces(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         kernel = max(3, (max(y1 - y0, x1 - x0) // 2) | 1)  # odd, about half the face: no feature survives
         out[y0:y1, x0:x1] = cv2.GaussianBlur(out[y0:y1, x0:x1], (kernel, kernel), 0)
     return out
+
+
+def blurred(image: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` (h, w, 3) uint8, a face crop, blurred whole (as blur_faces blurs a face box)."""
+    height, width = image.shape[:2]
+    return blur_faces(image, np.array([[0, width, height, 0]]))
