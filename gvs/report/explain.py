@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gvs.predict.predictor import Predictor, VideoPrediction
 
-from . import attention_section, audio_section, lime_frame, modality_shares, occlusion, people, pixels
+from . import attention_section, audio_section, lime_frame, modality_shares, occlusion, people, persons, pixels
 from .faithfulness import faithfulness_section
 from .sections import Section
 from .verdict import verdict_section
@@ -169,6 +169,9 @@ class ReportMaker:
             sections.append(timed("pixels", lambda: pixels.section(maps, window)))
         if {"pose", "faces"} & set(window.modalities):
             sections.append(timed("people", lambda: people.people_section(window, keys, options.samples)))
+        sections.append(
+            timed("persons", lambda: persons.persons_section(video, options.blur_faces, "faces" in window.modalities))
+        )
         if "audio" in window.modalities:
             sections.append(timed("audio", lambda: audio_section.audio_section(window, options.samples)))
         shares = timed("modalities", lambda: modality_shares.modality_shares(window))
