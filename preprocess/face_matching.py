@@ -21,7 +21,18 @@ LARGE_FACE = 24  # px: hand boxes at least this tall (source-frame pixels) form 
 
 
 def boxes_xywh(boxes_trbl: np.ndarray) -> np.ndarray:
-    """(n, 4) ``(top, right, bottom, left)`` boxes as (n, 4) float ``(x, y, w, h)``."""
+    """``(top, right, bottom, left)`` boxes as ``(x, y, w, h)``.
+
+    Parameters
+    ----------
+    boxes_trbl : array_like of shape (n, 4)
+        ``(top, right, bottom, left)``.
+
+    Returns
+    -------
+    boxes : ndarray of shape (n, 4), float64
+        ``(x, y, w, h)``.
+    """
     boxes = np.asarray(boxes_trbl, dtype=np.float64).reshape(-1, 4)
     top, right, bottom, left = boxes.T
     return np.stack([left, top, right - left, bottom - top], axis=1)
@@ -43,7 +54,22 @@ def _centre_distance(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
 
 
 def match(detections: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One-to-one matches of (D, 4) detections to (F, 4) hand boxes (xywh): (F,) bool hit, (D,) bool used."""
+    """One-to-one matches of detections to hand boxes (the module's rule: centres inside each other, nearest first).
+
+    Parameters
+    ----------
+    detections : array_like of shape (D, 4)
+        ``(x, y, w, h)``.
+    faces : array_like of shape (F, 4)
+        Hand boxes, ``(x, y, w, h)``.
+
+    Returns
+    -------
+    hit : ndarray of shape (F,), bool
+        Each hand box matched by a detection.
+    used : ndarray of shape (D,), bool
+        Each detection matched to a hand box.
+    """
     detections, faces = (np.asarray(b, dtype=np.float64).reshape(-1, 4) for b in (detections, faces))
     allowed = _centre_inside(detections, faces) & _centre_inside(faces, detections).T
     distance = np.where(allowed, _centre_distance(detections, faces), np.inf)
@@ -67,7 +93,22 @@ class FrameScore:
 
 
 def score_frame(detections: np.ndarray, faces: np.ndarray, unsure: np.ndarray) -> FrameScore:
-    """Score (D, 4) xywh detections against a frame's (F, 4) counted and (U, 4) unsure hand boxes."""
+    """Score a frame's detections against its counted and unsure hand boxes.
+
+    Parameters
+    ----------
+    detections : array_like of shape (D, 4)
+        ``(x, y, w, h)``.
+    faces : array_like of shape (F, 4)
+        Counted hand boxes, ``(x, y, w, h)``.
+    unsure : array_like of shape (U, 4)
+        Unsure hand boxes, ``(x, y, w, h)``: detections on them are neither hits nor false positives.
+
+    Returns
+    -------
+    score : FrameScore
+        ``heights`` (F,), ``hit`` (F,) bool and the count of false positives.
+    """
     faces = np.asarray(faces, dtype=np.float64).reshape(-1, 4)
     hit, used = match(detections, faces)
     leftover = np.asarray(detections, dtype=np.float64).reshape(-1, 4)[~used]
@@ -82,6 +123,13 @@ class Tally:
     frames: list[FrameScore] = field(default_factory=list)
 
     def add(self, score: FrameScore) -> None:
+        """Count one more frame.
+
+        Parameters
+        ----------
+        score : FrameScore
+            The frame's score (see score_frame).
+        """
         self.frames.append(score)
 
     def _pool(self) -> tuple[np.ndarray, np.ndarray]:
@@ -114,7 +162,22 @@ class Tally:
 
 
 def load_face_counts(path: str | Path) -> dict:
-    """The hand counts: ``{"about": ..., "clips": {relative clip path: {"frames": {index: {...}}}}}``."""
+    """The hand counts (tests/data/face_counts.json).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    counts : dict
+        ``{"about": ..., "clips": {relative clip path: {"frames": {index: {...}}}}}``.
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, is not JSON, or has no "clips" entry.
+    """
     path = Path(path)
     try:
         counts = json.loads(path.read_text())

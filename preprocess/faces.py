@@ -1,14 +1,11 @@
 """Faces: detect faces (yuface by default; MTCNN, face_recognition HOG or CNN), score each with FER2013 mini-Xception.
 
 Detection. ``yuface`` (libfacedetection's CNN compiled into the ``yuface`` wheel, frames downscaled to 320 px wide,
-score > YUFACE_THRESHOLD) finds 0.893 of the 122 hand-counted faces of the shared clips with 9 false positives, at
-about a tenth of MTCNN's time per frame (27 against 307 ms in one run on 2 busy cores; bench_faces.py). ``mtcnn``
-(the ``mtcnn`` 1.0.0 package: PNet/RNet/ONet, weights inside the wheel, runs on TensorFlow; its pyramid is rebuilt
-here, see _pyramid; the three networks run as traced graphs, RNet and ONet on fixed-size batches of proposals so
-that memory stays flat over a long video, see _compiled and _in_batches) finds the same 0.893 with 11 false
-positives; face_recognition's detectors find far fewer: 0.30 for ``hog`` (upsampled once) and 0.47 for ``cnn``
-(tests/data/face_counts.json, benchmarks/bench_faces.py). yuface's faces get their eyes from dlib (see
-_detect_yuface), as hog's and cnn's do.
+score > YUFACE_THRESHOLD); ``mtcnn`` (the ``mtcnn`` 1.0.0 package: PNet/RNet/ONet, weights inside the wheel, runs on
+TensorFlow; its pyramid is rebuilt here, see _pyramid; the three networks run as traced graphs, RNet and ONet on
+fixed-size batches of proposals so that memory stays flat over a long video, see _compiled and _in_batches);
+``hog`` (upsampled ``face_upsample`` times) and ``cnn``, face_recognition's detectors. yuface's faces get their
+eyes from dlib (see _detect_yuface), as hog's and cnn's do; MTCNN's come with its own landmarks.
 
 Size rule. ``min_face`` counts source-frame pixels (the decoded frame the FER crop is cut from, whatever its
 resolution; not the 480-px-wide scene frame, where it would drop faces 2.7x larger on 1280-px clips): a face is
@@ -18,15 +15,15 @@ scoring a face: MTCNN searches down to that size and nothing smaller is returned
 Scoring. Each face is aligned before FER: the frame is turned so the eyes are level (MTCNN's eye landmarks, or
 dlib's 5-point landmarks for yuface, hog and cnn boxes), a square of the box size plus ``CROP_MARGIN`` of it on
 every side is cut around a centre set by the eyes (``EYES_TO_CENTRE`` below their midpoint), then made 64x64 gray.
-Anchoring on the eyes rather than the box centre is what steadies FER: moving and scaling the box by 5 % changes
-the top expression of 0.27 of the shared clips' faces with plain box crops, 0.21 with box-centred aligned crops,
-0.10 with eye-centred ones (0.18 when the eyes are re-found by dlib for every moved box).
+Anchoring on the eyes rather than the box centre is what steadies FER.
 
 Features. Per frame the 7 expression scores of its faces are reduced to their min, max and mean, plus the face
 count: 22 values ``[min_angry..min_neutral, max_angry..max_neutral, mean_angry..mean_neutral, count]``. A real
 frame without faces is ``NO_FACE`` (-1) in the 21 expression statistics with count 0 (as pose encodes "nobody"),
 so it differs from padding, which stays all zeros (mask False). Detection and scoring have no random step, so the
 same clip always gives the same features.
+
+Measurements (recall, false positives, time per frame, crop stability): docs/preprocessing.md#faces-measurements
 """
 
 from __future__ import annotations
@@ -235,7 +232,16 @@ def _detect_mtcnn(images: np.ndarray, min_face: float) -> list[FrameFaces]:
 def eye_landmarks(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """(F, 2, 2) eye centres ``(x, y)`` (image-left eye first) from dlib's 5-point landmarks, one per box.
 
-    ``frame`` is (H, W, 3) RGB uint8, ``boxes`` (F, 4) ``(top, right, bottom, left)``.
+    Parameters
+    ----------
+    frame : ndarray of shape (H, W, 3), uint8 RGB
+    boxes : ndarray of shape (F, 4)
+        ``(top, right, bottom, left)`` in the frame's pixels.
+
+    Returns
+    -------
+    eyes : ndarray of shape (F, 2, 2), float32
+        ``(x, y)`` of the eye on the image's left, then the other, in the frame's pixels.
     """
     if not len(boxes):
         return np.zeros((0, 2, 2), np.float32)
@@ -346,13 +352,36 @@ def find_faces(
     upsample: int = _DEFAULTS.face_upsample,
     every: int = _DEFAULTS.face_every,
 ) -> list[FrameFaces]:
-    """Faces per frame with eye landmarks, in source-frame pixels; ``frames`` is (n, H, W, 3) RGB uint8.
+    """Faces per frame with eye landmarks, in source-frame pixels.
 
-    Frames wider than ``detect_width`` (0: the detector's own, face_detector_names.DETECT_WIDTHS) are downscaled
-    for detection and the boxes mapped back. Faces shorter
-    than ``min_size`` source pixels are dropped (MTCNN does not search below that size). ``upsample`` is
-    face_recognition's upsampling (hog/cnn only). With ``every`` > 1 faces are detected on frames 0, every,
-    2 * every, ... only; each frame in between gets the faces of the last detected frame (same boxes and eyes).
+    Frames wider than ``detect_width`` are downscaled for detection and the boxes mapped back. Faces shorter than
+    ``min_size`` source pixels are dropped (MTCNN does not search below that size). With ``every`` > 1 faces are
+    detected on frames 0, every, 2 * every, ... only; each frame in between gets the faces of the last detected
+    frame (same boxes and eyes).
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n, H, W, 3), uint8 RGB
+    detector : str
+        One of DETECTORS ("yuface", "mtcnn", "hog", "cnn").
+    min_size : int
+        Smallest face box height kept, in source-frame pixels.
+    detect_width : int
+        Widest detection image in pixels; 0: the detector's own (face_detector_names.DETECT_WIDTHS).
+    upsample : int
+        face_recognition's upsampling (hog and cnn only).
+    every : int
+        Detect on every ``every``-th frame (1: every frame).
+
+    Returns
+    -------
+    faces : list of n FrameFaces
+        Per frame, boxes (F, 4) int32 ``(top, right, bottom, left)`` and eyes (F, 2, 2) float32.
+
+    Raises
+    ------
+    InputError
+        An unknown ``detector`` or ``every`` below 1.
     """
     if detector not in DETECTORS:
         raise InputError(f"unknown face detector {detector!r}; choose one of {', '.join(DETECTORS)}")
@@ -388,7 +417,19 @@ def detect_faces(
     upsample: int = _DEFAULTS.face_upsample,
     every: int = _DEFAULTS.face_every,
 ) -> list[np.ndarray]:
-    """Face boxes per frame: (F, 4) int32 ``(top, right, bottom, left)`` in source-frame pixels (see find_faces)."""
+    """Face boxes per frame in source-frame pixels: find_faces without the eyes.
+
+    Parameters
+    ----------
+    frames : ndarray of shape (n, H, W, 3), uint8 RGB
+    detector, min_size, detect_width, upsample, every
+        See find_faces.
+
+    Returns
+    -------
+    boxes_per_frame : list of n ndarrays of shape (F, 4), int32
+        ``(top, right, bottom, left)``.
+    """
     return [faces.boxes for faces in find_faces(frames, detector, min_size, detect_width, upsample, every)]
 
 
@@ -412,9 +453,21 @@ def _face_centre(box: np.ndarray, eyes: np.ndarray, angle: float) -> tuple[float
 
 
 def aligned_crop(gray: np.ndarray, box: np.ndarray, eyes: np.ndarray) -> np.ndarray:
-    """(64, 64) uint8: the face of ``box`` ``(top, right, bottom, left)`` in the (H, W) ``gray`` frame, turned so
-    ``eyes`` (2, 2) are level and centred on them (see _face_centre), a square of the box size plus
-    ``CROP_MARGIN`` of it on every side (borders replicated)."""
+    """The face of ``box`` in the ``gray`` frame, turned so ``eyes`` are level and centred on them (see
+    _face_centre), a square of the box size plus ``CROP_MARGIN`` of it on every side (borders replicated).
+
+    Parameters
+    ----------
+    gray : ndarray of shape (H, W), uint8
+    box : ndarray of shape (4,)
+        ``(top, right, bottom, left)`` in the frame's pixels.
+    eyes : ndarray of shape (2, 2)
+        ``(x, y)`` of the eye on the image's left, then the other; NaN where unknown (the box centre is used).
+
+    Returns
+    -------
+    crop : ndarray of shape (64, 64), uint8
+    """
     top, right, bottom, left = (float(v) for v in box)
     angle = _tilt(eyes)
     centre = _face_centre(box, eyes, angle)
@@ -433,9 +486,20 @@ def aligned_crop(gray: np.ndarray, box: np.ndarray, eyes: np.ndarray) -> np.ndar
 def face_crops(
     frames: np.ndarray, boxes_per_frame: list[np.ndarray], eyes_per_frame: list[np.ndarray] | None = None
 ) -> np.ndarray:
-    """(F_total, 64, 64, 1) float32 FER input in [-1, 1]: each face aligned (see aligned_crop), gray.
+    """FER input: each face aligned (see aligned_crop), gray, scaled to [-1, 1].
 
-    Without ``eyes_per_frame`` ((F, 2, 2) per frame) the eyes are found with dlib's 5-point landmarks.
+    Parameters
+    ----------
+    frames : ndarray of shape (n, H, W, 3), uint8 RGB
+    boxes_per_frame : list of n ndarrays of shape (F, 4)
+        ``(top, right, bottom, left)`` in source-frame pixels.
+    eyes_per_frame : list of n ndarrays of shape (F, 2, 2), optional
+        Eye centres per box; None: found with dlib's 5-point landmarks.
+
+    Returns
+    -------
+    crops : ndarray of shape (F_total, 64, 64, 1), float32
+        The faces of all frames in order, F_total the sum of the F.
     """
     crops = []
     for index, (frame, boxes) in enumerate(zip(frames, boxes_per_frame)):
@@ -452,7 +516,20 @@ def face_crops(
 def score_faces(
     fer_model, frames: np.ndarray, boxes_per_frame: list[np.ndarray], eyes_per_frame: list[np.ndarray] | None = None
 ) -> list[np.ndarray]:
-    """FER scores per frame, (F, 7) float32 in EXPRESSIONS order; all faces of all frames go in one model call."""
+    """FER scores per frame; all faces of all frames go in one model call.
+
+    Parameters
+    ----------
+    fer_model : keras.Model
+        The FER2013 mini-Xception (see load_fer_model): (m, 64, 64, 1) -> (m, 7).
+    frames, boxes_per_frame, eyes_per_frame
+        See face_crops.
+
+    Returns
+    -------
+    scores_per_frame : list of n ndarrays of shape (F, 7), float32
+        In EXPRESSIONS order.
+    """
     crops = face_crops(frames, boxes_per_frame, eyes_per_frame)
     if len(crops):
         # A direct call: keras predict() costs ~0.1 s of setup per call, more than scoring a clip's faces.
@@ -464,10 +541,21 @@ def score_faces(
 
 
 def face_features(scores_per_frame: list[np.ndarray], n_frames: int) -> np.ndarray:
-    """(n_frames, 22) float32: min, max, mean of each expression over a frame's faces, then the face count.
+    """Min, max, mean of each expression over a frame's faces, then the face count.
 
-    ``scores_per_frame`` has one (F, 7) entry per real frame: a real frame without faces is NO_FACE in the 21
-    statistics with count 0; positions past ``len(scores_per_frame)`` (padding) stay zero.
+    A real frame without faces is NO_FACE in the 21 statistics with count 0; positions past
+    ``len(scores_per_frame)`` (padding) stay zero.
+
+    Parameters
+    ----------
+    scores_per_frame : list of ndarrays of shape (F, 7)
+        One entry per real frame, EXPRESSIONS order (see score_faces).
+    n_frames : int
+        Rows of the result, padding included.
+
+    Returns
+    -------
+    features : ndarray of shape (n_frames, 22), float32
     """
     features = np.zeros((n_frames, FEATURES_PER_FRAME), dtype=np.float32)
     for index, scores in enumerate(scores_per_frame[:n_frames]):
@@ -511,6 +599,21 @@ class FaceExtractor:
         }
 
     def extract(self, clip: DecodedClip) -> ModalityResult:
+        """Faces features of one decoded clip (or of the next chunk of a streamed video), with this extractor's
+        detector and settings.
+
+        Parameters
+        ----------
+        clip : DecodedClip
+            Its kept ``frames`` (n_kept, H, W, 3) uint8 RGB are searched; ``n_frames`` sets the padded length.
+
+        Returns
+        -------
+        result : ModalityResult
+            Arrays ``features`` (n_frames, 22) float32 (see face_features), ``mask`` (n_frames,) bool, ``boxes``
+            (F_total, 4) int32, ``scores`` (F_total, 7) float32, ``faces_per_frame`` (n_frames,) int32; the flag
+            "no faces" when no frame has one.
+        """
         config = self.config
         faces = find_faces(
             clip.frames,

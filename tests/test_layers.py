@@ -202,11 +202,6 @@ def test_the_checks_see_what_they_look_for() -> None:
     assert matplotlib_uses(tree) == [6] and imports_argparse(tree)
 
 
-# Issue 30: contract-first docstrings (the rule: test_public_stage_functions_document_their_parameters). Modules
-# another change holds right now, each a remaining issue-30 item: the most functions that may still lack a section.
-DOCSTRING_PARAMETERS_LEFT = {"preprocess/faces.py": 8, "preprocess/face_matching.py": 5}
-
-
 def _parameters(function: ast.FunctionDef | ast.AsyncFunctionDef, method: bool) -> list[str]:
     arguments = function.args
     names = [a.arg for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs)]
@@ -252,7 +247,6 @@ def test_public_stage_functions_document_their_parameters() -> None:
         if path.split("/")[0] in STAGES
         and not _is_command_module(path)
         and (names := functions_without_parameters_section(tree))
-        and len(names) > DOCSTRING_PARAMETERS_LEFT.get(path, 0)
     }
     assert not missing, "public functions without a numpydoc Parameters section:\n" + "\n".join(
         f"{path}: {', '.join(names)}" for path, names in missing.items()
