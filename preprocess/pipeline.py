@@ -25,7 +25,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from gvs.core.cluster import EngineOptions, limit_threads
-from gvs.core.errors import DiskError, Interrupted
+from gvs.core.errors import DiskError, InputError, Interrupted
 from gvs.core.io import atomic_write_text
 from gvs.core.vocabulary import MODALITIES
 from gvs.core.workspace import CacheDir, ClipRecord, FeatureStore
@@ -105,12 +105,17 @@ def make_extractor(modality: str, config: PreprocessConfig):
     Parameters
     ----------
     modality : str
-        "scene", "pose", "audio" or "faces".
+        One of MODALITIES: "scene", "pose", "audio" or "faces".
     config : PreprocessConfig
 
     Returns
     -------
     extractor : Extractor
+
+    Raises
+    ------
+    InputError
+        ``modality`` is none of MODALITIES.
     """
     if modality == "scene":
         from .scene import SceneExtractor as extractor_class
@@ -118,8 +123,10 @@ def make_extractor(modality: str, config: PreprocessConfig):
         from .pose import PoseExtractor as extractor_class
     elif modality == "audio":
         from .audio import AudioExtractor as extractor_class
-    else:
+    elif modality == "faces":
         from .faces import FaceExtractor as extractor_class
+    else:
+        raise InputError(f"no extractor for modality {modality!r}; choose one of {', '.join(MODALITIES)}")
     return extractor_class(config)
 
 
