@@ -15,7 +15,6 @@ from gvs.core.workspace import CacheDir, RunFolder, RunsDir
 from modalities.architectures import PooledStepMask, build_model, compile_model
 from modalities.data import open_features
 from modalities.metrics import classification_metrics, save_confusion_png
-from modalities.partition import ensure_partition, make_partition
 from modalities.train import load_modality_model, main, predict_proba, train_modality
 from tests.synthetic import make_synthetic_cache
 
@@ -183,19 +182,6 @@ def test_clear_errors(cache, runs, tmp_path):
     CacheDir(tiny).set_current_fingerprints({"faces": "0123456789ab"})
     with pytest.raises(StaleModelError, match="fingerprint 0123456789ab"):
         load_modality_model(runs, "faces", tiny)
-
-
-def test_partition_is_stratified_deterministic_and_handles_one_labelled_split(cache, tmp_path):
-    rows = [{"key": f"all/{i}", "split": "all", "label": str(i % 3)} for i in range(30)]
-    rows += [{"key": f"all/u{i}", "split": "all", "label": ""} for i in range(2)]
-    partition = make_partition(rows, seed=1)
-    assert make_partition(rows, seed=1) == partition and make_partition(rows, seed=2) != partition
-    labels = {r["key"]: r["label"] for r in rows}
-    for part in ("select", "report"):
-        assert sorted(labels[k] for k in partition.parts[part]) == ["0", "0", "1", "1", "2", "2"]
-        assert "only one labelled split" in partition.sources[part]
-    assert len(partition.parts["train"]) == 18 and partition.parts["test"] == ["all/u0", "all/u1"]
-    assert ensure_partition(tmp_path, cache) == ensure_partition(tmp_path, cache)
 
 
 def test_metrics_agree_with_scikit_learn(tmp_path):
