@@ -148,3 +148,39 @@ def test_predict_without_any_bundle_says_what_to_run(val_clip: Path, tmp_path: P
     monkeypatch.setenv("GVS_HOME", str(tmp_path / "home"))
     assert gvs_main(["predict", str(val_clip), "--out", str(tmp_path / "out")]) == 2
     assert "gvs export" in capsys.readouterr().err
+
+
+def _sharpness(path: Path) -> float:
+    """Variance of the Laplacian of an image file: how much fine detail (a face's edges) it keeps."""
+    import cv2
+
+    return float(cv2.Laplacian(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), cv2.CV_64F).var())
+
+
+def test_people_files_blurred_thumbnails_and_no_people(val_clip: Path, small_bundle: Path, tmp_path: Path) -> None:
+    """The real clip's people: people/<name>.csv (one row per person, per-video ids from 1), a thumbnail each, the
+    same records in predictions.json and windows.csv's group columns; --blur-faces blurs the thumbnails and
+    --no-people writes none of it."""
+    runs = {}
+    for name, extra in (("plain", []), ("blurred", ["--blur-faces"]), ("none", ["--no-people"])):
+        out = tmp_path / name
+        arguments = ["predict", str(val_clip), "--model", str(small_bundle), "--out", str(out), "--quiet", *extra]
+        assert gvs_main(arguments) == 0
+        runs[name] = PredictionsDir(out)
+    plain = runs["plain"]
+    with plain.people_csv("1_1").open(newline="", encoding="utf-8") as handle:
+        people = list(csv.DictReader(handle))
+    assert len(people) >= 2 and [int(p["person"]) for p in people] == list(range(1, len(people) + 1))
+    written = json.loads(plain.json.read_text())
+    faces_model = "faces" in written["bundle"]["modalities"]  # without one, nobody's drop is known
+    assert all((p["drop_fused"] != "") == faces_model and int(p["frames_seen"]) >= 1 for p in people)
+    record = written["videos"][0]
+    assert [p["id"] for p in record["people"]] == [int(p["person"]) for p in people]
+    with plain.windows_csv.open(newline="", encoding="utf-8") as handle:
+        assert all(int(w["people"]) >= 1 for w in csv.DictReader(handle))
+    for person in people:
+        blurred = runs["blurred"].root / person["thumbnail"]
+        assert _sharpness(blurred) < 0.5 * _sharpness(plain.root / person["thumbnail"])
+    none = runs["none"]
+    assert not none.people.exists()
+    assert json.loads(none.json.read_text())["videos"][0]["people"] == []

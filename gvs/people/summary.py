@@ -108,13 +108,18 @@ def person_record(person: Person, drop_fused: float | None, drop_faces: float | 
         "last_s": round(person.last_s, 3),
         "frames_seen": person.frames_seen,
         "mean_face_px": round(person.mean_height, 1),
-        "expressions": dict(zip(EXPRESSIONS, np.round(person.mean_scores(), 4).tolist())),
-        "trend": dict(zip(EXPRESSIONS, np.round(person.trend(), 4).tolist())),
+        "expressions": dict(zip(EXPRESSIONS, _rounded(person.mean_scores()))),
+        "trend": dict(zip(EXPRESSIONS, _rounded(person.trend()))),
         "top_expression": EXPRESSIONS[int(person.mean_scores().argmax())],
-        "drop_fused": None if drop_fused is None else round(drop_fused, 4) + 0.0,
-        "drop_faces": None if drop_faces is None else round(drop_faces, 4) + 0.0,
+        "drop_fused": None if drop_fused is None else _rounded([drop_fused])[0],
+        "drop_faces": None if drop_faces is None else _rounded([drop_faces])[0],
         "strip": {
             "times": [round(s.time, 3) for s in person.sightings],
             "top": [EXPRESSIONS[int(s.scores.argmax())] for s in person.sightings],
         },
     }
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    """Numbers for JSON: 4 decimals, no float32 residue, no negative zero."""
+    return [round(float(v), 4) + 0.0 for v in values]

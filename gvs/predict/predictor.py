@@ -143,7 +143,8 @@ class Predictor:
         ``on_window`` callback of ``predict_video`` (explanations); off for plain prediction
     ood_threshold : familiarity below which a window or video is flagged unlike the training data (default: the
         bundle's, chosen at export; gvs.predict.familiarity)
-    people : track the people whose faces the video shows (only with a faces model; gvs.people)
+    people : track the people whose faces the video shows (gvs.people; how much each carried the verdict needs a
+        faces model in the bundle)
     """
 
     def __init__(
@@ -376,15 +377,17 @@ class Predictor:
         for window, window_rows in zip(windows, rows):
             group = window_group(window_rows)
             window.people, window.dominant, window.agreement = group.people, group.dominant, group.agreement
-        drops = carried(
-            rows,
-            np.stack([w.probabilities[FUSED] for w in windows]),
-            np.stack([w.probabilities["faces"] for w in windows]),
-            verdict,
-            self.stream.config.n_frames,
-            self._score_faces_input,
-            lambda fused: pool_probabilities(fused, self.pool),
-        )
+        drops = {}
+        if "faces" in self.bundle.modalities:
+            drops = carried(
+                rows,
+                np.stack([w.probabilities[FUSED] for w in windows]),
+                np.stack([w.probabilities["faces"] for w in windows]),
+                verdict,
+                self.stream.config.n_frames,
+                self._score_faces_input,
+                lambda fused: pool_probabilities(fused, self.pool),
+            )
         people = info.people or []
         records = [person_record(p, *drops.get(p.id, (None, None))) for p in people]
         return records, {p.id: p.thumbnail.image for p in people}

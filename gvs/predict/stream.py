@@ -226,8 +226,8 @@ class WindowStream:
     thumbnail_height : pixels of each window's thumbnail
     keep_raw : attach to each window what its features were computed from (frames, keypoints, face boxes and
         scores, audio samples: ``WindowFeatures.raw``), for explanations; holds one window of frames more
-    people : link the faces into person tracks (gvs.people.tracks; needs the faces modality): each window gets its
-        ``face_rows`` and the video's ``info.people`` is set once it finishes
+    people : link the faces into person tracks (gvs.people.tracks; faces are found for it even when ``modalities``
+        lacks them): each window gets its ``face_rows`` and the video's ``info.people`` is set once it finishes
     """
 
     def __init__(
@@ -250,8 +250,8 @@ class WindowStream:
         self.stride = stride
         self.thumbnail_height = thumbnail_height
         self.keep_raw = keep_raw
-        self.people = people and "faces" in modalities
-        self.extractors = {m: make_extractor(m, config) for m in modalities}
+        self.people = people
+        self.extractors = {m: make_extractor(m, config) for m in (*modalities, *(["faces"] if people else []))}
         self._beside = ThreadPoolExecutor(1, thread_name_prefix="gvs-beside")
         self.info: VideoInfo | None = None  # the last video's (set when its windows are asked for)
         self._silence: np.ndarray | None = None
