@@ -32,7 +32,7 @@ def person(
         "mean_face_px": 40.0 + person_id,
         "expressions": dict(zip(EXPRESSIONS, np.round(means, 4).tolist())),
         "trend": dict(zip(EXPRESSIONS, [0.0] * len(EXPRESSIONS))),
-        "top_expression": max(set(strip), key=strip.count),
+        "top_expression": max(tops, key=strip.count),
         "drop_fused": drop,
         "drop_faces": None if drop is None else 2 * drop,
         "strip": {"times": times, "top": strip},

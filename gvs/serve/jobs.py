@@ -32,6 +32,7 @@ STAGE_LABELS: dict[str, str] = {
     "lime": "report: LIME superpixels",
     "pixels": "report: pixel saliency",
     "people": "report: people and faces",
+    "persons": "report: the people in the video",
     "audio": "report: sounds",
     "modalities": "report: each modality's share",
     "writing": "writing the report page",
@@ -48,7 +49,9 @@ class Job:
     {modality: {class name: p}} (mean over the windows); ``class_names`` the bundle's classes in order (state.json
     sorts the keys of those dicts); times are seconds since the epoch. ``familiarity`` and ``unfamiliar``: the
     video's familiarity and the scores below the bundle's threshold (gvs.predict.familiarity); ``notes``: what the
-    bundle says of itself (the demo banner, no familiarity data)."""
+    bundle says of itself (the demo banner, no familiarity data). ``people``: the (at most) three people whose
+    faces carried the verdict most (runner.top_people: id, top expression, drop, sentence, thumbnail as a data:
+    URI); ``people_note``: what the page says of the people instead or besides (none tracked, nobody moved it)."""
 
     id: str
     name: str
@@ -70,6 +73,8 @@ class Job:
     familiarity: float | None = None
     unfamiliar: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    people: list[dict] = field(default_factory=list)
+    people_note: str = ""
     error: str = ""
     duration_s: float | None = None
     windows: int = 0
@@ -224,6 +229,8 @@ def public_view(job: Job, position: int, running: int) -> dict:
         "familiarity": job.familiarity,
         "unfamiliar": job.unfamiliar,
         "notes": job.notes,
+        "people": job.people,
+        "people_note": job.people_note,
         "error": job.error or None,
         "duration_s": job.duration_s,
         "windows": job.windows,

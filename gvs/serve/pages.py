@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse
 from gvs import __version__
 from gvs.predict.familiarity import familiarity_text
 from gvs.predict.outputs import class_colours
+from gvs.predict.timeline import EXPRESSION_COLOURS
 
 
 @functools.cache
@@ -45,7 +46,8 @@ def bars(probabilities: dict[str, float]) -> list[dict]:
 
 
 def job_page(view: dict) -> HTMLResponse:
-    """The page of one job: its progress, and once predicted its verdict, probabilities, timeline and links.
+    """The page of one job: its progress, and once predicted its verdict, probabilities, timeline, the three people
+    who carried it most (thumbnail, top expression, drop) and links.
 
     The classes shown are the job's ``class_names`` (the bundle's, in order)."""
     verdict = None
@@ -64,7 +66,16 @@ def job_page(view: dict) -> HTMLResponse:
     if view["verdict"] and view.get("familiarity") is not None:
         unfamiliar = view.get("unfamiliar") or []
         familiarity = {"flagged": bool(unfamiliar), "text": familiarity_text(view["familiarity"], unfamiliar)}
-    return render("job.html.j2", job=view, verdict=verdict, rows=rows, class_names=class_names, familiarity=familiarity)
+    people = [p | {"colour": EXPRESSION_COLOURS.get(p["top_expression"], "#59636e")} for p in view.get("people") or []]
+    return render(
+        "job.html.j2",
+        job=view,
+        verdict=verdict,
+        rows=rows,
+        class_names=class_names,
+        familiarity=familiarity,
+        people=people,
+    )
 
 
 def error_page(status: int, message: str) -> HTMLResponse:

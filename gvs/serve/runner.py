@@ -4,9 +4,10 @@ A worker's maker has ``explain(path, progress=, on_prediction=, on_window=) -> R
 ``on_window(features, prediction)`` per predicted window) and ``describe() -> (bundle summary, prediction
 settings)`` for predictions.json. :class:`ServeReportMaker` is the real one; tests pass a fast fake.
 
-Right after the prediction pass the job gets its verdict, probabilities, timeline.png and predictions.json; the
-report's sections follow, then report.html. A video that fails (or any error) fails the job with the reason, with
-the server's paths replaced by the video's name.
+Right after the prediction pass the job gets its verdict, probabilities, timeline.png, predictions.json and the
+three people whose faces carried the verdict most (:func:`top_people`, thumbnails as data: URIs, blurred when the
+maker's report options blur faces); the report's sections follow, then report.html. A video that fails (or any
+error) fails the job with the reason, with the server's paths replaced by the video's name.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ from gvs.core.workspace import PredictionsDir
 from gvs.predict.outputs import save_timeline, write_json
 from gvs.predict.predictor import FUSED, VideoPrediction, pool_probabilities
 from gvs.report.explain import Report, ReportMaker, ReportOptions
+from gvs.report.movement import MIN_CHANGE
+from gvs.report.persons import blurred_thumbnail, drop_sentence, ranked
 
 from .jobs import Job, JobBoard
 from .settings import ServeSettings
 from .storage import PREDICTIONS, REPORT, TIMELINE
 
 log = logging.getLogger(__name__)
+TOP_PEOPLE = 3  # people shown on the job's page
+THUMBNAIL_PX = 112  # the longer side of a thumbnail on the page
 
 
 class _WindowTap:
@@ -97,6 +102,61 @@ def _by_class(probabilities, class_names: tuple[str, ...]) -> dict[str, float]:
     return {c: round(float(p), 4) for c, p in zip(class_names, probabilities)}
 
 
+def thumbnail_uri(image: np.ndarray, blur: bool = False) -> str:
+    """A person's thumbnail (h, w, 3) uint8 RGB as a JPEG data: URI, its longer side at most THUMBNAIL_PX (blurred
+    whole first with ``blur``)."""
+    import base64
+
+    import cv2
+
+    image = blurred_thumbnail(image) if blur else np.ascontiguousarray(image)
+    scale = THUMBNAIL_PX / max(image.shape[:2])
+    if scale < 1:
+        size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return "data:image/jpeg;base64," + base64.b64encode(encoded.tobytes()).decode("ascii") if ok else ""
+
+
+def top_people(video: VideoPrediction, blur: bool = False, count: int = TOP_PEOPLE) -> tuple[list[dict], str]:
+    """The ``count`` people (seen on PERSON_MIN_FRAMES sampled frames or more) whose faces carried the video's
+    verdict most, largest drop_fused first: [{id, top_expression, drop_fused, frames_seen, sentence, thumbnail,
+    blurred}],
+    and a note for the page: why nobody is shown (not tracked, no face, no removal moved p(verdict) by MIN_CHANGE)
+    or ""."""
+    from gvs.predict.timeline import PERSON_MIN_FRAMES
+
+    verdict = video.verdict
+    if not video.people:
+        tracked = any(w.people is not None for w in video.windows)
+        return [], "No face was found in this video." if tracked else ""
+    order, change = ranked([p for p in video.people if p.get("frames_seen", 0) >= PERSON_MIN_FRAMES])
+    if not order:
+        return [], f"Nobody's face was seen on {PERSON_MIN_FRAMES} sampled frames or more."
+    if change is None:
+        return [], "How much each person carried the verdict is measured only with a faces model."
+    if change < MIN_CHANGE:
+        return [], (
+            f"Taking any one person's faces out moved p({verdict}) by at most {change:.3f}, less than {MIN_CHANGE}: "
+            "nobody carried the verdict more than the others."
+        )
+    people = []
+    for record in order[:count]:
+        image = video.thumbnails.get(record["id"])
+        people.append(
+            {
+                "id": record["id"],
+                "top_expression": record["top_expression"],
+                "drop_fused": record["drop_fused"],
+                "frames_seen": record["frames_seen"],
+                "sentence": drop_sentence(verdict, record["drop_fused"], record["id"]),
+                "thumbnail": thumbnail_uri(image, blur) if image is not None else "",
+                "blurred": blur,
+            }
+        )
+    return people, ""
+
+
 class _JobProgress:
     """The callbacks of one job's explain: each window, the prediction, each report section."""
 
@@ -120,6 +180,7 @@ class _JobProgress:
         save_timeline(named, self.job.folder / TIMELINE)
         bundle, settings = self.maker.describe()
         write_json(PredictionsDir(self.job.folder), [named], bundle, settings)
+        people, people_note = top_people(video, _blurs_faces(self.maker))
         self.board.update(
             self.job.id,
             stage="sections",
@@ -132,6 +193,8 @@ class _JobProgress:
             familiarity=video.familiarity,
             unfamiliar=list(video.unfamiliar),
             notes=list(bundle.get("notes", [])),
+            people=people,
+            people_note=people_note,
             duration_s=round(video.duration_s, 2),
             windows=len(video.windows),
             verdict_at=time.time(),
@@ -141,6 +204,11 @@ class _JobProgress:
     def stage(self, name: str) -> None:
         if name != self.job.stage:
             self.board.update(self.job.id, stage=name)
+
+
+def _blurs_faces(maker) -> bool:
+    """Whether the maker's report options blur faces (then the page's thumbnails are blurred too)."""
+    return bool(getattr(getattr(maker, "options", None), "blur_faces", False))
 
 
 def run_job(job: Job, maker, board: JobBoard) -> None:
