@@ -102,3 +102,12 @@ def test_nobody_is_shown_when_no_removal_moves_the_verdict() -> None:
 def test_a_video_without_people_gets_no_people_box(tmp_path: Path) -> None:
     job, page = _finished(tmp_path, PeopleMaker(people_video(tracked=False)))
     assert job["status"] == "done" and job["people"] == [] and 'id="people"' not in page
+
+
+def test_without_a_faces_model_the_people_seen_most_are_shown_without_drops(tmp_path: Path) -> None:
+    people, note = top_people(people_video({1: None, 2: None, 3: None, 5: None}))
+    assert [p["id"] for p in people] == [1, 2, 3] and all(p["sentence"] == "" for p in people)
+    assert "only with a faces model" in note
+    job, page = _finished(tmp_path, PeopleMaker(people_video({1: None, 2: None, 3: None})))
+    assert "The people in this video" in page and "Who carried the verdict" not in page
+    assert re.findall(r'id="person-(\d+)"', page) == ["1", "2", "3"] and "without person" not in page

@@ -121,9 +121,8 @@ def thumbnail_uri(image: np.ndarray, blur: bool = False) -> str:
 def top_people(video: VideoPrediction, blur: bool = False, count: int = TOP_PEOPLE) -> tuple[list[dict], str]:
     """The ``count`` people (seen on PERSON_MIN_FRAMES sampled frames or more) whose faces carried the video's
     verdict most, largest drop_fused first: [{id, top_expression, drop_fused, frames_seen, sentence, thumbnail,
-    blurred}],
-    and a note for the page: why nobody is shown (not tracked, no face, no removal moved p(verdict) by MIN_CHANGE)
-    or ""."""
+    blurred}], and a note for the page: why nobody is shown (not tracked, no face, no removal moved p(verdict) by
+    MIN_CHANGE), or, when no drop is known (no faces model), that these are the people seen on most frames; else ""."""
     from gvs.predict.timeline import PERSON_MIN_FRAMES
 
     verdict = video.verdict
@@ -133,9 +132,14 @@ def top_people(video: VideoPrediction, blur: bool = False, count: int = TOP_PEOP
     order, change = ranked([p for p in video.people if p.get("frames_seen", 0) >= PERSON_MIN_FRAMES])
     if not order:
         return [], f"Nobody's face was seen on {PERSON_MIN_FRAMES} sampled frames or more."
-    if change is None:
-        return [], "How much each person carried the verdict is measured only with a faces model."
-    if change < MIN_CHANGE:
+    note = ""
+    if change is None:  # a bundle without a faces model: people tracked, nobody's drop known
+        order = sorted(order, key=lambda p: (-p["frames_seen"], p["id"]))
+        note = (
+            "How much each person carried the verdict is measured only with a faces model: these are the people "
+            "seen on most frames."
+        )
+    elif change < MIN_CHANGE:
         return [], (
             f"Taking any one person's faces out moved p({verdict}) by at most {change:.3f}, less than {MIN_CHANGE}: "
             "nobody carried the verdict more than the others."
@@ -149,12 +153,12 @@ def top_people(video: VideoPrediction, blur: bool = False, count: int = TOP_PEOP
                 "top_expression": record["top_expression"],
                 "drop_fused": record["drop_fused"],
                 "frames_seen": record["frames_seen"],
-                "sentence": drop_sentence(verdict, record["drop_fused"], record["id"]),
+                "sentence": "" if change is None else drop_sentence(verdict, record["drop_fused"], record["id"]),
                 "thumbnail": thumbnail_uri(image, blur) if image is not None else "",
                 "blurred": blur,
             }
         )
-    return people, ""
+    return people, note
 
 
 class _JobProgress:
