@@ -125,3 +125,17 @@ def run_module(
     add_debug(parser)
     args = parser.parse_args(argv)
     return guarded(lambda: run(args), args.debug)
+
+
+def add_people_arguments(parser: argparse.ArgumentParser, blur: bool = True) -> None:
+    """--no-people (and --blur-faces with ``blur``): the people options of predict, report and serve."""
+    parser.add_argument(
+        "--no-people",
+        dest="people",
+        action="store_false",
+        help="do not track the people whose faces the video shows (no people/ files, no people section)",
+    )
+    if blur:
+        parser.add_argument(
+            "--blur-faces", action="store_true", help="blur the people's face thumbnails (people/<video>/*.jpg)"
+        )

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from gvs.core.cluster import EngineOptions, check_engine_options
-from gvs.core.command import add_engine_arguments, engine_options, positive_int
+from gvs.core.command import add_engine_arguments, add_people_arguments, engine_options, positive_int
 from gvs.core.errors import InputError, Interrupted
 from gvs.core.vocabulary import VIDEO_EXTENSIONS
 from gvs.predict.inputs import expand_inputs
@@ -105,20 +105,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_engine_arguments(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def add_people_arguments(parser: argparse.ArgumentParser, blur: bool = True) -> None:
-    """--no-people (and --blur-faces with ``blur``): the people options of predict, report and serve."""
-    parser.add_argument(
-        "--no-people",
-        dest="people",
-        action="store_false",
-        help="do not track the people whose faces the video shows (no people/ files, no people section)",
-    )
-    if blur:
-        parser.add_argument(
-            "--blur-faces", action="store_true", help="blur the people's face thumbnails (people/<video>/*.jpg)"
-        )
 
 
 def add_export_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gvs.core.command import positive_int
+from gvs.core.command import add_people_arguments, positive_int
 from gvs.core.errors import GVSError, InputError
 from gvs.core.vocabulary import VIDEO_EXTENSIONS
 from preprocess.engine import BACKENDS
@@ -49,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quick", action="store_true", help="occlusion and gradients only (no LIME): about 4x faster")
     parser.add_argument("--blur-faces", action="store_true", help="blur every detected face in every image")
+    add_people_arguments(parser, blur=False)
     parser.add_argument(
         "--lime-samples", type=positive_int, default=200, help="perturbed key frames LIME scores (default 200)"
     )
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     options = ReportOptions(
         args.quick, args.lime_samples, args.segments, args.blur_faces, args.explain_class, args.seed
     )
-    maker = ReportMaker(model, options, precision=args.precision, backend=args.backend)
+    maker = ReportMaker(model, options, precision=args.precision, backend=args.backend, people=args.people)
     videos, skipped = _videos(args, maker.predictor)
     if not videos:
         raise InputError(f"no videos in {', '.join(map(str, args.inputs))} ({', '.join(VIDEO_EXTENSIONS)})")

@@ -108,9 +108,10 @@ class ReportMaker:
         stride: int | None = None,
         precision: str = "auto",
         backend: str = "auto",
+        people: bool = True,
     ) -> None:
         self.options = options or ReportOptions()
-        self.predictor = Predictor(model, stride, precision=precision, keep_raw=True, backend=backend)
+        self.predictor = Predictor(model, stride, precision=precision, keep_raw=True, backend=backend, people=people)
         check_class(self.options.explain_class, self.predictor.class_names)
 
     def explain(
