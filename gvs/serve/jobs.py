@@ -19,22 +19,18 @@ from pathlib import Path
 
 from gvs.core.errors import GVSError
 from gvs.core.io import atomic_write_json, read_json
+from gvs.report.stages import REPORT_STAGES
 
 from .errors import RequestError
 from .storage import STATE, JobStore
 
 log = logging.getLogger(__name__)
 
+# What the job page says of each stage: serve's own around the report's (their names and labels: gvs.report.stages).
 STAGE_LABELS: dict[str, str] = {
     "queued": "waiting in the queue",
     "predict": "decoding the video and predicting its windows",
-    "sections": "report: key moments",
-    "lime": "report: LIME superpixels",
-    "pixels": "report: pixel saliency",
-    "people": "report: people and faces",
-    "persons": "report: the people in the video",
-    "audio": "report: sounds",
-    "modalities": "report: each modality's share",
+    **REPORT_STAGES,
     "writing": "writing the report page",
     "done": "done",
     "failed": "failed",
