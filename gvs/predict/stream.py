@@ -12,12 +12,14 @@ its first frame's time: steps past the end of the track are zero rows (mask Fals
 One pass: every frame is grabbed once; each sampled frame goes through each backbone once (in chunks of
 ``stride`` sampled frames) and its per-frame feature rows sit in a rolling buffer of one window; the audio
 track is decoded once and embedded once. The faces of a chunk are found in a second thread while scene and pose
-run on it (the detector releases the GIL): on 2 cores this took the 60-s benchmark video from 42 s to 35-38.5 s;
-decoding ahead in a third thread gained nothing measurable and was left out. Memory holds the rolling buffer, one
-chunk of frames, and the audio track with its embeddings, whatever the video's length. Scene and faces rows depend only on their own frame
-(ResNet-50 in inference mode; faces are found and pooled per frame), and pose rows on their frame and the few
-sampled frames before it (static skeletons such as logos are dropped by comparing frames, see preprocess/pose.py),
-so a window's features equal, or for pose nearly equal, those preprocessing computes for a clip of the same frames.
+run on it (the detector releases the GIL); decoding stays in the calling thread. Memory holds the rolling buffer,
+one chunk of frames, and the audio track with its embeddings, whatever the video's length. Scene and faces rows
+depend only on their own frame (ResNet-50 in inference mode; faces are found and pooled per frame), and pose rows
+on their frame and the few sampled frames before it (static skeletons such as logos are dropped by comparing
+frames, see preprocess/pose.py), so a window's features equal, or for pose nearly equal, those preprocessing
+computes for a clip of the same frames.
+
+Measurements (the faces thread, decoding ahead): docs/speed.md#predicting
 """
 
 from __future__ import annotations
