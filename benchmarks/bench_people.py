@@ -1,7 +1,7 @@
 """Person tracking (issue 29) against the hand identities of the shared clips (tests/data/people_counts.json).
 
     .venv/bin/python benchmarks/bench_people.py [--source ../shared/data/vgaf] [--parts distances tracks]
-        [--boxes hand detected] [--same-person 0.45 0.5 0.55]
+        [--boxes hand detected] [--same-person 0.45 0.5 0.55] [--max-link-gap 1]
 
 distances: the face_recognition encoding (128-d, model "small", the one gvs.people.tracks merges tracks with) of
 every hand-counted face on the counted frames (sampled frames 0, 4, 8, 11) and the distances between two faces of
@@ -15,7 +15,8 @@ one counted frame: the tracker never merges tracks that share a frame, so only t
 tracks: decode -> find_faces(yuface) -> score_faces (FER) -> PeopleTracker on each clip's 12 sampled frames, the
 tracks scored against the fixture (gvs/people/scoring.py: tracked people are hand people matched on >= 3 of the 4
 counted frames; one track: all their matched sightings in one tracker person; merges: tracker people covering two
-or more hand people), once per ``--same-person`` threshold (the tracker's own first). Per clip and in total:
+or more hand people), with the tracker's defaults, then once per other ``--same-person`` threshold and
+``--max-link-gap`` (each with the other setting at its default). Per clip and in total:
 hand people, tracker people, tracked people, how many got one track, fragments, merges; and seconds per clip of
 detection + FER against the tracker's add + finish, with the encodings finish computed.
 """
@@ -176,11 +177,11 @@ def detect(clips: list[Clip]) -> tuple[dict, dict, dict]:
     return boxes, scores, seconds
 
 
-def track(clip: Clip, boxes: list, scores: list, same_person: float):
+def track(clip: Clip, boxes: list, scores: list, settings: dict):
     """The tracker's people of one clip, seconds of add + finish, and the encodings finish computed."""
     from gvs.people.tracks import PeopleTracker
 
-    tracker = PeopleTracker(same_person=same_person)
+    tracker = PeopleTracker(**settings)
     started = time.perf_counter()
     for position, frame in enumerate(clip.frames):
         tracker.add(position, clip.times[position], frame, boxes[position], scores[position])
@@ -188,13 +189,20 @@ def track(clip: Clip, boxes: list, scores: list, same_person: float):
     return people, time.perf_counter() - started, tracker.encodings_computed
 
 
-def run_tracks(clips: list[Clip], thresholds: list[float]) -> None:
-    from gvs.people.tracks import SAME_PERSON
+def run_tracks(clips: list[Clip], thresholds: list[float], gaps: list[int]) -> None:
+    from gvs.people.tracks import MAX_LINK_GAP, SAME_PERSON
 
     boxes, scores, stage_seconds = detect(clips)
-    for threshold in dict.fromkeys([SAME_PERSON, *thresholds]):
+    runs = [{"same_person": SAME_PERSON, "max_link_gap": MAX_LINK_GAP}]
+    runs += [{"same_person": t, "max_link_gap": MAX_LINK_GAP} for t in thresholds if t != SAME_PERSON]
+    runs += [{"same_person": SAME_PERSON, "max_link_gap": g} for g in gaps if g != MAX_LINK_GAP]
+    for settings in runs:
         totals, tracker_seconds, encodings = PeopleTotals(), [], []
-        print(f"\nsame_person {threshold:.2f}" + (" (the tracker's default)" if threshold == SAME_PERSON else ""))
+        default = settings == runs[0]
+        print(
+            f"\nsame_person {settings['same_person']:.2f}, max_link_gap {settings['max_link_gap']}"
+            + default * " (defaults)"
+        )
         print(
             "| clip     | hand people | tracks | tracked (>=3) | one track | fragments | merges | det+FER s | tracker s | enc |"
         )
@@ -202,7 +210,7 @@ def run_tracks(clips: list[Clip], thresholds: list[float]) -> None:
             "|----------|-------------|--------|---------------|-----------|-----------|--------|-----------|-----------|-----|"
         )
         for clip in clips:
-            people, seconds, computed = track(clip, boxes[clip.name], scores[clip.name], threshold)
+            people, seconds, computed = track(clip, boxes[clip.name], scores[clip.name], settings)
             score = score_clip(clip.name, people, clip.counted)
             totals.add(score)
             tracker_seconds.append(seconds)
@@ -241,6 +249,9 @@ def main() -> None:
     parser.add_argument(
         "--same-person", type=float, nargs="*", default=[], help="tracker thresholds to score besides its default"
     )
+    parser.add_argument(
+        "--max-link-gap", type=int, nargs="*", default=[], help="link gaps to score besides the default"
+    )
     args = parser.parse_args()
 
     clips = load_clips(args.source, load_face_counts(args.faces), load_people_counts(args.people))
@@ -268,7 +279,7 @@ def main() -> None:
             name = "hand boxes" if boxes == "hand" else "yuface detections matched to the hand boxes"
             print_distribution(f"encoding distances, {name}: {n_faces} faces encoded in {seconds:.1f} s", pooled)
     if "tracks" in args.parts:
-        run_tracks(clips, args.same_person)
+        run_tracks(clips, args.same_person, args.max_link_gap)
 
 
 if __name__ == "__main__":
