@@ -281,7 +281,7 @@ def _group_figure(video: VideoPrediction):
     figure, (count_axis, agree_axis) = subplots(
         2, 1, sharex=True, figsize=(9, 3.4), gridspec_kw={"height_ratios": [1, 1.2], "hspace": 0.12}
     )
-    width = 0.8 * float(np.min(np.diff(centres))) if len(centres) > 1 else 1.0
+    width = 0.8 * float(np.median(np.diff(centres))) if len(centres) > 1 else 1.0
     count_axis.bar(centres, [w.people for w in windows], width=width, color="#59636e")
     count_axis.set_ylabel("people", fontsize=8)
     count_axis.yaxis.get_major_locator().set_params(integer=True)
