@@ -4,7 +4,8 @@ across gaps by face encoding distance.
 Linking (while the video streams): each face of a frame joins the track whose last box, seen at most
 ``MAX_LINK_GAP`` sampled frames before, lies nearest (centres at most ``link_distance`` face heights apart,
 heights within a factor ``MAX_SIZE_CHANGE``), nearest pairs first, one face per track; a face that joins none
-starts a track. Sampled frames are a third of a second apart in the paper preset, so box overlap alone broke
+starts a track; a second box whose centre lies inside a larger box of the frame goes with that box's face (yuface
+sometimes boxes one face twice). Sampled frames are a third of a second apart in the paper preset, so box overlap alone broke
 every track of a panning camera. Merging (once, at the end): two tracks that never share a frame and whose
 largest faces lie within ``same_person`` of each other in face_recognition's 128-d encoding space become one
 person, closest pairs first, never merging two tracks seen on one frame. Each track is encoded once, on its
@@ -23,7 +24,8 @@ from preprocess.faces import face_encodings
 LINK_DISTANCE = 1.0  # face heights: how far a face's centre may be from the track's last one to continue it
 MAX_SIZE_CHANGE = 1.6  # a face continues a track only if their heights differ by less than this factor
 MIN_ENCODED_HEIGHT = 24  # px: smaller faces are not encoded (dlib's encodings of them do not tell people apart)
-MAX_LINK_GAP = 2  # sampled frames: a track may miss one frame's detection and still continue
+MAX_LINK_GAP = 1  # sampled frames: a track continues only from the frame before (a gap of 2 chained a panned
+# camera's new face into the track of the one it replaced: bench_people.py, 20 against 18 of 22 people in one track)
 SAME_PERSON = 0.55  # encoding distance under which two tracks are one person (bench_people.py measures it)
 CROP_MARGIN = 0.5  # share of the face box kept around it in a track's face crops (encodings, thumbnails)
 
@@ -145,6 +147,30 @@ def link_distances(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.where(ratio < MAX_SIZE_CHANGE, distance, np.inf)
 
 
+def duplicates(boxes: np.ndarray) -> np.ndarray:
+    """(F,) for each ``(top, right, bottom, left)`` box of one frame, the index of the largest other box of the
+    frame its centre lies inside and that is larger than it, else -1: the detector's second box on one face (yuface
+    sometimes puts two on one face, which then made two tracks that, sharing frames, could never merge)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if not len(boxes):
+        return np.zeros(0, int)
+    top, right, bottom, left = boxes.T
+    area = (bottom - top) * (right - left)
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    holds = (
+        (cx[:, None] >= left[None])
+        & (cx[:, None] <= right[None])
+        & (cy[:, None] >= top[None])
+        & (cy[:, None] <= bottom[None])
+    )
+    holds &= area[None] > area[:, None]  # box j holds box i's centre and is larger
+    parent = np.where(holds.any(axis=1), np.where(holds, area[None], -1).argmax(axis=1), -1)
+    for face in range(len(parent)):  # a box inside a box inside another goes with the outermost
+        while parent[face] >= 0 and parent[parent[face]] >= 0:
+            parent[face] = parent[parent[face]]
+    return parent
+
+
 def _nearest_pairs(distance: np.ndarray, limit: float) -> list[tuple[int, int]]:
     """One-to-one (row, column) pairs of a distance matrix, nearest first, each at most ``limit``."""
     pairs, rows, columns = [], set(), set()
@@ -191,17 +217,22 @@ class PeopleTracker:
         scores : (F, 7) FER probabilities
         """
         boxes = np.asarray(boxes).reshape(-1, 4)
+        inside = duplicates(boxes)
         open_tracks = [i for i, t in enumerate(self.tracks) if position - t.last.position <= self.max_link_gap]
         open_tracks = [i for i in open_tracks if self.tracks[i].last.position < position]
         joined = np.full(len(boxes), -1)
         if open_tracks and len(boxes):
             distance = link_distances(np.stack([self.tracks[i].last.box for i in open_tracks]), boxes)
+            distance[:, inside >= 0] = np.inf
             for row, face in _nearest_pairs(distance, self.link_distance):
                 joined[face] = open_tracks[row]
-        for face in np.flatnonzero(joined < 0):
+        for face in np.flatnonzero((joined < 0) & (inside < 0)):
             self.tracks.append(_Track())
             joined[face] = len(self.tracks) - 1
+        joined[inside >= 0] = joined[inside[inside >= 0]]
         for face, track in enumerate(joined):
+            if inside[face] >= 0:
+                continue  # a second box on a face that has one: it goes with that face's track, not a sighting
             sighting = Sighting(
                 position, float(time), boxes[face].astype(np.int32), np.asarray(scores[face]), int(track)
             )
