@@ -7,10 +7,11 @@ import cv2
 import numpy as np
 import pytest
 
+from gvs.core.privacy import blurred_thumbnail
 from gvs.predict.timeline import MAX_PERSON_ROWS, PERSON_MIN_FRAMES, timeline_figure, timeline_people
 from gvs.report.html import write_page
 from gvs.report.movement import MIN_CHANGE
-from gvs.report.persons import blurred_thumbnail, drop_sentence, persons_section
+from gvs.report.persons import drop_sentence, persons_section
 from tests.people_fakes import checkerboard, people_video
 
 

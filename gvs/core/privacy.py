@@ -23,7 +23,10 @@ def blur_faces(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def blurred(image: np.ndarray) -> np.ndarray:
-    """A copy of ``image`` (h, w, 3) uint8, a face crop, blurred whole (as blur_faces blurs a face box)."""
+def blurred_thumbnail(image: np.ndarray) -> np.ndarray:
+    """A copy of a person's thumbnail (h, w, 3) uint8, blurred whole and strongly: the thumbnail is a face crop
+    with half the face's size of margin on each side, so the face fills its middle half; a Gaussian of a third of
+    half the crop's longer side leaves no feature of it (nor of the margin: hair, neighbours' faces)."""
     height, width = image.shape[:2]
-    return blur_faces(image, np.array([[0, width, height, 0]]))
+    kernel = max(3, (max(height, width) // 2) | 1)
+    return cv2.GaussianBlur(np.ascontiguousarray(image), (kernel, kernel), kernel / 3)

@@ -127,7 +127,7 @@ def write_people(out: PredictionsDir, name: str, video: VideoPrediction, blur: b
 
     import cv2
 
-    from gvs.core.privacy import blurred
+    from gvs.core.privacy import blurred_thumbnail
     from preprocess.faces import EXPRESSIONS
 
     out.people_csv(name).unlink(missing_ok=True)
@@ -140,7 +140,7 @@ def write_people(out: PredictionsDir, name: str, video: VideoPrediction, blur: b
         if image is not None:
             path = out.person_thumbnail(name, person["id"])
             path.parent.mkdir(parents=True, exist_ok=True)
-            image = blurred(image) if blur else image
+            image = blurred_thumbnail(image) if blur else image
             encoded = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]))[1].tobytes()
             atomic_write_bytes(path, lambda handle, data=encoded: handle.write(data))
             person["thumbnail"] = path.relative_to(out.root).as_posix()

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 
 from gvs.core.figures import subplots
+from gvs.core.privacy import blurred_thumbnail
 from gvs.predict.predictor import VideoPrediction
 from gvs.predict.timeline import (
     EXPRESSION_COLOURS,
@@ -38,15 +38,6 @@ TITLE = "The people in this video"
 MAX_SHOWN = 12  # thumbnails in the figure (the table lists everyone)
 COLUMNS = 6  # thumbnails per row of the figure
 PANEL_INCHES = 1.9
-
-
-def blurred_thumbnail(image: np.ndarray) -> np.ndarray:
-    """A copy of a person's thumbnail (h, w, 3) uint8, blurred whole and strongly: the thumbnail is a face crop
-    with half the face's size of margin on each side, so the face fills its middle half; a Gaussian of a third of
-    half the crop's longer side leaves no feature of it (nor of the margin: hair, neighbours' faces)."""
-    height, width = image.shape[:2]
-    kernel = max(3, (max(height, width) // 2) | 1)
-    return cv2.GaussianBlur(np.ascontiguousarray(image), (kernel, kernel), kernel / 3)
 
 
 def drop_sentence(class_name: str, drop: float, person_id: int) -> str:

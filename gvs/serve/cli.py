@@ -10,7 +10,7 @@ import socket
 import sys
 from pathlib import Path
 
-from gvs.core.command import positive_float, positive_int
+from gvs.core.command import add_people_arguments, positive_float, positive_int
 from gvs.core.errors import GVSError, InputError, Interrupted
 from preprocess.engine import BACKENDS
 from preprocess.precision import PRECISIONS
@@ -63,6 +63,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store-gb", type=positive_float, default=5.0, help="the store's size cap (5 GB)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help="backbone arithmetic (default auto)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto", help="backbone engine (default auto)")
+    add_people_arguments(parser, blur=False)
+    parser.add_argument(
+        "--blur-faces", action="store_true", help="blur every face in the reports and the job pages' thumbnails"
+    )
 
 
 def port_number(text: str) -> int:
@@ -117,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         full_report=args.full_report,
         precision=args.precision,
         backend=args.backend,
+        people=args.people,
+        blur_faces=args.blur_faces,
     )
     print(f"model: {model} ({bundle.fusion_name}); {'full' if args.full_report else 'quick'} reports")
     print(f"jobs kept in {settings.store}")

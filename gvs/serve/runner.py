@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from gvs.core.errors import GVSError
+from gvs.core.privacy import blurred_thumbnail
 from gvs.core.workspace import PredictionsDir
 from gvs.predict.outputs import save_timeline, write_json
 from gvs.predict.predictor import FUSED, VideoPrediction, pool_probabilities
 from gvs.report.explain import Report, ReportMaker, ReportOptions
 from gvs.report.movement import MIN_CHANGE
-from gvs.report.persons import blurred_thumbnail, drop_sentence, ranked
+from gvs.report.persons import drop_sentence, ranked
 
 from .jobs import Job, JobBoard
 from .settings import ServeSettings
@@ -83,8 +84,10 @@ class ServeReportMaker(ReportMaker):
 
 def maker_factory(settings: ServeSettings) -> Callable[[], ServeReportMaker]:
     """What each worker calls once to load its models: quick reports unless ``settings.full_report``."""
-    options = ReportOptions(quick=not settings.full_report)
-    return lambda: ServeReportMaker(settings.model, options, precision=settings.precision, backend=settings.backend)
+    options = ReportOptions(quick=not settings.full_report, blur_faces=settings.blur_faces)
+    return lambda: ServeReportMaker(
+        settings.model, options, precision=settings.precision, backend=settings.backend, people=settings.people
+    )
 
 
 def modality_probabilities(video: VideoPrediction) -> dict[str, dict[str, float]]:

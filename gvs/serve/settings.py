@@ -30,6 +30,8 @@ class ServeSettings:
     full_report : LIME and every key frame (slower); default the quick report
     precision : the backbones' arithmetic (auto, float32, bfloat16, int8)
     backend : the backbones' engine (auto, tensorflow, openvino)
+    people : track the people whose faces the videos show (the job page's top three, the report's people)
+    blur_faces : blur every face in the report's images and the people's thumbnails on the job page
     """
 
     model: Path | None = None
@@ -43,6 +45,8 @@ class ServeSettings:
     full_report: bool = False
     precision: str = "auto"
     backend: str = "auto"
+    people: bool = True
+    blur_faces: bool = False
 
     def __post_init__(self) -> None:
         self.store = Path(self.store) if self.store is not None else default_store()
