@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_people.py [--source ../shared/data/vgaf] [--parts distances tracks]
         [--boxes hand detected] [--same-person 0.45 0.5 0.55] [--max-link-gap 1]
+    .venv/bin/python benchmarks/bench_people.py --parts cost --model BUNDLE --video /tmp/bench-pred/long-60s.mp4
 
 distances: the face_recognition encoding (128-d, model "small", the one gvs.people.tracks merges tracks with) of
 every hand-counted face on the counted frames (sampled frames 0, 4, 8, 11) and the distances between two faces of
@@ -19,6 +20,9 @@ or more hand people), with the tracker's defaults, then once per other ``--same-
 ``--max-link-gap`` (each with the other setting at its default). Per clip and in total:
 hand people, tracker people, tracked people, how many got one track, fragments, merges; and seconds per clip of
 detection + FER against the tracker's add + finish, with the encodings finish computed.
+
+cost: what tracking adds to `gvs predict` (paper preset bundle) on one video, people on and off alternating in
+one process (bench_predict.py's 60-s video is the one to give).
 """
 
 from __future__ import annotations
@@ -239,12 +243,44 @@ def run_tracks(clips: list[Clip], thresholds: list[float], gaps: list[int]) -> N
         )
 
 
+def run_cost(model: Path, video_path: Path, rounds: int) -> None:
+    """Seconds `gvs predict` takes on ``video_path`` with people tracked and without, alternating in one process
+    (both predictors loaded first, one warm-up each), and what tracking took: the stream's "people" stage (linking
+    and the encodings of the merge), the rest (the drops, the records) being in the difference."""
+    from gvs.predict.predictor import Predictor
+
+    predictors = {"people": Predictor(model, people=True), "no people": Predictor(model, people=False)}
+    for predictor in predictors.values():
+        predictor.predict_video(CLIPS[0])
+    seconds: dict[str, list[float]] = {name: [] for name in predictors}
+    stages: list[float] = []
+    for _ in range(rounds):
+        for name, predictor in predictors.items():
+            started = time.perf_counter()
+            video = predictor.predict_video(video_path)
+            seconds[name].append(time.perf_counter() - started)
+            if name == "people":
+                stages.append(predictor.stream.info.seconds.get("people", 0.0))
+                people, encodings = len(video.people), predictor.stream.info.tracker.encodings_computed
+    minutes = predictors["people"].stream.info.duration / 60
+    with_people, without = np.median(seconds["people"]), np.median(seconds["no people"])
+    print(f"\n{video_path.name} ({minutes * 60:.0f} s), {model}: median of {rounds} alternating runs")
+    print("| | s | s per video minute |\n|---|---|---|")
+    print(f"| without people | {without:.1f} | {without / minutes:.1f} |")
+    print(f"| with people | {with_people:.1f} | {with_people / minutes:.1f} |")
+    print(f"| difference | {with_people - without:+.1f} | {(with_people - without) / minutes:+.1f} |")
+    print(f"people stage (linking + encodings) {np.median(stages):.1f} s; {people} people, {encodings} encodings")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", type=Path, default=SHARED / "data" / "vgaf")
     parser.add_argument("--faces", type=Path, default=FACE_COUNTS, help="the hand face boxes")
     parser.add_argument("--people", type=Path, default=PEOPLE_COUNTS, help="the hand identities")
-    parser.add_argument("--parts", nargs="+", choices=["distances", "tracks"], default=["distances", "tracks"])
+    parser.add_argument("--parts", nargs="+", choices=["distances", "tracks", "cost"], default=["distances", "tracks"])
+    parser.add_argument("--model", type=Path, help="cost: the bundle gvs predict uses (paper preset)")
+    parser.add_argument("--video", type=Path, help="cost: the video (bench_predict.py's 60-s video)")
+    parser.add_argument("--rounds", type=int, default=2, help="cost: alternating runs per setting (2)")
     parser.add_argument("--boxes", nargs="+", choices=["hand", "detected"], default=["hand", "detected"])
     parser.add_argument(
         "--same-person", type=float, nargs="*", default=[], help="tracker thresholds to score besides its default"
@@ -280,6 +316,10 @@ def main() -> None:
             print_distribution(f"encoding distances, {name}: {n_faces} faces encoded in {seconds:.1f} s", pooled)
     if "tracks" in args.parts:
         run_tracks(clips, args.same_person, args.max_link_gap)
+    if "cost" in args.parts:
+        if args.model is None or args.video is None:
+            parser.error("--parts cost needs --model BUNDLE and --video VIDEO")
+        run_cost(args.model, args.video, args.rounds)
 
 
 if __name__ == "__main__":
