@@ -118,7 +118,8 @@ def test_prediction_files_have_a_column_per_class_and_the_right_verdict(tmp_path
     header, windows = read_csv(folder.windows_csv)
     columns = [f"{m}_{c}" for m in [*MODALITIES, FUSED] for c in class_names]
     assert header == [
-        "video", "window", "start_s", "end_s", *columns, "predicted", "fused_from", "familiarity", "unfamiliar", "flags"
+        "video", "window", "start_s", "end_s", *columns, "predicted", "fused_from", "familiarity", "unfamiliar",
+        "people", "dominant_expression", "agreement", "flags",
     ]  # fmt: skip
     assert len(windows) == sum(len(v.windows) for v in videos)
     for row in windows:
