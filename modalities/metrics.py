@@ -23,7 +23,9 @@ def classification_metrics(
     ----------
     y_true, y_pred : ndarray of shape (n_clips,), int
     split : str
-        Recorded with the numbers.
+        Recorded with the numbers as ``"split"``: where the clips come from. A modality run passes its part's
+        description (``Partition.sources``, prose such as "Val (ours protocol: ...)"), a fusion the clips' split
+        names joined by "+" ("Val"); the name stays for the metrics.json, result.json and tables already written.
     class_names : tuple of str
 
     Returns
