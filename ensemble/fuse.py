@@ -163,18 +163,24 @@ def run_fusion(
         if saved.get("stamp") == stamp:
             return FusionResult(name, kind, data.modalities, run.folder, saved["metrics"])
 
-    train, y_train = data.part("train")
+    train_rows, select_rows = data.rows("train"), data.rows("select")
+    y_train = data.y[train_rows]
     if len(y_train) == 0:
         raise PartitionError(
             f"{name}: no labelled clips with {'+'.join(data.modalities)} outputs in the train part "
             f"of {RunsDir(runs).partition_path}; label training clips or re-run preprocessing "
             "for the modalities that failed on them (`gvs preprocess`)"
         )
-    select = data.part("select")
+    X_train, present_train = data.inputs(fusion.reads, train_rows)
+    validation = None
+    if len(select_rows):
+        X_select, present_select = data.inputs(fusion.reads, select_rows)
+        validation = (X_select, data.y[select_rows], present_select)
     started = time.perf_counter()
-    fusion.fit(train, y_train, validation=select if len(select[1]) else None)
+    fusion.fit(X_train, y_train, present_train, validation=validation, n_classes=len(data.class_names))
     fit_seconds = time.perf_counter() - started
-    probabilities, predicted = fusion.predict_proba(data.outputs), fusion.predict(data.outputs)
+    X, present = data.inputs(fusion.reads)
+    probabilities, predicted = fusion.predict_proba(X, present), fusion.predict(X, present)
     metrics = {}
     for part in REPORT_PARTS:
         rows = data.rows(part)
@@ -199,13 +205,13 @@ def run_fusion(
             from .report import save_latent_picture
 
             labelled = np.flatnonzero(data.y >= 0)
-            latents = fusion.latents({m: o.take(labelled) for m, o in data.outputs.items()})
+            latents = fusion.latents(*data.inputs(fusion.reads, labelled))
             save_latent_picture(latents, data.y[labelled], staged.latents, f"{name}: latent means", data.class_names)
         if isinstance(fusion, AttentionFusion):
             from .report import save_attention_picture
 
             rows = data.rows("report") if len(data.rows("report")) else np.arange(len(data.keys))
-            weights = fusion.attention({m: o.take(rows) for m, o in data.outputs.items()})
+            weights = fusion.attention(*data.inputs(fusion.reads, rows))
             save_attention_picture(
                 weights, fusion.modalities_, staged.attention, f"{name}: mean attention, report part"
             )

@@ -1,11 +1,24 @@
-"""Seven fusions of the frozen modality models, each a scikit-learn classifier: hard, soft, weighted, fc and vae
-here, over one vector per clip and modality; attention and lstm (ensemble.temporal), over their per-step outputs.
+"""Seven fusions of the frozen modality models, each a scikit-learn classifier on arrays: hard, soft, weighted, fc
+and vae here, over one vector per clip and modality; attention and lstm (ensemble.temporal), over per-step outputs.
 
-``X`` maps a modality name to its :class:`~ensemble.outputs.ModalityOutputs` (hidden vectors and probabilities
-of the frozen modality model, one row per clip, rows aligned across modalities, ``present`` marking the rows that
-have the modality); ``y`` holds class indices (``classes_`` is ``arange(n_classes)``, n_classes read from the
-probabilities). ``fit(X, y, validation=None)`` takes ``validation = (X, y)`` of the select part: fc and vae stop
-early on it (best epoch kept), weighted searches its weights on it; hard and soft learn nothing.
+``X`` maps a modality name to the array of that modality the fusion reads (its class attribute ``reads``), one row
+per clip, rows aligned across modalities:
+
+- ``reads == "probabilities"`` (hard, soft, weighted): ``X[m]`` of shape (n_clips, n_classes), the modality model's
+  class probabilities;
+- ``reads == "hidden"`` (fc, vae): ``X[m]`` of shape (n_clips, hidden_size), its hidden vectors;
+- ``reads == "sequence"`` (attention, lstm): ``X[m]`` of shape (n_clips, n_steps, F), its per-step outputs on the
+  visual time grid, and ``X[steps_key(m)]`` (``"<m>_steps"``) of shape (n_clips, n_steps), bool, its real steps.
+
+``present`` (keyword, optional) is a bool array of shape (n_clips, n_modalities), columns in the fusion's modality
+order (the sorted modality names, ``modalities_`` once fitted): False where a clip lacks the modality (its row of
+``X`` is then ignored); None means every clip has every modality. ``y`` holds class indices (``classes_`` is
+``arange(n_classes)``; n_classes is the width of the probabilities, or ``n_classes`` given to ``fit``, or
+``max(y) + 1``). ``fit(X, y, present=None, validation=None)`` takes ``validation = (X, y)`` or ``(X, y, present)``
+of the select part: fc, vae, attention and lstm stop early on it (best epoch kept), weighted searches its weights on
+it; hard and soft learn nothing. :func:`fusion_arrays` makes ``X`` from per-modality arrays by kind, and
+``ensemble.outputs.fusion_inputs`` makes ``(X, present)`` from the cached records
+(:class:`~ensemble.outputs.ModalityOutputs`).
 
 Every fusion predicts every clip that has at least one modality: the votes count the modalities present, fc and
 vae take a presence mask (a missing hidden vector is zeros plus a 0 mask bit) and are trained with modality
@@ -39,11 +52,107 @@ from gvs.core.io import atomic_write_bytes, atomic_write_json, read_json
 from gvs.core.vocabulary import MODALITIES
 from gvs.core.workspace import RunFolder, load_keras_model
 
-from .outputs import ModalityOutputs
-
 PRESENCE_INPUT = "presence"  # fc/vae input: (n_clips, n_modalities) 1 where the clip has the modality
-Outputs = Mapping[str, ModalityOutputs]
-Validation = tuple[Outputs, np.ndarray] | None
+PROBABILITIES, HIDDEN, SEQUENCE = "probabilities", "hidden", "sequence"  # what a fusion reads (Fusion.reads)
+READS: tuple[str, ...] = (PROBABILITIES, HIDDEN, SEQUENCE)
+STEPS = "steps"  # the real steps of a sequence, beside it (keys ``<modality>_steps``)
+Arrays = Mapping[str, np.ndarray]
+Validation = tuple[Arrays, np.ndarray] | tuple[Arrays, np.ndarray, np.ndarray | None] | None
+
+
+def steps_key(modality: str) -> str:
+    """The key of ``X`` holding the real steps of ``modality``'s sequence (time-aware fusions).
+
+    Parameters
+    ----------
+    modality : str
+
+    Returns
+    -------
+    key : str
+        ``"<modality>_steps"``.
+    """
+    return f"{modality}_{STEPS}"
+
+
+def modalities_of(X: Arrays) -> list[str]:
+    """The modalities ``X`` holds arrays of, sorted (the fusion's modality order; steps keys left out).
+
+    Parameters
+    ----------
+    X : mapping of str to ndarray
+
+    Returns
+    -------
+    modalities : list of str
+    """
+    return sorted(key for key in X if not key.endswith(f"_{STEPS}"))
+
+
+def fusion_arrays(reads: str, arrays: Mapping[str, Mapping[str, np.ndarray | None]]) -> dict[str, np.ndarray]:
+    """``X`` of a fusion that reads ``reads``, from each modality's arrays by kind.
+
+    Parameters
+    ----------
+    reads : str
+        One of READS (a fusion's ``reads``).
+    arrays : mapping of str to mapping of str to ndarray
+        Modality -> {"probabilities": (n, C), "hidden": (n, d), "sequence": (n, T, F) or None, "steps": (n, T)
+        bool or None}; only the kinds ``reads`` needs are read.
+
+    Returns
+    -------
+    X : dict of str to ndarray
+        Modality -> its ``reads`` array; with ``reads == "sequence"`` also ``steps_key(modality)`` -> its steps.
+    """
+    if reads not in READS:
+        raise InputError(f"unknown fusion input {reads!r}; choose from {', '.join(READS)}")
+    X = {}
+    for modality, kinds in arrays.items():
+        if kinds[reads] is None:
+            raise InputError(
+                f"{modality}: no per-step outputs; the time-aware fusions read per-step sequences, which "
+                "ensemble.outputs.compute_outputs (and gvs predict) compute; fit them through `gvs fuse`"
+            )
+        X[modality] = kinds[reads]
+        if reads == SEQUENCE:
+            X[steps_key(modality)] = np.asarray(kinds[STEPS], dtype=bool)
+    return X
+
+
+def presence_matrix(X: Arrays, present: np.ndarray | None, modalities: list[str]) -> np.ndarray:
+    """``present`` checked, or all True when None.
+
+    Parameters
+    ----------
+    X : mapping of str to ndarray
+        The fusion's input (for the number of clips).
+    present : ndarray of shape (n_clips, n_modalities), bool, or None
+    modalities : list of str
+        The column order.
+
+    Returns
+    -------
+    present : ndarray of shape (n_clips, n_modalities), bool
+    """
+    n = len(X[modalities[0]])
+    if present is None:
+        return np.ones((n, len(modalities)), dtype=bool)
+    present = np.asarray(present, dtype=bool)
+    if present.shape != (n, len(modalities)):
+        raise InputError(
+            f"present has shape {present.shape}; give one row per clip ({n}) and one column per modality "
+            f"({'+'.join(modalities)}, in that order)"
+        )
+    return present
+
+
+def _unpack(validation: Validation) -> tuple[Arrays, np.ndarray, np.ndarray | None] | None:
+    """``validation`` as (X, y, present), or None when it has no clip."""
+    if validation is None or len(validation[1]) == 0:
+        return None
+    X, y, *rest = validation
+    return X, np.asarray(y, dtype=int), rest[0] if rest else None
 
 
 def as_run_folder(folder: RunFolder | str | Path) -> RunFolder:
@@ -61,35 +170,65 @@ def as_run_folder(folder: RunFolder | str | Path) -> RunFolder:
 
 
 class Fusion(ClassifierMixin, BaseEstimator):
-    """Base class: subclasses set ``kind`` and implement ``predict_proba``; those that learn extend ``fit`` and
-    ``_fitted_state`` (their JSON-able learned attributes, written to and read back from the fusion record)."""
+    """Base class: subclasses set ``kind`` and ``reads`` and implement ``predict_proba``; those that learn extend
+    ``fit`` and ``_fitted_state`` (their JSON-able learned attributes, written to and read back from the fusion
+    record)."""
 
     kind = ""
+    reads = PROBABILITIES  # the array of each modality ``X`` holds (see the module docstring)
     learns_from_outputs = False  # True: trained on the train part's modality outputs (--oof replaces them)
-    reads_sequences = False  # True: reads the per-step outputs (ModalityOutputs.sequence), not the hidden vectors
 
-    def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+    @property
+    def reads_sequences(self) -> bool:
+        """True for the time-aware fusions, which read the per-step outputs, not the hidden vectors."""
+        return self.reads == SEQUENCE
+
+    def fit(
+        self,
+        X: Arrays,
+        y: np.ndarray,
+        present: np.ndarray | None = None,
+        validation: Validation = None,
+        n_classes: int | None = None,
+    ) -> Self:
         """Learn from the train rows.
 
         Parameters
         ----------
-        X : mapping modality -> ModalityOutputs of n_clips rows
-        y : ndarray of shape (n_clips,), class indices
-        validation : (X, y) of the select part, or None
+        X : mapping of str to ndarray
+            Modality -> the array the fusion reads (``reads``), n_clips rows each.
+        y : ndarray of shape (n_clips,), int
+            Class indices.
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+            Columns in sorted modality order; None: every clip has every modality.
+        validation : tuple of (X, y) or (X, y, present), or None
+            The select part.
+        n_classes : int or None
+            The number of classes; None: the probabilities' width, else ``max(y) + 1``.
+
+        Returns
+        -------
+        self : Fusion
         """
-        self.modalities_ = sorted(X)
-        self.classes_ = np.arange(next(iter(X.values())).probabilities.shape[1])
-        counts = np.bincount(np.asarray(y, dtype=int), minlength=len(self.classes_)) + 1.0  # Laplace: no zeros
+        self.modalities_ = modalities_of(X)
+        y = np.asarray(y, dtype=int)
+        if n_classes is None:
+            first = np.asarray(X[self.modalities_[0]])
+            n_classes = first.shape[1] if self.reads == PROBABILITIES else int(y.max()) + 1
+        self.classes_ = np.arange(n_classes)
+        counts = np.bincount(y, minlength=len(self.classes_)) + 1.0  # Laplace: no zeros
         self.prior_ = (counts / counts.sum()).tolist()
         return self
 
-    def predict_proba(self, X: Outputs) -> np.ndarray:
+    def predict_proba(self, X: Arrays, present: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities of each clip.
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+        X : mapping of str to ndarray
+            Modality -> the array the fusion reads, n_clips rows each; the modalities it was fitted on.
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+            Columns in ``modalities_`` order; None: every clip has every modality.
 
         Returns
         -------
@@ -97,27 +236,29 @@ class Fusion(ClassifierMixin, BaseEstimator):
         """
         raise NotImplementedError
 
-    def predict(self, X: Outputs) -> np.ndarray:
+    def predict(self, X: Arrays, present: np.ndarray | None = None) -> np.ndarray:
         """The most probable class of each clip.
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+        X : mapping of str to ndarray
+            Modality -> the array the fusion reads, n_clips rows each; the modalities it was fitted on.
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+            Columns in ``modalities_`` order; None: every clip has every modality.
 
         Returns
         -------
         classes : ndarray of shape (n_clips,), int
         """
-        return self.predict_proba(X).argmax(axis=1)
+        return self.predict_proba(X, present).argmax(axis=1)
 
     def _fitted_state(self) -> dict:
         return {}
 
-    def _presence(self, X: Outputs) -> np.ndarray:
+    def _presence(self, X: Arrays, present: np.ndarray | None) -> np.ndarray:
         """presence : ndarray of shape (n_modalities, n_clips), bool"""
         self._check(X)
-        return np.stack([X[m].presence for m in self.modalities_])
+        return presence_matrix(X, present, self.modalities_).T
 
     def _with_prior(self, probabilities: np.ndarray, presence: np.ndarray) -> np.ndarray:
         """``probabilities`` (n_clips, n_classes) with ``prior_`` in the rows no modality is present in."""
@@ -126,18 +267,18 @@ class Fusion(ClassifierMixin, BaseEstimator):
         probabilities[none] = self.prior_
         return probabilities
 
-    def _check(self, X: Outputs) -> None:
+    def _check(self, X: Arrays) -> None:
         check_is_fitted(self)
-        if sorted(X) != self.modalities_:
+        if modalities_of(X) != self.modalities_:
             raise InputError(
-                f"{self.kind} fusion was fitted on {'+'.join(self.modalities_)}, got outputs of "
-                f"{'+'.join(sorted(X))}; pass the outputs of the same modalities"
+                f"{self.kind} fusion was fitted on {'+'.join(self.modalities_)}, got arrays of "
+                f"{'+'.join(modalities_of(X))}; pass the arrays of the same modalities"
             )
 
-    def _stacked(self, X: Outputs) -> np.ndarray:
+    def _stacked(self, X: Arrays) -> np.ndarray:
         """probabilities : ndarray of shape (n_modalities, n_clips, n_classes)"""
         self._check(X)
-        return np.stack([X[m].probabilities for m in self.modalities_])
+        return np.stack([np.asarray(X[m]) for m in self.modalities_])
 
     def save(self, folder: RunFolder | str | Path) -> RunFolder:
         """Write the fusion record (kind, modalities, hyperparameters, learned state) into ``folder``.
@@ -200,37 +341,42 @@ class HardVote(Fusion):
 
     kind = "hard"
 
-    def predict_proba(self, X: Outputs) -> np.ndarray:
+    def predict_proba(self, X: Arrays, present: np.ndarray | None = None) -> np.ndarray:
         """Each class's share of the votes of the modalities a clip has (the prior where it has none).
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+        X : mapping of str to ndarray of shape (n_clips, n_classes)
+            Modality -> its probabilities; the modalities it was fitted on.
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+            Columns in ``modalities_`` order; None: every clip has every modality.
 
         Returns
         -------
         shares : ndarray of shape (n_clips, n_classes)
         """
-        probabilities, presence = self._stacked(X), self._presence(X)
+        probabilities, presence = self._stacked(X), self._presence(X, present)
         votes = (np.eye(len(self.classes_))[probabilities.argmax(axis=2)] * presence[..., None]).sum(axis=0)
         shares = votes / np.maximum(presence.sum(axis=0), 1)[:, None]
         return self._with_prior(shares, presence)
 
-    def predict(self, X: Outputs) -> np.ndarray:
+    def predict(self, X: Arrays, present: np.ndarray | None = None) -> np.ndarray:
         """The class with the most votes; ties go to the highest summed probability.
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+        X : mapping of str to ndarray of shape (n_clips, n_classes)
+            Modality -> its probabilities; the modalities it was fitted on.
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+            Columns in ``modalities_`` order; None: every clip has every modality.
 
         Returns
         -------
         classes : ndarray of shape (n_clips,), int
         """
-        shares = self.predict_proba(X)
-        summed = (self._stacked(X) * self._presence(X)[..., None]).sum(axis=0) + shares  # prior rows: the prior
+        shares = self.predict_proba(X, present)
+        presence = self._presence(X, present)
+        summed = (self._stacked(X) * presence[..., None]).sum(axis=0) + shares  # prior rows: the prior
         tied = shares == shares.max(axis=1, keepdims=True)
         return np.where(tied, summed, -np.inf).argmax(axis=1)
 
@@ -240,19 +386,21 @@ class SoftVote(Fusion):
 
     kind = "soft"
 
-    def predict_proba(self, X: Outputs) -> np.ndarray:
+    def predict_proba(self, X: Arrays, present: np.ndarray | None = None) -> np.ndarray:
         """The mean of the probabilities of the modalities a clip has (the prior where it has none).
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+        X : mapping of str to ndarray of shape (n_clips, n_classes)
+            Modality -> its probabilities; the modalities it was fitted on.
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+            Columns in ``modalities_`` order; None: every clip has every modality.
 
         Returns
         -------
         probabilities : ndarray of shape (n_clips, n_classes)
         """
-        presence = self._presence(X)
+        presence = self._presence(X, present)
         weights = presence / np.maximum(presence.sum(axis=0), 1)
         return self._with_prior(np.einsum("mn,mnc->nc", weights, self._stacked(X)), presence)
 
@@ -273,30 +421,39 @@ class WeightedVote(Fusion):
         self.weights = weights
         self.grid_step = grid_step
 
-    def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+    def fit(
+        self,
+        X: Arrays,
+        y: np.ndarray,
+        present: np.ndarray | None = None,
+        validation: Validation = None,
+        n_classes: int | None = None,
+    ) -> Self:
         """Learn from the train rows (see Fusion.fit).
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            Modality -> outputs of n_clips clips.
+        X : mapping of str to ndarray of shape (n_clips, n_classes)
+            Modality -> its probabilities.
         y : ndarray of shape (n_clips,), int
-        validation : tuple of (X, y) or None
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+        validation : tuple of (X, y) or (X, y, present), or None
             The select part.
+        n_classes : int or None
 
         Returns
         -------
         self : WeightedVote
         """
-        super().fit(X, y)
+        super().fit(X, y, present, n_classes=n_classes)
         if self.weights:
             raw = self._given_weights()
             self.weights_from_ = "given"
         else:
-            on_select = validation is not None and len(validation[1]) > 0
-            fit_X, fit_y = validation if on_select else (X, y)
-            raw = self._search(fit_X, np.asarray(fit_y, dtype=int))
-            self.weights_from_ = "select" if on_select else "train"
+            select = _unpack(validation)
+            fit_X, fit_y, fit_present = select if select is not None else (X, y, present)
+            raw = self._search(fit_X, np.asarray(fit_y, dtype=int), fit_present)
+            self.weights_from_ = "train" if select is None else "select"
         self.weights_ = dict(zip(self.modalities_, (raw / raw.sum()).tolist()))
         return self
 
@@ -312,9 +469,9 @@ class WeightedVote(Fusion):
             raise InputError(f"weights must be non-negative with a positive sum, got {dict(self.weights)}")
         return raw
 
-    def _search(self, X: Outputs, y: np.ndarray) -> np.ndarray:
+    def _search(self, X: Arrays, y: np.ndarray, present: np.ndarray | None) -> np.ndarray:
         """weights : ndarray of shape (n_modalities,), the best grid point on ``X``'s clips."""
-        probabilities, presence = self._stacked(X), self._presence(X)
+        probabilities, presence = self._stacked(X), self._presence(X, present)
         probabilities = probabilities / probabilities.sum(axis=2, keepdims=True, dtype=np.float64)
         steps = int(round(1 / self.grid_step))
         best, best_score = np.ones(len(probabilities)), (np.inf, np.inf)
@@ -336,50 +493,48 @@ class WeightedVote(Fusion):
         per_clip = per_clip / np.maximum(per_clip.sum(axis=0), 1e-12)
         return self._with_prior(np.einsum("mn,mnc->nc", per_clip, probabilities), presence)
 
-    def predict_proba(self, X: Outputs) -> np.ndarray:
+    def predict_proba(self, X: Arrays, present: np.ndarray | None = None) -> np.ndarray:
         """The weighted mean of the probabilities of the modalities a clip has.
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+        X : mapping of str to ndarray of shape (n_clips, n_classes)
+            Modality -> its probabilities; the modalities it was fitted on.
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+            Columns in ``modalities_`` order; None: every clip has every modality.
 
         Returns
         -------
         probabilities : ndarray of shape (n_clips, n_classes)
         """
-        probabilities, presence = self._stacked(X), self._presence(X)
+        probabilities, presence = self._stacked(X), self._presence(X, present)
         return self._weighted(np.array([self.weights_[m] for m in self.modalities_]), probabilities, presence)
 
     def _fitted_state(self) -> dict:
         return {"weights": self.weights_, "weights_from": self.weights_from_}
 
 
-def hidden_inputs(X: Outputs, modalities: list[str]) -> dict[str, np.ndarray]:
+def hidden_inputs(X: Arrays, present: np.ndarray | None, modalities: list[str]) -> dict[str, np.ndarray]:
     """The Keras input dict of a fused model: ``{"<modality>_hidden": ndarray of shape (n_clips, hidden)}``, then
     ``{"presence": ndarray of shape (n_clips, n_modalities)}``, 1.0 where the clip has the modality.
 
     Parameters
     ----------
-    X : mapping of str to ModalityOutputs
+    X : mapping of str to ndarray of shape (n_clips, hidden)
+        Modality -> its hidden vectors.
+    present : ndarray of shape (n_clips, n_modalities), bool, or None
+        Columns in ``modalities`` order; None: every clip has every modality.
     modalities : list of str
 
     Returns
     -------
     inputs : dict of str to ndarray, float32
     """
-    inputs = {f"{m}_hidden": X[m].hidden.astype(np.float32) for m in modalities}
-    return inputs | {PRESENCE_INPUT: np.stack([X[m].presence for m in modalities], axis=1).astype(np.float32)}
+    inputs = {f"{m}_hidden": np.asarray(X[m]).astype(np.float32) for m in modalities}
+    return inputs | {PRESENCE_INPUT: presence_matrix(X, present, modalities).astype(np.float32)}
 
 
-def _select_inputs(validation: Validation, modalities: list[str]) -> tuple[dict, np.ndarray] | None:
-    """Keras inputs and labels of the select part; None when there is none."""
-    if validation is None or len(validation[1]) == 0:
-        return None
-    return hidden_inputs(validation[0], modalities), np.asarray(validation[1], dtype=int)
-
-
-def _scaled_inputs(X: Outputs, modalities: list[str]):
+def _scaled_inputs(X: Arrays, present: np.ndarray, modalities: list[str]):
     """One Keras input per modality, standardised by a Normalization layer fitted on the training rows that have
     it, times the modality's presence bit (a missing modality is zeros), and the presence input.
 
@@ -389,7 +544,7 @@ def _scaled_inputs(X: Outputs, modalities: list[str]):
     inputs, gated, scaler = [], [], {}
     presence = keras.Input(shape=(len(modalities),), name=PRESENCE_INPUT)
     for index, modality in enumerate(modalities):
-        hidden = X[modality].hidden[X[modality].presence].astype(np.float64)
+        hidden = np.asarray(X[modality])[present[:, index]].astype(np.float64)
         if not len(hidden):
             raise InputError(f"no training clip has {modality} outputs; drop {modality} from the fusion")
         mean, variance = hidden.mean(axis=0), hidden.var(axis=0)
@@ -457,6 +612,7 @@ class _KerasFusion(Fusion):
     hidden vectors override ``_model_inputs`` and ``_batches``.
     """
 
+    reads = HIDDEN
     learns_from_outputs = True
 
     def __init__(
@@ -477,7 +633,9 @@ class _KerasFusion(Fusion):
         self.seed = seed
         self.verbose = verbose
 
-    def _fit_classifier(self, model, X: Outputs, y: np.ndarray, validation: Validation) -> None:
+    def _fit_classifier(
+        self, model, X: Arrays, y: np.ndarray, present: np.ndarray | None, validation: Validation
+    ) -> None:
         """Train ``model`` on one-hot labels, stopping early on the validation loss (best weights kept)."""
         import keras
 
@@ -486,28 +644,29 @@ class _KerasFusion(Fusion):
         )
         callbacks, validation_data = [], None
         one_hot = np.eye(len(self.classes_), dtype=np.float32)
-        if validation is not None and len(validation[1]) > 0:
-            validation_data = (self._model_inputs(validation[0]), one_hot[np.asarray(validation[1], dtype=int)])
+        select = _unpack(validation)
+        if select is not None:
+            validation_data = (self._model_inputs(select[0], select[2]), one_hot[select[1]])
             callbacks.append(
                 keras.callbacks.EarlyStopping(monitor="val_loss", patience=self.patience, restore_best_weights=True)
             )
-        train = self._batches(self._model_inputs(X), one_hot[np.asarray(y, dtype=int)])
+        train = self._batches(self._model_inputs(X, present), one_hot[np.asarray(y, dtype=int)])
         history = model.fit(
             train, epochs=self.epochs, validation_data=validation_data, callbacks=callbacks, verbose=self.verbose
         )
         self.epochs_trained_ = len(history.history["loss"])
 
-    def _model_inputs(self, X: Outputs) -> dict[str, np.ndarray]:
+    def _model_inputs(self, X: Arrays, present: np.ndarray | None) -> dict[str, np.ndarray]:
         """The Keras input dict of ``model_`` for the clips of ``X``."""
-        return hidden_inputs(X, self.modalities_)
+        return hidden_inputs(X, present, self.modalities_)
 
     def _batches(self, inputs: dict[str, np.ndarray], targets: np.ndarray):
         """The training batches (a keras PyDataset) of ``inputs`` and one-hot ``targets``."""
         return _training_batches(inputs, targets, self.batch_size, self.modality_dropout, self.seed)
 
-    def predict_proba(self, X: Outputs) -> np.ndarray:
-        presence = self._presence(X)
-        probabilities = self.model_.predict(self._model_inputs(X), batch_size=256, verbose=0)
+    def predict_proba(self, X: Arrays, present: np.ndarray | None = None) -> np.ndarray:
+        presence = self._presence(X, present)
+        probabilities = self.model_.predict(self._model_inputs(X, present), batch_size=256, verbose=0)
         return self._with_prior(probabilities, presence)
 
     def _fitted_state(self) -> dict:
@@ -561,16 +720,25 @@ class FCFusion(_KerasFusion):
         self.dropout = dropout
         self.l2 = l2
 
-    def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+    def fit(
+        self,
+        X: Arrays,
+        y: np.ndarray,
+        present: np.ndarray | None = None,
+        validation: Validation = None,
+        n_classes: int | None = None,
+    ) -> Self:
         """Learn from the train rows (see Fusion.fit).
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            Modality -> outputs of n_clips clips.
+        X : mapping of str to ndarray of shape (n_clips, hidden)
+            Modality -> its hidden vectors.
         y : ndarray of shape (n_clips,), int
-        validation : tuple of (X, y) or None
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+        validation : tuple of (X, y) or (X, y, present), or None
             The select part.
+        n_classes : int or None
 
         Returns
         -------
@@ -578,16 +746,17 @@ class FCFusion(_KerasFusion):
         """
         import keras
 
-        super().fit(X, y)
+        super().fit(X, y, present, n_classes=n_classes)
         keras.utils.set_random_seed(self.seed)
-        inputs, gated, presence, self.scaler_ = _scaled_inputs(X, self.modalities_)
+        presence_rows = presence_matrix(X, present, self.modalities_)
+        inputs, gated, presence, self.scaler_ = _scaled_inputs(X, presence_rows, self.modalities_)
         x = keras.layers.Dense(
             self.units, activation="relu", kernel_regularizer=keras.regularizers.L2(self.l2), name="fusion_dense"
         )(_concatenate([*gated, presence]))
         x = keras.layers.Dropout(self.dropout, name="fusion_dropout")(x)
         probabilities = keras.layers.Dense(len(self.classes_), activation="softmax", name="probabilities")(x)
         self.model_ = keras.Model(inputs, probabilities, name="fc_fusion")
-        self._fit_classifier(self.model_, X, y, validation)
+        self._fit_classifier(self.model_, X, y, present, validation)
         return self
 
 
@@ -688,16 +857,25 @@ class VAEFusion(_KerasFusion):
         self.beta = beta
         self.vae_epochs = vae_epochs
 
-    def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+    def fit(
+        self,
+        X: Arrays,
+        y: np.ndarray,
+        present: np.ndarray | None = None,
+        validation: Validation = None,
+        n_classes: int | None = None,
+    ) -> Self:
         """Learn from the train rows (see Fusion.fit).
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            Modality -> outputs of n_clips clips.
+        X : mapping of str to ndarray of shape (n_clips, hidden)
+            Modality -> its hidden vectors.
         y : ndarray of shape (n_clips,), int
-        validation : tuple of (X, y) or None
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+        validation : tuple of (X, y) or (X, y, present), or None
             The select part.
+        n_classes : int or None
 
         Returns
         -------
@@ -705,9 +883,10 @@ class VAEFusion(_KerasFusion):
         """
         import keras
 
-        super().fit(X, y)
+        super().fit(X, y, present, n_classes=n_classes)
         keras.utils.set_random_seed(self.seed)
-        inputs, gated, presence, self.scaler_ = _scaled_inputs(X, self.modalities_)
+        presence_rows = presence_matrix(X, present, self.modalities_)
+        inputs, gated, presence, self.scaler_ = _scaled_inputs(X, presence_rows, self.modalities_)
         target = _concatenate(gated)
         encoded = keras.layers.Concatenate(name="vae_encoder_input")([target, presence])
         hidden = keras.layers.Dense(self.encoder_units, activation="relu", name="vae_encoder_dense")(encoded)
@@ -718,21 +897,22 @@ class VAEFusion(_KerasFusion):
         decoded = keras.layers.Dense(int(target.shape[-1]), name="reconstruction")(decoded)
         self.decoder_ = keras.Model(latent, decoded, name="vae_decoder")
         encoder = keras.Model(inputs, [z_mean, z_log_var, target], name="vae_encoder")
-        self._train_vae(_vae_class()(encoder, self.decoder_, self.beta, self.seed), X, validation)
+        self._train_vae(_vae_class()(encoder, self.decoder_, self.beta, self.seed), X, present, validation)
 
         self.encoder_ = keras.Model(inputs, z_mean, name="vae_latent_means")
         self.encoder_.trainable = False
         x = keras.layers.Dense(self.units, activation="relu", name="latent_dense")(z_mean)
         probabilities = keras.layers.Dense(len(self.classes_), activation="softmax", name="probabilities")(x)
         self.model_ = keras.Model(inputs, probabilities, name="vae_fusion")
-        self._fit_classifier(self.model_, X, y, validation)
+        self._fit_classifier(self.model_, X, y, present, validation)
         return self
 
-    def _train_vae(self, vae, X: Outputs, validation: Validation) -> None:
+    def _train_vae(self, vae, X: Arrays, present: np.ndarray | None, validation: Validation) -> None:
         import keras
 
-        train = hidden_inputs(X, self.modalities_)
-        select = _select_inputs(validation, self.modalities_)
+        train = hidden_inputs(X, present, self.modalities_)
+        chosen = _unpack(validation)
+        select = None if chosen is None else (hidden_inputs(chosen[0], chosen[2], self.modalities_), chosen[1])
         monitor = "loss" if select is None else "val_loss"
         vae.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
         history = vae.fit(
@@ -754,20 +934,22 @@ class VAEFusion(_KerasFusion):
             "measured_on": "train" if select is None else "select",
         }
 
-    def latents(self, X: Outputs) -> np.ndarray:
+    def latents(self, X: Arrays, present: np.ndarray | None = None) -> np.ndarray:
         """The encoder's latent means of each clip.
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            Modality -> outputs of the same n_clips clips; the modalities it was fitted on.
+        X : mapping of str to ndarray of shape (n_clips, hidden)
+            Modality -> its hidden vectors; the modalities it was fitted on.
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+            Columns in ``modalities_`` order; None: every clip has every modality.
 
         Returns
         -------
         latents : ndarray of shape (n_clips, latent_dim)
         """
         self._check(X)
-        return self.encoder_.predict(hidden_inputs(X, self.modalities_), batch_size=256, verbose=0)
+        return self.encoder_.predict(hidden_inputs(X, present, self.modalities_), batch_size=256, verbose=0)
 
     def _fitted_state(self) -> dict:
         return {**super()._fitted_state(), "vae_loss": self.vae_loss_, "vae_history": self.vae_history_}

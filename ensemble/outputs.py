@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -281,6 +282,54 @@ class FusionData:
         """
         rows = self.rows(part, labelled)
         return {m: o.take(rows) for m, o in self.outputs.items()}, self.y[rows]
+
+    def inputs(self, reads: str, rows: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """A fusion's arrays of ``rows`` (default every row): see :func:`fusion_inputs`.
+
+        Parameters
+        ----------
+        reads : str
+            The fusion's ``reads``.
+        rows : ndarray of shape (k,), int, or None
+
+        Returns
+        -------
+        X : dict of str to ndarray
+            k rows each.
+        present : ndarray of shape (k, n_modalities), bool
+            Columns in sorted modality order.
+        """
+        outputs = self.outputs if rows is None else {m: o.take(rows) for m, o in self.outputs.items()}
+        return fusion_inputs(outputs, reads)
+
+
+def fusion_inputs(outputs: Mapping[str, ModalityOutputs], reads: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The arrays a fusion reads, from the modality outputs records: the one place records become fusion input.
+
+    Parameters
+    ----------
+    outputs : mapping of str to ModalityOutputs
+        Modality -> outputs of the same n_clips clips (rows aligned).
+    reads : str
+        The fusion's ``reads`` (ensemble.fusions.READS): "probabilities", "hidden" or "sequence".
+
+    Returns
+    -------
+    X : dict of str to ndarray
+        Modality -> its ``reads`` array (and, for "sequence", ``steps_key(modality)`` -> its real steps), see
+        ensemble.fusions.
+    present : ndarray of shape (n_clips, n_modalities), bool
+        Columns in sorted modality order (the fusions' order).
+    """
+    from .fusions import fusion_arrays
+
+    modalities = sorted(outputs)
+    arrays = {
+        m: {kind: getattr(outputs[m], kind) for kind in ("probabilities", "hidden", "sequence", "steps")}
+        for m in modalities
+    }
+    present = np.stack([outputs[m].presence for m in modalities], axis=1)
+    return fusion_arrays(reads, arrays), present
 
 
 def align(

@@ -1,5 +1,6 @@
-"""Two time-aware fusions of the modality models' per-step outputs (``ModalityOutputs.sequence``: one vector per
-step of the visual time grid, modalities.sequence).
+"""Two time-aware fusions of the modality models' per-step outputs (one vector per step of the visual time grid,
+modalities.sequence): ``X[m]`` of shape (n_clips, n_steps, F) and its real steps ``X[steps_key(m)]`` of shape
+(n_clips, n_steps), bool (ensemble.fusions).
 
 - ``attention`` (after the video-emotion app paper): each modality's steps are standardised, projected to a
   common ``width`` and given a learned position embedding; each modality's steps then query the steps of the
@@ -29,19 +30,22 @@ import numpy as np
 from gvs.core.errors import InputError
 from gvs.core.workspace import RunFolder
 
-from .fusions import Outputs, Validation, _KerasFusion
+from .fusions import SEQUENCE, Arrays, Validation, _KerasFusion, presence_matrix, steps_key
 
 WEIGHTS_LAYER = "modality_weights"  # the lstm fusion's learned modality weights (more than one modality)
 
 
-def sequence_inputs(X: Outputs, modalities: list[str]) -> dict[str, np.ndarray]:
+def sequence_inputs(X: Arrays, present: np.ndarray | None, modalities: list[str]) -> dict[str, np.ndarray]:
     """The Keras inputs of a time-aware fusion: ``<modality>_sequence`` (n_clips, T, F) and ``<modality>_steps``
     (n_clips, T), 1.0 at the real steps of the clips that have the modality.
 
     Parameters
     ----------
-    X : mapping of str to ModalityOutputs
-        With per-step outputs (``sequence``).
+    X : mapping of str to ndarray
+        Modality -> its per-step outputs (n_clips, T, F), and ``steps_key(modality)`` -> its real steps
+        (n_clips, T), bool.
+    present : ndarray of shape (n_clips, n_modalities), bool, or None
+        Columns in ``modalities`` order; None: every clip has every modality.
     modalities : list of str
 
     Returns
@@ -49,15 +53,15 @@ def sequence_inputs(X: Outputs, modalities: list[str]) -> dict[str, np.ndarray]:
     inputs : dict of str to ndarray, float32
     """
     inputs = {}
-    for modality in modalities:
-        outputs = X[modality]
-        if outputs.sequence is None:
+    present = presence_matrix(X, present, modalities)
+    for index, modality in enumerate(modalities):
+        if steps_key(modality) not in X:
             raise InputError(
-                f"{modality}: no per-step outputs; the time-aware fusions read ModalityOutputs.sequence, which "
-                "ensemble.outputs.compute_outputs (and gvs predict) compute; fit them through `gvs fuse`"
+                f"{modality}: no real steps ({steps_key(modality)!r}) beside its per-step outputs; the time-aware "
+                "fusions read sequences and steps (ensemble.fusions.fusion_arrays with reads='sequence')"
             )
-        steps = outputs.steps & outputs.presence[:, None]
-        inputs[f"{modality}_sequence"] = outputs.sequence.astype(np.float32)
+        steps = np.asarray(X[steps_key(modality)], dtype=bool) & present[:, index][:, None]
+        inputs[f"{modality}_sequence"] = np.asarray(X[modality]).astype(np.float32)
         inputs[f"{modality}_steps"] = steps.astype(np.float32)
     return inputs
 
@@ -112,7 +116,7 @@ class _SequenceFusion(_KerasFusion):
     """Shared inputs, standardisation, training and loading of the time-aware fusions; subclasses build the
     model from the projected steps in ``_head``."""
 
-    reads_sequences = True
+    reads = SEQUENCE
 
     def __init__(
         self,
@@ -142,14 +146,37 @@ class _SequenceFusion(_KerasFusion):
         self.dropout = dropout
         self.step_dropout = step_dropout
 
-    def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+    def fit(
+        self,
+        X: Arrays,
+        y: np.ndarray,
+        present: np.ndarray | None = None,
+        validation: Validation = None,
+        n_classes: int | None = None,
+    ) -> Self:
+        """Learn from the train rows (see Fusion.fit).
+
+        Parameters
+        ----------
+        X : mapping of str to ndarray
+            Modality -> its per-step outputs (n_clips, T, F); ``steps_key(modality)`` -> its real steps (n_clips, T).
+        y : ndarray of shape (n_clips,), int
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+        validation : tuple of (X, y) or (X, y, present), or None
+            The select part.
+        n_classes : int or None
+
+        Returns
+        -------
+        self : _SequenceFusion
+        """
         import keras
 
         from . import sequence_layers as sl
 
-        super().fit(X, y)  # classes, modalities and prior (Fusion.fit)
+        super().fit(X, y, present, n_classes=n_classes)  # classes, modalities and prior (Fusion.fit)
         keras.utils.set_random_seed(self.seed)
-        train = sequence_inputs(X, self.modalities_)
+        train = sequence_inputs(X, present, self.modalities_)
         inputs, projected, steps, self.scaler_ = [], [], [], {}
         for modality in self.modalities_:
             values, real = train[f"{modality}_sequence"], train[f"{modality}_steps"] > 0.5
@@ -167,7 +194,7 @@ class _SequenceFusion(_KerasFusion):
             steps.append(step)
         probabilities = self._head(projected, steps)
         self.model_ = keras.Model(inputs, probabilities, name=f"{self.kind}_fusion")
-        self._fit_classifier(self.model_, X, y, validation)
+        self._fit_classifier(self.model_, X, y, present, validation)
         return self
 
     def _head(self, projected: list, steps: list):
@@ -182,8 +209,8 @@ class _SequenceFusion(_KerasFusion):
         x = keras.layers.Dropout(self.dropout, name="fusion_dropout")(x)
         return keras.layers.Dense(len(self.classes_), activation="softmax", name="probabilities")(x)
 
-    def _model_inputs(self, X: Outputs) -> dict[str, np.ndarray]:
-        return sequence_inputs(X, self.modalities_)
+    def _model_inputs(self, X: Arrays, present: np.ndarray | None) -> dict[str, np.ndarray]:
+        return sequence_inputs(X, present, self.modalities_)
 
     def _batches(self, inputs: dict[str, np.ndarray], targets: np.ndarray):
         return _sequence_batches(inputs, targets, self.modalities_, self)
@@ -258,15 +285,16 @@ class AttentionFusion(_SequenceFusion):
         presence = sl.Presence(name="presence")(steps)
         return self._classify(keras.layers.Concatenate(name="fused_hidden")([*pooled, presence]))
 
-    def attention(self, X: Outputs) -> dict[str, np.ndarray]:
+    def attention(self, X: Arrays, present: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """{modality: weights (n_clips, T, K)}: how much each of the modality's steps attended to each step of the
         other modalities (keys in ``modalities_`` order, T steps each), averaged over heads; rows of padded steps
         are zeros.
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
-            The modalities it was fitted on.
+        X : mapping of str to ndarray
+            Sequences and steps (see ``fit``) of the modalities it was fitted on.
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
 
         Returns
         -------
@@ -275,7 +303,7 @@ class AttentionFusion(_SequenceFusion):
         import keras
 
         self._check(X)
-        inputs = self._model_inputs(X)
+        inputs = self._model_inputs(X, present)
         outputs = [self.model_.get_layer(f"{m}_attends").output[1] for m in self.modalities_]  # (B, heads, T, K)
         scores = keras.Model(self.model_.inputs, outputs, name="attention_scores").predict(
             inputs, batch_size=256, verbose=0
@@ -335,21 +363,31 @@ class LSTMFusion(_SequenceFusion):
         presence = sl.Presence(name="presence")(steps)
         return self._classify(keras.layers.Concatenate(name="fused_hidden")([last, presence]))
 
-    def fit(self, X: Outputs, y: np.ndarray, validation: Validation = None) -> Self:
+    def fit(
+        self,
+        X: Arrays,
+        y: np.ndarray,
+        present: np.ndarray | None = None,
+        validation: Validation = None,
+        n_classes: int | None = None,
+    ) -> Self:
         """Learn from the train rows (see Fusion.fit) and keep the learned modality weights in ``alpha_``.
 
         Parameters
         ----------
-        X : mapping of str to ModalityOutputs
+        X : mapping of str to ndarray
+            Sequences and steps (see _SequenceFusion.fit).
         y : ndarray of shape (n_clips,), int
-        validation : tuple of (X, y) or None
+        present : ndarray of shape (n_clips, n_modalities), bool, or None
+        validation : tuple of (X, y) or (X, y, present), or None
             The select part.
+        n_classes : int or None
 
         Returns
         -------
         self : LSTMFusion
         """
-        super().fit(X, y, validation)
+        super().fit(X, y, present, validation, n_classes)
         alpha = np.asarray(self.model_.get_layer(WEIGHTS_LAYER).alpha()) if len(self.modalities_) > 1 else [1.0]
         self.alpha_ = dict(zip(self.modalities_, np.round(alpha, 6).tolist()))
         return self

@@ -485,7 +485,7 @@ class Explainer:
             hidden[modality] = maps.hidden_and_probabilities(self.model(modality), clip.arrays["features"][None])[0][0]
             means[modality] = fitted.scaler_[f"{modality}_mean"]
         class_names = self.class_names(fitted.modalities_[0])  # a fusion's modalities share one class set
-        inputs, baseline = _fused_inputs(fitted, hidden, class_names), _fused_inputs(fitted, means, class_names)
+        inputs, baseline = _fused_inputs(fitted, hidden), _fused_inputs(fitted, means)
         probabilities = maps.predict_probabilities(fitted.model_, inputs)
         predicted = int(np.argmax(probabilities))
         attributions = maps.integrated_gradients(fitted.model_, inputs, predicted, steps=steps, baseline=baseline)
@@ -499,19 +499,13 @@ class Explainer:
         )
 
 
-def _fused_inputs(
-    fusion: Fusion, vectors: dict[str, np.ndarray], class_names: tuple[str, ...]
-) -> dict[str, np.ndarray]:
-    """{input name of the fused model: (H,) vector}, in the fusion's modality order, named by ensemble.fusions
-    (``class_names``: the models' classes, for the shape of the unused probabilities)."""
+def _fused_inputs(fusion: Fusion, vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """{input name of the fused model: (H,) vector}, in the fusion's modality order, named by ensemble.fusions;
+    ``vectors``: {modality: (H,) hidden vector}, every modality present."""
     from ensemble.fusions import hidden_inputs
-    from ensemble.outputs import ModalityOutputs
 
-    outputs = {
-        m: ModalityOutputs(m, [""], np.asarray(v)[None], np.zeros((1, len(class_names)), np.float32))
-        for m, v in vectors.items()
-    }
-    return {name: batch[0] for name, batch in hidden_inputs(outputs, fusion.modalities_).items()}
+    X = {m: np.asarray(v)[None] for m, v in vectors.items()}
+    return {name: batch[0] for name, batch in hidden_inputs(X, None, fusion.modalities_).items()}
 
 
 def _wanted(modalities: list[str]) -> list[str]:

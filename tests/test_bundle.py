@@ -204,13 +204,16 @@ def test_export_writes_one_checked_folder_and_a_deterministic_zip(workspace, tmp
 @pytest.mark.parametrize("fusion", [None, "soft-faces+pose", "attention-faces+pose"])
 def test_folder_zip_and_runs_predict_exactly_as_the_runs_models(workspace, tmp_path, fusion):
     from ensemble.fusions import load_fusion
+    from ensemble.outputs import fusion_inputs
     from gvs.predict.predictor import FUSED as FUSED_ROW
     from gvs.predict.predictor import Predictor
 
     folder = export_bundle(workspace["runs"], tmp_path / "b", fusion)
     features, outputs = _outputs_and_features(workspace["cache"], workspace["runs"])
     name = fusion or "fc-faces+pose"
-    expected = load_fusion(RunsDir(workspace["runs"]).fusion(name)).predict_proba(outputs)
+    fitted = load_fusion(RunsDir(workspace["runs"]).fusion(name))
+    X, present = fusion_inputs(outputs, fitted.reads)
+    expected = fitted.predict_proba(X, present)
     from_folder, from_zip = load_bundle(folder), load_bundle(BundleDir(folder).zip_path)
     assert from_zip.root != folder and from_zip.manifest_sha256 == from_folder.manifest_sha256
     sources = [from_folder, from_zip] + ([load_bundle(workspace["runs"])] if fusion is None else [])
@@ -224,7 +227,7 @@ def test_folder_zip_and_runs_predict_exactly_as_the_runs_models(workspace, tmp_p
                 runs_model.predict(features[modality], verbose=0),
             )
             assert bundle.model(modality) is bundle.model(modality)  # loaded once
-        np.testing.assert_array_equal(bundle.fusion().predict_proba(outputs), expected)
+        np.testing.assert_array_equal(bundle.fusion().predict_proba(X, present), expected)
         assert bundle.fusion() is bundle.fusion()
         scored = Predictor(bundle, precision="float32").score(features, FUSED)  # the predictor's own cut
         np.testing.assert_allclose(scored[FUSED_ROW], expected, rtol=0, atol=1e-5)

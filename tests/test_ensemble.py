@@ -64,7 +64,7 @@ def test_every_fusion_runs_end_to_end_and_reloads(synthetic, kind):
     assert {"train", "select", "report"} <= set(result.metrics)
     assert result.metrics["report"]["split"] == "Val" and result.metrics["report"]["n"] == 90
     reloaded = load_fusion(result.folder)
-    np.testing.assert_allclose(reloaded.predict_proba(data.outputs), probabilities, atol=1e-5)
+    np.testing.assert_allclose(reloaded.predict_proba(*data.inputs(reloaded.reads)), probabilities, atol=1e-5)
     assert result.metrics["report"]["accuracy"] > 0.5  # three informative modalities, chance is 1/3
     if kind in ("fc", "vae"):
         assert sorted(t.name for t in reloaded.model_.inputs) == sorted(
@@ -100,7 +100,7 @@ def test_scalers_are_fitted_on_the_train_part_only(synthetic):
 def test_vae_has_a_20_dimensional_latent_and_a_picture(synthetic):
     result = run_fusion(synthetic["data"], "vae", synthetic["runs"], FUSION_OPTIONS)
     fusion = load_fusion(result.folder)
-    assert fusion.latents(synthetic["data"].outputs).shape == (len(synthetic["data"].keys), 20)
+    assert fusion.latents(*synthetic["data"].inputs(fusion.reads)).shape == (len(synthetic["data"].keys), 20)
     assert result.run.latents.stat().st_size > 10_000
     loss = fusion.vae_loss_
     assert loss["measured_on"] == "select" and loss["reconstruction"] > 0 and loss["kl"] >= 0
@@ -170,14 +170,10 @@ def test_subsets():
     assert subsets(["audio"], "loo") == [["audio"]]
 
 
-def _outputs(probabilities: list[list[list[float]]]) -> dict[str, ModalityOutputs]:
+def _outputs(probabilities: list[list[list[float]]]) -> dict[str, np.ndarray]:
+    """The votes' input: {modality: probabilities (n_clips, n_classes)}."""
     names = ["audio", "pose", "scene"][: len(probabilities)]
-    return {
-        m: ModalityOutputs(
-            m, [str(i) for i in range(len(p))], np.zeros((len(p), 2), np.float32), np.array(p, np.float32)
-        )
-        for m, p in zip(names, probabilities)
-    }
+    return {m: np.array(p, np.float32) for m, p in zip(names, probabilities)}
 
 
 def test_hard_vote_majority_and_tie_rule():

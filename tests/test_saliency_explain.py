@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from ensemble.fusions import FCFusion, SoftVote
-from ensemble.outputs import ModalityOutputs
 from gvs.core.errors import InputError, RunError
 from gvs.core.io import atomic_write_csv
 from gvs.core.vocabulary import CLASS_NAMES, MODALITIES
@@ -65,14 +64,16 @@ def workspace(tmp_path_factory) -> dict[str, Path]:
         model.save(run.model)
         hidden, probabilities = maps.hidden_and_probabilities(model, x)
         _write_predictions(run.predictions, keys, labels, probabilities)
-        outputs[modality] = ModalityOutputs(modality, keys, hidden, probabilities)
+        outputs[modality] = {"hidden": hidden, "probabilities": probabilities}
     labelled = np.flatnonzero(np.array(labels) >= 0)
-    train = {m: o.take(labelled) for m, o in outputs.items()}
     y = np.array(labels)[labelled]
-    fc = FCFusion(units=16, epochs=2, patience=1).fit(train, y)
+    hidden = {m: o["hidden"] for m, o in outputs.items()}
+    fc = FCFusion(units=16, epochs=2, patience=1).fit({m: h[labelled] for m, h in hidden.items()}, y, n_classes=3)
     fc.save(runs.fusion(FUSION).folder)
-    _write_predictions(runs.fusion(FUSION).predictions, keys, labels, fc.predict_proba(outputs))
-    SoftVote().fit(train, y).save(runs.fusion("soft-test").folder)
+    _write_predictions(runs.fusion(FUSION).predictions, keys, labels, fc.predict_proba(hidden))
+    SoftVote().fit({m: o["probabilities"][labelled] for m, o in outputs.items()}, y).save(
+        runs.fusion("soft-test").folder
+    )
     return {"cache": cache.root, "runs": runs.root, "root": root}
 
 

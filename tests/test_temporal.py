@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ensemble.fusions import FUSIONS, load_fusion, make_fusion
-from ensemble.outputs import ModalityOutputs
+from ensemble.fusions import FUSIONS, load_fusion, make_fusion, steps_key
 from gvs.chain import ChainSettings, run_chain
 from gvs.core.io import read_json
 from gvs.core.workspace import RunsDir
@@ -71,69 +70,60 @@ def test_the_sequence_cut_reads_the_trained_layers_step_by_step(modality: str) -
         np.testing.assert_allclose(sequence[1], maps[1].mean(axis=(1, 2)), rtol=0, atol=1e-5)
 
 
-def _sequences(n: int, seed: int) -> tuple[dict[str, ModalityOutputs], np.ndarray]:
+def _sequences(n: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Two modalities whose events at the same step (class 0) or 6 steps apart (class 1) carry the class; a third
-    of the clips end early (padded steps) and some lack pose altogether."""
+    of the clips end early (padded steps) and some lack pose altogether.
+
+    Returns the time-aware fusions' ``X`` (sequences and steps), ``y`` and ``present`` (n, 2)."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)
     first = rng.integers(0, 6, n)
-    outputs = {}
+    X, present = {}, []
     for modality, at, size in (("audio", first, 5), ("pose", first + 6 * y, 4)):
         steps = np.ones((n, 12), bool)
         steps[: n // 3, 10:] = False
         sequence = rng.normal(0, 0.3, (n, 12, size)).astype(np.float32)
         sequence[np.arange(n), at % 12, 0] += 3.0
         sequence[~steps] = 0.0
-        present = np.ones(n, bool) if modality == "audio" else rng.random(n) > 0.15
-        outputs[modality] = ModalityOutputs(
-            modality,
-            [str(i) for i in range(n)],
-            sequence.mean(axis=1),
-            np.full((n, 2), 0.5, np.float32),
-            present=present,
-            sequence=np.where(present[:, None, None], sequence, 0.0).astype(np.float32),
-            steps=steps & present[:, None],
-        )
-    return outputs, y
+        present.append(np.ones(n, bool) if modality == "audio" else rng.random(n) > 0.15)
+        X[modality] = np.where(present[-1][:, None, None], sequence, 0.0).astype(np.float32)
+        X[steps_key(modality)] = steps & present[-1][:, None]
+    return X, y, np.stack(present, axis=1)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", TIME_AWARE)
 def test_padded_and_missing_steps_change_nothing_and_loading_predicts_the_same(kind: str, tmp_path: Path) -> None:
-    train, y = _sequences(160, 0)
-    fusion = make_fusion(kind, epochs=40, patience=40).fit(train, y, validation=_sequences(40, 1))
-    report, y_report = _sequences(80, 2)
-    probabilities = fusion.predict_proba(report)
+    train, y, present = _sequences(160, 0)
+    select, y_select, present_select = _sequences(40, 1)
+    fusion = make_fusion(kind, epochs=40, patience=40).fit(
+        train, y, present, validation=(select, y_select, present_select)
+    )
+    report, y_report, present_report = _sequences(80, 2)
+    probabilities = fusion.predict_proba(report, present_report)
     assert (probabilities.argmax(axis=1) == y_report).mean() > 0.7  # steps 6 apart vs together is learnt
-    noisy = {}
-    for modality, outputs in report.items():  # garbage where there is no real step: padding, missing clips
-        garbage = np.random.default_rng(3).normal(5.0, 2.0, outputs.sequence.shape).astype(np.float32)
-        noisy[modality] = ModalityOutputs(
-            modality,
-            outputs.keys,
-            outputs.hidden,
-            outputs.probabilities,
-            present=outputs.present,
-            sequence=np.where(outputs.steps[..., None], outputs.sequence, garbage),
-            steps=outputs.steps,
-        )
-    np.testing.assert_allclose(fusion.predict_proba(noisy), probabilities, rtol=0, atol=1e-5)
-    lost = {m: o.take(np.arange(4)) for m, o in report.items()}
-    for outputs in lost.values():
-        outputs.present, outputs.steps = np.zeros(4, bool), np.zeros_like(outputs.steps)
-    np.testing.assert_allclose(fusion.predict_proba(lost), np.tile(fusion.prior_, (4, 1)))  # nothing: the prior
+    noisy = dict(report)
+    for modality in ("audio", "pose"):  # garbage where there is no real step: padding, missing clips
+        garbage = np.random.default_rng(3).normal(5.0, 2.0, report[modality].shape).astype(np.float32)
+        noisy[modality] = np.where(report[steps_key(modality)][..., None], report[modality], garbage)
+    np.testing.assert_allclose(fusion.predict_proba(noisy, present_report), probabilities, rtol=0, atol=1e-5)
+    lost = {
+        name: values[:4] if name in ("audio", "pose") else np.zeros((4, 12), bool) for name, values in report.items()
+    }
+    nothing = np.zeros((4, 2), bool)
+    np.testing.assert_allclose(fusion.predict_proba(lost, nothing), np.tile(fusion.prior_, (4, 1)))  # the prior
     fusion.save(tmp_path / kind)
     loaded = load_fusion(tmp_path / kind)
-    np.testing.assert_array_equal(loaded.predict_proba(report), probabilities)
+    np.testing.assert_array_equal(loaded.predict_proba(report, present_report), probabilities)
     if kind == "attention":
-        weights, again = fusion.attention(report), loaded.attention(report)
+        weights, again = fusion.attention(report, present_report), loaded.attention(report, present_report)
         np.testing.assert_array_equal(weights["audio"], again["audio"])
         assert weights["audio"].shape == (80, 12, 12)
-        real = report["audio"].steps & report["pose"].present[:, None]  # queries that had a key to look at
+        real = report["audio_steps"] & present_report[:, 1:2]  # queries that had a key to look at
         np.testing.assert_allclose(weights["audio"].sum(axis=2)[real], 1.0, atol=1e-5)
-        padded_keys = np.broadcast_to(~report["pose"].steps[:, None, :], weights["audio"].shape)
+        padded_keys = np.broadcast_to(~report["pose_steps"][:, None, :], weights["audio"].shape)
         assert padded_keys.any() and not weights["audio"][padded_keys].any()  # padded keys get no weight
-        assert not weights["pose"][~report["pose"].steps].any()
+        assert not weights["pose"][~report["pose_steps"]].any()
     else:
         assert set(fusion.alpha_) == {"audio", "pose"} and sum(fusion.alpha_.values()) == pytest.approx(1.0)
 
@@ -142,8 +132,8 @@ def test_padded_and_missing_steps_change_nothing_and_loading_predicts_the_same(k
 @pytest.mark.parametrize("kind", TIME_AWARE)
 def test_one_modality_alone_is_fused_too(kind: str) -> None:
     """--drop leaving one modality (ablation rows): attention attends to the modality's own steps."""
-    train, y = _sequences(60, 4)
-    only = {"audio": train["audio"]}
+    train, y, _ = _sequences(60, 4)
+    only = {"audio": train["audio"], "audio_steps": train["audio_steps"]}
     fusion = make_fusion(kind, epochs=3, patience=3).fit(only, y)
     assert fusion.predict_proba(only).shape == (60, 2) and fusion.modalities_ == ["audio"]
     if kind == "lstm":

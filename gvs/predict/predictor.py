@@ -287,20 +287,18 @@ class Predictor:
         presence = np.array([[m in present for m in self.bundle.modalities]] * len(next(iter(features.values()))))
         return self._score(features, presence)
 
-    def outputs(self, features: dict[str, np.ndarray], presence: np.ndarray) -> dict:
-        """{modality: ModalityOutputs} of a batch of windows (hidden vectors, probabilities and, for a fusion that
-        reads them, per-step sequences on the time grid); ``presence`` (B, n_modalities) bool, the bundle's
-        modality order."""
+    def outputs(self, features: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray | None]]:
+        """Each modality model's outputs on a batch of windows ``features`` ({modality: (B, steps, ...) input}).
 
-        return {
-            modality: self._modality_outputs(modality, features[modality], presence[:, index])
-            for index, modality in enumerate(self.bundle.modalities)
-        }
+        Returns
+        -------
+        outputs : {modality: {"hidden": (B, d), "probabilities": (B, C), "sequence": (B, T, F) and "steps": (B, T)
+            bool on the time grid for a fusion that reads them (else None)}}
+        """
+        return {m: self._modality_outputs(m, features[m]) for m in self.bundle.modalities}
 
-    def _modality_outputs(self, modality: str, x: np.ndarray, present: np.ndarray):
-        """One modality's ModalityOutputs of a batch ``x`` (B, steps, ...) whose ``present`` (B,) bool says which
-        windows the fusion reads it for."""
-        from ensemble.outputs import ModalityOutputs
+    def _modality_outputs(self, modality: str, x: np.ndarray) -> dict[str, np.ndarray | None]:
+        """One modality's outputs (see :meth:`outputs`) of a batch ``x`` (B, steps, ...)."""
         from modalities.sequence import sequence_outputs
 
         x = np.asarray(x, dtype=np.float32)
@@ -309,24 +307,29 @@ class Predictor:
         else:
             hidden, probabilities = (np.asarray(a) for a in self.cuts[modality].predict_on_batch(x))
             hidden, sequence, steps = hidden.reshape(len(x), -1), None, None
-        keys = [str(i) for i in range(len(x))]
-        return ModalityOutputs(modality, keys, hidden, probabilities, "", np.asarray(present, bool), sequence, steps)
+        return {"hidden": hidden, "probabilities": probabilities, "sequence": sequence, "steps": steps}
+
+    def fusion_input(self, outputs: dict[str, dict[str, np.ndarray | None]]) -> dict[str, np.ndarray]:
+        """The arrays the bundle's fusion reads (ensemble.fusions: ``X``) from :meth:`outputs`."""
+        from ensemble.fusions import fusion_arrays
+
+        return fusion_arrays(self.fusion.reads, outputs)
 
     def _score(self, features: dict[str, np.ndarray], presence: np.ndarray) -> dict[str, np.ndarray]:
         """:meth:`score` with ``presence`` (B, n_modalities) bool per window, in the bundle's modality order."""
-        return self._probabilities(self.outputs(features, presence))
+        return self._probabilities(self.outputs(features), presence)
 
-    def _probabilities(self, outputs: dict) -> dict[str, np.ndarray]:
-        """{modality or "fused": (B, n_classes)} from :meth:`outputs`."""
-        fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
-        return {m: o.probabilities for m, o in outputs.items()} | {FUSED: fused}
+    def _probabilities(self, outputs: dict, presence: np.ndarray) -> dict[str, np.ndarray]:
+        """{modality or "fused": (B, n_classes)} from :meth:`outputs` and ``presence`` (B, n_modalities) bool."""
+        fused = np.asarray(self.fusion.predict_proba(self.fusion_input(outputs), presence), dtype=np.float32)
+        return {m: o["probabilities"] for m, o in outputs.items()} | {FUSED: fused}
 
     def _familiarity(self, outputs: dict, presence: np.ndarray, features: dict) -> list[dict[str, float]]:
         """Each window's familiarity scores from :meth:`outputs` and the models' inputs ``features`` (empty without
         familiarity data)."""
         if self.familiarity is None:
             return [{} for _ in range(len(presence))]
-        return self.familiarity.scores({m: o.hidden for m, o in outputs.items()}, presence, features)
+        return self.familiarity.scores({m: o["hidden"] for m, o in outputs.items()}, presence, features)
 
     def _predict_batch(self, windows: list, on_window=None) -> list[WindowPrediction]:
         """Each modality's model once over the batch, then the fusion, each window masked to the modalities it has
@@ -335,12 +338,12 @@ class Predictor:
         features = {m: np.stack([w.features[m] for w in windows]) for m in modalities}
         present = [self.present(w.empty) for w in windows]
         presence = np.array([[m in p for m in modalities] for p in present])
-        outputs = self.outputs(features, presence)
-        scored, familiarity = self._probabilities(outputs), self._familiarity(outputs, presence, features)
+        outputs = self.outputs(features)
+        scored, familiarity = self._probabilities(outputs, presence), self._familiarity(outputs, presence, features)
         predictions = []
         for i, window in enumerate(windows):
             if window.face_rows is not None:
-                self._kept.append(_KeptWindow(window.face_rows, {m: o.take([i]) for m, o in outputs.items()}))
+                self._kept.append(_KeptWindow(window.face_rows, _row(outputs, i), presence[i]))
             flags = list(window.flags)
             probabilities = {name: p[i] for name, p in scored.items()}
             if len(present[i]) < len(modalities):
@@ -395,35 +398,34 @@ class Predictor:
     def _score_faces_input(self, x: np.ndarray, faces_left: np.ndarray, windows: np.ndarray) -> dict[str, np.ndarray]:
         """{"faces", "fused": (P, C)} of the video's windows ``windows`` (P,) with their faces input replaced by
         ``x`` (P, n_frames, 22); the other modalities' outputs are those the windows had."""
-        outputs = {m: _stacked([self._kept[w].outputs[m] for w in windows]) for m in self.bundle.modalities}
-        outputs["faces"] = self._modality_outputs("faces", x, faces_left)
-        fused = np.asarray(self.fusion.predict_proba(outputs), dtype=np.float32)
-        return {"faces": outputs["faces"].probabilities, FUSED: fused}
+        kept = [self._kept[w] for w in windows]
+        outputs = {m: _stacked([k.outputs[m] for k in kept]) for m in self.bundle.modalities}
+        outputs["faces"] = self._modality_outputs("faces", x)
+        presence = np.stack([k.presence for k in kept])
+        presence[:, list(self.bundle.modalities).index("faces")] = faces_left
+        scored = self._probabilities(outputs, presence)
+        return {"faces": scored["faces"], FUSED: scored[FUSED]}
 
 
 @dataclass
 class _KeptWindow:
     """What a window needs again once the video's people are known: its face rows (scores and track indices per
-    real frame) and its modalities' outputs (one row each)."""
+    real frame), its modalities' outputs (:meth:`Predictor.outputs`, one row each) and its presence row
+    (n_modalities,) bool."""
 
     face_rows: list[tuple[np.ndarray, np.ndarray]]
-    outputs: dict
+    outputs: dict[str, dict[str, np.ndarray | None]]
+    presence: np.ndarray
 
 
-def _stacked(parts: list):
-    """One ModalityOutputs of many one-row ModalityOutputs of one modality, in order."""
-    from ensemble.outputs import ModalityOutputs
+def _row(outputs: dict[str, dict[str, np.ndarray | None]], i: int) -> dict[str, dict[str, np.ndarray | None]]:
+    """Window ``i``'s outputs (:meth:`Predictor.outputs`, one row each)."""
+    return {m: {kind: None if a is None else a[i : i + 1] for kind, a in o.items()} for m, o in outputs.items()}
 
-    def joined(name: str):
-        values = [getattr(p, name) for p in parts]
-        return None if values[0] is None else np.concatenate(values)
 
-    first = parts[0]
-    keys = [str(i) for i in range(len(parts))]
-    return ModalityOutputs(
-        first.modality, keys, joined("hidden"), joined("probabilities"), first.stamp, joined("present"),
-        joined("sequence"), joined("steps"),
-    )  # fmt: skip
+def _stacked(parts: list[dict[str, np.ndarray | None]]) -> dict[str, np.ndarray | None]:
+    """One modality's outputs (:meth:`Predictor.outputs`) of many windows, from their one-row outputs in order."""
+    return {kind: None if parts[0][kind] is None else np.concatenate([p[kind] for p in parts]) for kind in parts[0]}
 
 
 def predict_video(path: str | Path, model, stride: int | None = None, pool: str = "mean") -> VideoPrediction:

@@ -19,7 +19,7 @@ def attention_weights(window: ExplainedWindow) -> dict[str, np.ndarray] | None:
     modalities = predictor.bundle.modalities
     features = {m: window.window.features[m][None].astype(np.float32) for m in modalities}
     presence = np.array([[m in window.present for m in modalities]])
-    weights = predictor.fusion.attention(predictor.outputs(features, presence))
+    weights = predictor.fusion.attention(predictor.fusion_input(predictor.outputs(features)), presence)
     return {m: w[0] for m, w in weights.items()}
 
 
