@@ -66,7 +66,7 @@ def _row_from(result: FusionResult, all_modalities: list[str], evaluation: Evalu
     from .report import metrics_of
 
     saved = read_part(result.run, "report")
-    metrics = metrics_of(saved.y, saved.predicted, saved.split, "report", saved.class_names)
+    metrics = metrics_of(saved.labels, saved.predicted, saved.split_names(), "report", saved.class_names)
     dropped = sorted(set(all_modalities) - set(result.modalities))
     statistics = row_statistics(result.run, evaluation)
     return {

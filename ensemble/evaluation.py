@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gvs.core.predictions import Predictions
 from gvs.core.workspace import RunFolder
 
 from . import statistics
-from .fuse import PartPredictions, read_part
+from .fuse import read_part
 
 
 @dataclass
@@ -42,29 +43,30 @@ def row_statistics(run: RunFolder, settings: EvaluationSettings) -> dict:
     n_classes = len(report.class_names)
     row: dict = {}
     for metric in statistics.METRICS:
-        value = statistics.metric_value(report.y, report.predicted, metric, n_classes) if len(report.y) else 0.0
+        value = statistics.metric_value(report.labels, report.predicted, metric, n_classes) if len(report) else 0.0
         low, high = statistics.bootstrap_interval(
-            report.y, report.predicted, metric, n_classes, settings.bootstrap, seed=settings.seed
+            report.labels, report.predicted, metric, n_classes, settings.bootstrap, seed=settings.seed
         )
         row |= {metric: value, f"{metric}_low": low, f"{metric}_high": high}
         row[f"{metric}_ci"] = statistics.format_interval(value, (low, high))
-    row["ece"] = statistics.expected_calibration_error(report.y, report.probabilities) if len(report.y) else 0.0
+    row["ece"] = statistics.expected_calibration_error(report.labels, report.probabilities) if len(report) else 0.0
     if settings.calibrate:
         select = read_part(run, "select")
-        temperature = statistics.fit_temperature(select.probabilities, select.y)
+        temperature = statistics.fit_temperature(select.probabilities, select.labels)
         calibrated = statistics.apply_temperature(report.probabilities, temperature)
         row["temperature"] = temperature
-        row["ece_calibrated"] = statistics.expected_calibration_error(report.y, calibrated) if len(report.y) else 0.0
+        row["ece_calibrated"] = statistics.expected_calibration_error(report.labels, calibrated) if len(report) else 0.0
     return row
 
 
-def paired_tests(model: PartPredictions, reference: PartPredictions, settings: EvaluationSettings) -> dict:
+def paired_tests(model: Predictions, reference: Predictions, settings: EvaluationSettings) -> dict:
     """p-values of "``model`` and ``reference`` are equally accurate" on the clips both predicted: the paired
     bootstrap of the accuracy difference and the exact McNemar test.
 
     Parameters
     ----------
-    model, reference : PartPredictions
+    model, reference : Predictions
+        Labelled clips of one part.
     settings : EvaluationSettings
 
     Returns
@@ -75,7 +77,7 @@ def paired_tests(model: PartPredictions, reference: PartPredictions, settings: E
     index = {key: i for i, key in enumerate(reference.keys)}
     shared = [i for i, key in enumerate(model.keys) if key in index]
     other = [index[model.keys[i]] for i in shared]
-    y, a, b = model.y[shared], model.predicted[shared], reference.predicted[other]
+    y, a, b = model.labels[shared], model.predicted[shared], reference.predicted[other]
     n_classes = len(model.class_names)
     return {
         "p_bootstrap": statistics.paired_bootstrap_pvalue(
@@ -99,4 +101,4 @@ def reliability_curves(runs: dict[str, RunFolder]) -> dict[str, tuple[np.ndarray
         Only the runs whose report part has labelled clips.
     """
     parts = {name: read_part(run, "report") for name, run in runs.items()}
-    return {name: (part.y, part.probabilities) for name, part in parts.items() if len(part.y)}
+    return {name: (part.labels, part.probabilities) for name, part in parts.items() if len(part)}

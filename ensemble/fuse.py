@@ -17,6 +17,7 @@ import numpy as np
 
 from gvs.core.errors import PartitionError
 from gvs.core.io import atomic_write_json, digest_of, read_json, staged_folder
+from gvs.core.predictions import Predictions
 from gvs.core.workspace import RunFolder, RunsDir
 
 from .fusions import VAEFusion, make_fusion
@@ -75,9 +76,8 @@ def _stamp(kind: str, data: FusionData, params: dict) -> str:
     )
 
 
-def prediction_rows(data: FusionData, probabilities: np.ndarray, predicted: np.ndarray) -> list[list]:
-    """One predictions row per aligned clip from ``probabilities`` (n_clips, n_classes) and ``predicted``
-    (n_clips,).
+def fusion_predictions(data: FusionData, probabilities: np.ndarray, predicted: np.ndarray) -> Predictions:
+    """The predictions record of every aligned clip of ``data``.
 
     Parameters
     ----------
@@ -87,50 +87,25 @@ def prediction_rows(data: FusionData, probabilities: np.ndarray, predicted: np.n
 
     Returns
     -------
-    rows : list of list
-        key, split, part, label, one probability per class, prediction.
+    predictions : Predictions
     """
-    return [
-        [key, key.split("/")[0], part, int(label), *(f"{p:.6f}" for p in row), int(pred)]
-        for key, part, label, row, pred in zip(data.keys, data.parts, data.y, probabilities, predicted)
-    ]
+    return Predictions(data.keys, data.y, probabilities, data.parts, data.class_names, predicted)
 
 
-@dataclass
-class PartPredictions:
-    """A saved predictions.csv's labelled rows of one part: keys, labels (n,), probabilities (n, C), predictions."""
-
-    keys: list[str]
-    y: np.ndarray
-    probabilities: np.ndarray
-    predicted: np.ndarray
-    class_names: tuple[str, ...]
-    split: str
-
-
-def read_part(run: RunFolder, part: str = "report") -> PartPredictions:
-    """The labelled rows of ``part`` in ``run``'s predictions.csv (class names from its p_<class> columns).
+def read_part(run: RunFolder, part: str = "report") -> Predictions:
+    """The labelled clips of ``part`` in ``run``'s predictions.csv (class names from its p_<class> columns).
 
     Parameters
     ----------
     run : RunFolder
     part : str
-        One of PARTS; only its labelled rows are read.
+        One of PARTS; only its labelled clips are read.
 
     Returns
     -------
-    part : PartPredictions
+    part : Predictions
     """
-    rows = [r for r in run.read_predictions() if r["part"] == part and int(r["label"]) >= 0]
-    columns = [c for c in (rows[0] if rows else {}) if c.startswith("p_")]
-    return PartPredictions(
-        [r["key"] for r in rows],
-        np.array([int(r["label"]) for r in rows], dtype=int),
-        np.array([[float(r[c]) for c in columns] for r in rows]).reshape(len(rows), len(columns)),
-        np.array([int(r["pred"]) for r in rows], dtype=int),
-        tuple(c[2:] for c in columns),
-        "+".join(sorted({r["split"] for r in rows})),
-    )
+    return run.read_predictions().part(part).labelled()
 
 
 def run_fusion(
@@ -190,7 +165,7 @@ def run_fusion(
 
     with staged_folder(run.folder) as staging:  # the folder appears (or is replaced) only once complete
         staged = fusion.save(staging)
-        staged.write_predictions(prediction_rows(data, probabilities, predicted), data.class_names)
+        staged.write_predictions(fusion_predictions(data, probabilities, predicted))
         atomic_write_json(staged.metrics, metrics)
         if "report" in metrics:
             from modalities.metrics import save_confusion_png

@@ -32,6 +32,7 @@ import tensorflow as tf
 
 from gvs.core.errors import CacheError, InputError, StaleModelError
 from gvs.core.io import atomic_write_json, atomic_write_text, digest_of, sha256_of, staged_folder
+from gvs.core.predictions import Predictions
 from gvs.core.vocabulary import MODALITIES, PARTS
 from gvs.core.workspace import CacheDir, RunFolder, RunsDir
 
@@ -284,7 +285,7 @@ def _write_outputs(
     history: dict,
     monitor: str,
 ) -> None:
-    metrics, rows = {}, []
+    metrics, scored = {}, {}  # scored: part -> (probabilities, predicted) of its clips
     for part in PARTS:
         if not len(indices[part]):
             if part != "test":
@@ -298,17 +299,8 @@ def _write_outputs(
             metrics[part] = classification_metrics(
                 labels[known], predicted[known], partition.sources[part], features.class_names
             )
-        for row, p, pred in zip(indices[part], probabilities, predicted):
-            rows.append(
-                [
-                    features.keys[row],
-                    features.splits[row],
-                    part,
-                    int(features.labels[row]),
-                    *(f"{v:.6f}" for v in p),
-                    int(pred),
-                ]
-            )
+        scored[part] = probabilities, predicted
+        for row, pred in zip(indices[part], predicted):
             if part == "test" and features.labels[row] < 0:
                 name = features.keys[row].split("/", 1)[1]
                 atomic_write_text(out.submission / f"{name}.txt", features.class_names[pred] + "\n")
@@ -321,7 +313,18 @@ def _write_outputs(
         "best_score": float(monitored[best]),
     }
     atomic_write_json(out.metrics, metrics)
-    out.write_predictions(rows, features.class_names)
+    rows = np.concatenate([indices[part] for part in scored])  # the train part is never empty (_check_enough)
+    out.write_predictions(
+        Predictions(
+            [features.keys[row] for row in rows],
+            features.labels[rows],
+            np.concatenate([probabilities for probabilities, _ in scored.values()]),
+            [part for part in scored for _ in indices[part]],
+            features.class_names,
+            np.concatenate([predicted for _, predicted in scored.values()]),
+            [features.splits[row] for row in rows],
+        )
+    )
     shown = "report" if metrics["report"].get("n") else "select"
     scores = metrics[shown]
     title = (

@@ -21,6 +21,7 @@ import numpy as np
 
 from gvs.core.errors import InputError, RunError
 from gvs.core.io import read_json
+from gvs.core.predictions import Predictions
 from gvs.core.vocabulary import (
     AUDIO_HOP,
     AUDIO_SECONDS,
@@ -80,21 +81,16 @@ class Clip:
         return self.params.get("params", {}).get(name, default)
 
 
-def _probabilities(row: dict[str, str]) -> np.ndarray:
-    """The p_<class> columns of one predictions row, in their order (the model's classes), as a (classes,) array."""
-    return np.array([float(value) for column, value in row.items() if column.startswith("p_")])
-
-
-def pick_clips(rows: list[dict[str, str]], split: str, top: int) -> list[tuple[str, str]]:
+def pick_clips(predictions: Predictions, split: str, top: int) -> list[tuple[str, str]]:
     """(key, pick) for the ``top`` most confident correct clips and the ``top`` most confidently wrong ones.
 
-    ``rows`` are predictions rows (key, split, part, label, p_<class>...); ``split`` matches a row's split (Train,
-    Val, Test) or part (train, select, report, test). Unlabelled clips have no wrong; their most confident
-    predictions are picked instead.
+    ``split`` matches a clip's split (Train, Val, Test) or part (train, select, report, test); correct means the
+    most probable class is the label. Unlabelled clips have no wrong; their most confident predictions are picked
+    instead.
 
     Parameters
     ----------
-    rows : list of dict
+    predictions : Predictions
     split : str
     top : int
         Clips per kind.
@@ -103,17 +99,20 @@ def pick_clips(rows: list[dict[str, str]], split: str, top: int) -> list[tuple[s
     -------
     picks : list of tuple of (str, str)
     """
-    chosen = [r for r in rows if split in (r["split"], r["part"])]
-    if not chosen:
-        known = sorted({r["split"] for r in rows} | {r["part"] for r in rows} - {""})
+    chosen = predictions.of_split(split)
+    if not len(chosen):
+        known = sorted(set(predictions.splits.tolist()) | set(predictions.parts.tolist()) - {""})
         raise ExplainError(f"no clips of split {split!r} in the predictions; choose from {', '.join(known)}")
-    by_confidence = sorted(chosen, key=lambda r: -_probabilities(r).max())
-    labelled = [r for r in by_confidence if int(r["label"]) >= 0]
-    if not labelled:
-        return [(r["key"], "confident") for r in by_confidence[:top]]
-    correct = [r for r in labelled if _probabilities(r).argmax() == int(r["label"])]
-    wrong = [r for r in labelled if _probabilities(r).argmax() != int(r["label"])]
-    return [(r["key"], "confident") for r in correct[:top]] + [(r["key"], "wrong") for r in wrong[:top]]
+    confidence = chosen.probabilities.max(axis=1)
+    by_confidence = chosen.take(sorted(range(len(chosen)), key=lambda i: -confidence[i]))
+    keys, labels = by_confidence.keys.tolist(), by_confidence.labels
+    labelled = np.flatnonzero(labels >= 0)
+    if not len(labelled):
+        return [(key, "confident") for key in keys[:top]]
+    right = by_confidence.probabilities.argmax(axis=1) == labels
+    correct = [keys[i] for i in labelled if right[i]]
+    wrong = [keys[i] for i in labelled if not right[i]]
+    return [(key, "confident") for key in correct[:top]] + [(key, "wrong") for key in wrong[:top]]
 
 
 def read_clip_frames(clip: Clip) -> np.ndarray | None:
@@ -251,10 +250,10 @@ class Explainer:
         path = record.path if record is not None and record.path.is_file() else None
         return Clip(key, label, path, arrays, store.params())
 
-    def predictions(self, modality: str) -> list[dict[str, str]]:
-        """Rows like a run's predictions (key, split, part, label, p_<class>...) for every clip of this cache,
-        predicted now, so picks come from the clips being explained even when the models were trained on another
-        dataset whose clip keys may look the same.
+    def predictions(self, modality: str) -> Predictions:
+        """The predictions of ``modality``'s model on every clip of this cache, predicted now, so picks come from
+        the clips being explained even when the models were trained on another dataset whose clip keys may look
+        the same (labels in the model's classes; parts from RUNS' partition, "" for clips it does not hold).
 
         Parameters
         ----------
@@ -262,7 +261,7 @@ class Explainer:
 
         Returns
         -------
-        rows : list of dict of str to str
+        predictions : Predictions
         """
         from modalities.data import open_features
 
@@ -274,22 +273,18 @@ class Explainer:
             parts = load_partition(self.runs.root).part_by_key()
         model = self.model(modality)
         class_names = self.class_names(modality)
-        rows = []
-        for start in range(0, len(features.keys), 32):
-            indices = np.arange(start, min(start + 32, len(features.keys)))
-            probabilities = np.asarray(model(features.load(indices), training=False))
-            for index, p in zip(indices, probabilities):
-                key = features.keys[index]
-                rows.append(
-                    {
-                        "key": key,
-                        "split": features.splits[index],
-                        "part": parts.get(key, ""),
-                        "label": str(self.model_label(int(features.labels[index]), class_names)),
-                        **{f"p_{name}": str(value) for name, value in zip(class_names, p)},
-                    }
-                )
-        return rows
+        batches = [
+            np.asarray(model(features.load(np.arange(start, min(start + 32, len(features.keys)))), training=False))
+            for start in range(0, len(features.keys), 32)
+        ]
+        return Predictions(
+            features.keys,
+            [self.model_label(int(label), class_names) for label in features.labels],
+            np.concatenate(batches) if batches else np.zeros((0, len(class_names))),
+            [parts.get(key, "") for key in features.keys],
+            class_names,
+            splits=features.splits,
+        )
 
     def require_training_cache(self) -> None:
         """Fusion picks read the fusion's predictions, which only describe the cache it was trained on."""
@@ -391,10 +386,10 @@ class Explainer:
         path : Path
             The PNG written.
         """
-        rows = [r for r in self.predictions("audio") if split in (r["split"], r["part"])]
-        if not rows:
+        chosen = self.predictions("audio").of_split(split)
+        if not len(chosen):
             raise ExplainError(f"no audio predictions for split {split!r}")
-        clips = [self.read_clip("audio", r["key"]) for r in rows]
+        clips = [self.read_clip("audio", key) for key in chosen.keys.tolist()]
         x = np.stack([c.arrays["features"] for c in clips])
         hidden, probabilities = maps.hidden_and_probabilities(self.model("audio"), x)
         labels = np.array([c.label for c in clips])
@@ -406,7 +401,7 @@ class Explainer:
             else "no labels"
         )
         title = (
-            f"audio hidden layer ({method.upper()}) · {split} · {len(rows)} clips · {accuracy}"
+            f"audio hidden layer ({method.upper()}) · {split} · {len(chosen)} clips · {accuracy}"
             f"\nlabels: predicted (true) confidence"
         )
         return figures.projection_figure(

@@ -57,9 +57,9 @@ def synthetic(tmp_path_factory) -> dict:
 def test_every_fusion_runs_end_to_end_and_reloads(synthetic, kind):
     data, runs = synthetic["data"], synthetic["runs"]
     result = run_fusion(data, kind, runs, FUSION_OPTIONS)
-    rows = result.run.read_predictions()
-    assert [r["key"] for r in rows] == data.keys
-    probabilities = np.array([[float(r[f"p_{c}"]) for c in ("Positive", "Neutral", "Negative")] for r in rows])
+    saved = result.run.read_predictions()
+    assert saved.keys.tolist() == data.keys and saved.class_names == ("Positive", "Neutral", "Negative")
+    probabilities = saved.probabilities
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
     assert {"train", "select", "report"} <= set(result.metrics)
     assert result.metrics["report"]["split"] == "Val" and result.metrics["report"]["n"] == 90
@@ -128,11 +128,8 @@ def test_a_fusion_folder_appears_only_once_complete(synthetic, tmp_path, monkeyp
 
 
 def _recompute(predictions: Path) -> dict:
-    rows = [
-        r for r in RunFolder(predictions.parent).read_predictions() if r["part"] == "report" and int(r["label"]) >= 0
-    ]
-    y = [int(r["label"]) for r in rows]
-    pred = [int(r["pred"]) for r in rows]
+    report = RunFolder(predictions.parent).read_predictions().part("report").labelled()
+    y, pred = report.labels, report.predicted
     precision, recall, f1, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
     return {
         "accuracy": accuracy_score(y, pred),

@@ -66,11 +66,12 @@ def test_a_clip_without_audio_gets_a_fused_prediction_from_every_fusion(no_audio
     assert {r["n"] for r in rows} == {len(report_keys)}  # every row scored on every report clip
     for kind in FUSIONS:
         run = RunsDir(runs).fusion(f"{kind}-audio+pose")
-        predicted = {r["key"]: r for r in run.read_predictions()}
+        saved = run.read_predictions()
+        row_of = {key: row for row, key in enumerate(saved.keys.tolist())}
         for key in silent:
-            probabilities = [float(v) for c, v in predicted[key].items() if c.startswith("p_")]
-            assert len(probabilities) == 3 and abs(sum(probabilities) - 1) < 1e-3 and predicted[key]["pred"] != ""
-    audio_alone = {r["key"]: r for r in RunsDir(runs).fusion("soft-audio").read_predictions()}
+            probabilities = saved.probabilities[row_of[key]]
+            assert len(probabilities) == 3 and abs(sum(probabilities) - 1) < 1e-3
+    audio_alone = RunsDir(runs).fusion("soft-audio").read_predictions().keys.tolist()
     assert set(silent) <= set(audio_alone)  # audio alone falls back to the class shares, still counted
     assert f"audio {len(silent)}" in text  # the note counts the clips missing each modality
 
@@ -81,13 +82,15 @@ def test_table_intervals_recompute_from_the_saved_predictions(no_audio) -> None:
     fc = rows["fc fusion"]
     saved = read_part(RunFolder(Path(fc["predictions"]).parent), "report")
     rng = np.random.default_rng(0)  # the table's bootstrap seed is the chain's seed, 0
-    draws = rng.integers(0, len(saved.y), size=(300, len(saved.y)))
-    accuracy = [accuracy_score(saved.y[d], saved.predicted[d]) for d in draws]
+    draws = rng.integers(0, len(saved.labels), size=(300, len(saved.labels)))
+    accuracy = [accuracy_score(saved.labels[d], saved.predicted[d]) for d in draws]
     f1 = [
-        f1_score(saved.y[d], saved.predicted[d], labels=np.union1d(saved.y[d], saved.predicted[d]), average="macro")
+        f1_score(
+            saved.labels[d], saved.predicted[d], labels=np.union1d(saved.labels[d], saved.predicted[d]), average="macro"
+        )
         for d in draws
     ]
-    assert fc["accuracy"] == pytest.approx(accuracy_score(saved.y, saved.predicted))
+    assert fc["accuracy"] == pytest.approx(accuracy_score(saved.labels, saved.predicted))
     assert [fc["accuracy_low"], fc["accuracy_high"]] == pytest.approx(np.percentile(accuracy, [2.5, 97.5]))
     assert [fc["macro_f1_low"], fc["macro_f1_high"]] == pytest.approx(np.percentile(f1, [2.5, 97.5]))
     assert 0 <= fc["p_mcnemar"] <= 1 and 0 <= fc["p_bootstrap"] <= 1 and fc["compared_with"].endswith("alone")
@@ -122,8 +125,9 @@ def test_class_sets_other_than_three_go_through_the_chain(tmp_path: Path, classe
     text = run_chain(_settings(cache, runs, drop=["scene", "audio"], ablation="loo", fusion="fc"))
     assert "Comparison" in text and "Ablation" in text
     fc = RunFolder(RunsDir(runs).fusion("fc-faces+pose").folder)
-    header = list(fc.read_predictions()[0])
+    header = fc.predictions.read_text().splitlines()[0].split(",")
     assert header == ["key", "split", "part", "label", *(f"p_{c}" for c in classes), "pred"]
+    assert fc.read_predictions().class_names == tuple(classes)
     metrics = read_json(fc.metrics)["report"]
     assert list(metrics["per_class_recall"]) == list(classes)
     assert np.array(metrics["confusion"]).shape == (len(classes), len(classes))

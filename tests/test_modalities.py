@@ -129,26 +129,25 @@ def test_learns_a_recoverable_class_and_writes_its_run(modality, runs, cache):
     assert metrics["report"]["split"].startswith("Val") and metrics["select"]["split"].startswith(
         "Train, 20% hold-out by groups"
     )
-    rows = run.read_predictions()
-    assert {r["part"] for r in rows} == {"train", "select", "report", "test"}
+    predictions = run.read_predictions()
+    assert set(predictions.parts.tolist()) == {"train", "select", "report", "test"}
+    assert predictions.class_names == CLASS_NAMES
     for part in ("train", "select", "report"):
-        picked = [r for r in rows if r["part"] == part]
-        y_true = [int(r["label"]) for r in picked]
-        y_pred = [int(r["pred"]) for r in picked]
+        picked = predictions.part(part)
         assert metrics[part]["n"] == len(picked)
-        assert metrics[part]["confusion"] == confusion_matrix(y_true, y_pred, labels=[0, 1, 2]).tolist()
-    test_rows = [r for r in rows if r["part"] == "test"]
-    assert all(r["label"] == "-1" for r in test_rows)
-    for row in test_rows:
-        name = row["key"].split("/", 1)[1]
-        assert (run.submission / f"{name}.txt").read_text().strip() == CLASS_NAMES[int(row["pred"])]
+        confusion = confusion_matrix(picked.labels, picked.predicted, labels=[0, 1, 2])
+        assert metrics[part]["confusion"] == confusion.tolist()
+    test = predictions.part("test")
+    assert (test.labels == -1).all()
+    for key, predicted in zip(test.keys.tolist(), test.predicted):
+        name = key.split("/", 1)[1]
+        assert (run.submission / f"{name}.txt").read_text().strip() == CLASS_NAMES[predicted]
     # The saved checkpoint reproduces the written probabilities.
     model = load_modality_model(runs, modality, cache)
     features = open_features(cache, modality)
-    report = [r for r in rows if r["part"] == "report"]
-    rows_of = [features.keys.index(r["key"]) for r in report]
-    written = np.array([[float(r[f"p_{c}"]) for c in CLASS_NAMES] for r in report])
-    np.testing.assert_allclose(predict_proba(model, features.load(rows_of)), written, atol=2e-6)
+    report = predictions.part("report")
+    rows_of = [features.keys.index(key) for key in report.keys.tolist()]
+    np.testing.assert_allclose(predict_proba(model, features.load(rows_of)), report.probabilities, atol=2e-6)
     assert run.confusion.stat().st_size > 1000
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gvs.core.errors import CorruptFileError
+from gvs.core.errors import CorruptFileError, RunError
 from gvs.core.io import csv_text
 from gvs.core.predictions import Predictions, prediction_columns
 from gvs.core.workspace import RunFolder
@@ -43,6 +43,7 @@ def test_a_file_written_before_the_record_reads_and_writes_back_byte_identical(t
     again = tmp_path / "again.csv"
     saved.write(again)
     assert again.read_bytes() == path.read_bytes()
+    assert RunFolder(tmp_path).read_predictions() == saved
 
 
 def test_write_read_round_trip_keeps_every_field(tmp_path) -> None:
@@ -97,3 +98,5 @@ def test_a_file_that_is_not_predictions_says_so(tmp_path) -> None:
     path.write_text(SAMPLE.replace("0.332247", "n/a"))
     with pytest.raises(CorruptFileError, match="not a predictions file"):
         Predictions.read(path)
+    with pytest.raises(RunError, match="no predictions"):
+        RunFolder(tmp_path / "missing").read_predictions()

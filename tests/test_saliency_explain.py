@@ -13,7 +13,7 @@ import pytest
 
 from ensemble.fusions import FCFusion, SoftVote
 from gvs.core.errors import InputError, RunError
-from gvs.core.io import atomic_write_csv
+from gvs.core.predictions import Predictions
 from gvs.core.vocabulary import CLASS_NAMES, MODALITIES
 from gvs.core.workspace import CacheDir, ClipRecord, RunsDir
 from modalities.architectures import build_model
@@ -36,11 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _write_predictions(path: Path, keys: list[str], labels: list[int], probabilities: np.ndarray) -> None:
-    rows = [
-        [key, key.split("/")[0], PART_OF_SPLIT[key.split("/")[0]], label, *p, CLASS_NAMES[int(np.argmax(p))]]
-        for key, label, p in zip(keys, labels, probabilities)
-    ]
-    atomic_write_csv(path, ["key", "split", "part", "label", *(f"p_{c}" for c in CLASS_NAMES), "pred"], rows)
+    parts = [PART_OF_SPLIT[key.split("/")[0]] for key in keys]
+    Predictions(keys, labels, probabilities, parts, CLASS_NAMES).write(path)
 
 
 @pytest.fixture(scope="module")
@@ -83,23 +80,17 @@ def _image(path: Path) -> np.ndarray:
 
 
 def test_pick_clips_orders_confident_correct_and_confidently_wrong():
-    def row(key, label, p, part="report"):
-        return {
-            "key": key,
-            "split": key.split("/")[0],
-            "part": part,
-            "label": str(label),
-            **{f"p_{c}": str(v) for c, v in zip(CLASS_NAMES, p)},
-            "pred": "ignored",
-        }
+    def predictions(*rows):
+        keys, labels, probabilities, parts = zip(*rows)
+        return Predictions(keys, labels, probabilities, parts, CLASS_NAMES)
 
-    rows = [
-        row("Val/a", 0, (0.6, 0.3, 0.1)),
-        row("Val/b", 0, (0.9, 0.05, 0.05)),
-        row("Val/c", 1, (0.1, 0.1, 0.8)),
-        row("Val/d", 2, (0.5, 0.4, 0.1)),
-        row("Val/e", 1, (0.2, 0.7, 0.1), part="select"),
-    ]
+    rows = predictions(
+        ("Val/a", 0, (0.6, 0.3, 0.1), "report"),
+        ("Val/b", 0, (0.9, 0.05, 0.05), "report"),
+        ("Val/c", 1, (0.1, 0.1, 0.8), "report"),
+        ("Val/d", 2, (0.5, 0.4, 0.1), "report"),
+        ("Val/e", 1, (0.2, 0.7, 0.1), "select"),
+    )
     assert pick_clips(rows, "Val", 2) == [
         ("Val/b", "confident"),
         ("Val/e", "confident"),
@@ -107,7 +98,7 @@ def test_pick_clips_orders_confident_correct_and_confidently_wrong():
         ("Val/d", "wrong"),
     ]
     assert pick_clips(rows, "select", 3) == [("Val/e", "confident")]
-    unlabelled = [row("Test/x", -1, (0.2, 0.3, 0.5), "test"), row("Test/y", -1, (0.1, 0.8, 0.1), "test")]
+    unlabelled = predictions(("Test/x", -1, (0.2, 0.3, 0.5), "test"), ("Test/y", -1, (0.1, 0.8, 0.1), "test"))
     assert pick_clips(unlabelled, "Test", 1) == [("Test/y", "confident")]
     with pytest.raises(ExplainError, match="Train"):
         pick_clips(rows, "Train", 1)
@@ -198,7 +189,7 @@ def test_split_picks_come_from_the_cache_being_explained(workspace):
     out = workspace["root"] / "other-split"
     written = explain(other, workspace["runs"], out, ["pose"], split="Val", top=2, smooth_samples=2)
     live = Explainer(other, workspace["runs"], out).predictions("pose")
-    assert {r["key"] for r in live} == {c.key for c in CacheDir(other).clips()}
+    assert set(live.keys.tolist()) == {c.key for c in CacheDir(other).clips()}
     expected = pick_clips(live, "Val", 2)
     assert len(written) == len(expected) > 0
     for (key, pick), path in zip(expected, written):

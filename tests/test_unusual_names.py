@@ -63,10 +63,10 @@ def test_clip_with_comma_and_accent_goes_through_every_stage(listing: Path, tmp_
         assert (
             gvs_main(["train", modality, "--cache", str(cache), "--runs", str(runs), "--epochs", "3", "--quiet"]) == 0
         )
-        assert key in {row["key"] for row in RunsDir(runs).modality(modality).read_predictions()}
+        assert key in RunsDir(runs).modality(modality).read_predictions().keys.tolist()
     assert gvs_main(["fuse", "--cache", str(cache), "--runs", str(runs), "--fusion", "soft", "--ablation", "none"]) == 0
     fused = RunsDir(runs).fusion(RunsDir(runs).fusion_names()[0]).read_predictions()
-    assert key in {row["key"] for row in fused}
+    assert key in fused.keys.tolist()
     assert (
         gvs_main(
             [

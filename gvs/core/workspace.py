@@ -52,17 +52,13 @@ from .io import (
     read_csv,
     read_json,
 )
+from .predictions import Predictions
 from .vocabulary import CLASS_NAMES
 
 # Scene maps barely compress (7.4 -> 5.8 MB a clip) but decompressing them makes each read 3.5x slower
 # (44 vs 12.5 ms), and training reads every clip every epoch; the small modalities stay compressed.
 UNCOMPRESSED_MODALITIES = frozenset({"scene"})
 CLIP_COLUMNS: list[str] = ["key", "split", "name", "label", "path", "group"]
-
-
-def prediction_columns(class_names: tuple[str, ...] | list[str] = CLASS_NAMES) -> list[str]:
-    """Columns of a predictions.csv: key, split, part, label, p_<class> per class, pred."""
-    return ["key", "split", "part", "label", *(f"p_{c}" for c in class_names), "pred"]
 
 
 @dataclass(frozen=True)
@@ -353,16 +349,15 @@ class RunFolder:
     latents = property(lambda self: self.folder / "latents.png")
     attention = property(lambda self: self.folder / "attention.png")
 
-    def write_predictions(self, rows: list[list], class_names: tuple[str, ...] = CLASS_NAMES) -> None:
-        """predictions.csv: one row per clip, columns ``prediction_columns(class_names)`` (probabilities as
-        written)."""
-        atomic_write_csv(self.predictions, prediction_columns(class_names), rows)
+    def write_predictions(self, predictions: Predictions) -> None:
+        """predictions.csv: one row per clip (the format of :class:`~gvs.core.predictions.Predictions`)."""
+        predictions.write(self.predictions)
 
-    def read_predictions(self) -> list[dict[str, str]]:
-        """Rows of predictions.csv (key, split, part, label, p_<class>..., pred)."""
+    def read_predictions(self) -> Predictions:
+        """The predictions in predictions.csv (every clip, every part); RunError when there are none."""
         if not self.predictions.is_file():
             raise RunError(f"{self.predictions}: no predictions; train the model first (`gvs train` or `gvs run`)")
-        return read_csv(self.predictions)
+        return Predictions.read(self.predictions)
 
     def read_config(self) -> dict:
         if not self.config.is_file():

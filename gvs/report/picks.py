@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gvs.core.errors import CacheError, InputError
+from gvs.core.predictions import Predictions
 from gvs.core.workspace import CacheDir
 from gvs.predict.predictor import FUSED, Predictor
 from saliency.explain import number_picks, pick_clips
@@ -27,10 +28,10 @@ def cache_picks(cache: str | Path, predictor: Predictor, split: str, top: int) -
     index_of = {name.lower(): i for i, name in enumerate(predictor.class_names)}
     cache_classes = CacheDir(cache).class_names()
 
-    def label(cached: int) -> str:
-        """A cached label (an index into the cache's classes) as an index into the bundle's, "-1" when unknown
+    def label(cached: int) -> int:
+        """A cached label (an index into the cache's classes) as an index into the bundle's, -1 when unknown
         to the bundle (the clip then counts as unlabelled)."""
-        return str(index_of.get(cache_classes[cached].lower(), -1) if cached >= 0 else -1)
+        return index_of.get(cache_classes[cached].lower(), -1) if cached >= 0 else -1
 
     features = {}
     for modality in bundle.modalities:
@@ -44,25 +45,22 @@ def cache_picks(cache: str | Path, predictor: Predictor, split: str, top: int) -
             ) from error
     keys = sorted(set.intersection(*(set(f.keys) for f in features.values())))
     rows_of = {m: {k: i for i, k in enumerate(f.keys)} for m, f in features.items()}
-    rows = []
+    fused = []
     for start in range(0, len(keys), BATCH):
         batch = keys[start : start + BATCH]
         loaded = {m: features[m].load([rows_of[m][k] for k in batch]) for m in bundle.modalities}
-        fused = predictor.score(loaded, list(bundle.modalities))[FUSED]
-        first = features[bundle.modalities[0]]
-        for key, probabilities in zip(batch, fused):
-            index = rows_of[bundle.modalities[0]][key]
-            rows.append(
-                {
-                    "key": key,
-                    "split": first.splits[index],
-                    "part": "",
-                    "label": label(int(first.labels[index])),
-                    **{f"p_{name}": str(p) for name, p in zip(predictor.class_names, np.asarray(probabilities))},
-                }
-            )
+        fused.append(np.asarray(predictor.score(loaded, list(bundle.modalities))[FUSED]))
+    first, first_row = features[bundle.modalities[0]], rows_of[bundle.modalities[0]]
+    predictions = Predictions(
+        keys,
+        [label(int(first.labels[first_row[key]])) for key in keys],
+        np.concatenate(fused) if fused else np.zeros((0, len(predictor.class_names))),
+        [""] * len(keys),
+        tuple(predictor.class_names),
+        splits=[first.splits[first_row[key]] for key in keys],
+    )
     clips = {record.key: record for record in CacheDir(cache).clips()}
     return [
         (clips[key].path, clips[key].label, f"{pick}-{rank}")
-        for rank, (key, pick) in number_picks(pick_clips(rows, split, top))
+        for rank, (key, pick) in number_picks(pick_clips(predictions, split, top))
     ]
