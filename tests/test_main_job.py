@@ -16,7 +16,7 @@ from gvs.cli import main as gvs_main
 from gvs.core.workspace import RunsDir
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-REPORT_SECTIONS = ("verdict", "sections", "lime", "pixels", "people", "audio", "modalities", "faithfulness")
+REPORT_SECTIONS = ("verdict", "sections", "lime", "pixels", "people", "persons", "audio", "modalities", "faithfulness")
 
 
 def tables(printed: str) -> str:
@@ -52,7 +52,7 @@ def test_demo_chain_ends_with_tables_and_resumes_without_redoing_work(chain, cap
 
 
 def test_report_of_the_real_clip_with_the_demo_bundle_has_every_section(chain, val_clip: Path, tmp_path: Path) -> None:
-    """`gvs report` on the shared clip Val/1_1 with the bundle the main job exported: one page with all eight
+    """`gvs report` on the shared clip Val/1_1 with the bundle the main job exported: one page with all nine
     sections and no broken image; in headless Chromium too when it is installed."""
     from gvs.report.screenshot import find_chromium, rendered_dom
 
