@@ -12,7 +12,7 @@ import pytest
 import skimage
 
 from gvs.people.summary import carried, faces_without, window_group
-from gvs.people.tracks import PeopleTracker, link_distances
+from gvs.people.tracks import PeopleTracker, link_distances, skeleton_faces
 from gvs.predict.stream import WindowStream
 from preprocess.config import PreprocessConfig
 from preprocess.faces import EXPRESSIONS, FEATURES_PER_FRAME
@@ -142,3 +142,47 @@ def test_link_distances_follow_a_moving_face_not_a_new_size():
     distance = link_distances(box, moved)[0]
     assert distance[0] == pytest.approx(np.hypot(30, 10) / 50)
     assert np.isinf(distance[1])
+
+
+def _skeleton(nose_x: float, nose_y: float) -> np.ndarray:
+    """(18, 3) a COCO skeleton with a confident nose and eyes around (nose_x, nose_y) and a neck below."""
+    keypoints = np.zeros((18, 3), np.float32)
+    keypoints[0] = (nose_x, nose_y, 0.9)  # nose
+    keypoints[14] = (nose_x - 8, nose_y - 8, 0.8)  # right eye
+    keypoints[15] = (nose_x + 8, nose_y - 8, 0.8)  # left eye
+    keypoints[1] = (nose_x, nose_y + 60, 0.9)  # neck
+    return keypoints
+
+
+def test_a_skeleton_joins_the_face_its_head_lies_in():
+    faces = np.array([[100, 160, 160, 100], [100, 360, 160, 300]])  # (top, right, bottom, left): left and right
+    skeletons = np.stack([_skeleton(330, 135), _skeleton(600, 135), _skeleton(130, 140)])
+    assert skeleton_faces(faces, skeletons).tolist() == [2, 0]  # the third skeleton's head is in face 0
+    assert skeleton_faces(faces, skeletons[1:2]).tolist() == [-1, -1]  # a head far from every face joins none
+    unseen = skeletons.copy()
+    unseen[..., 2] = 0.0  # nothing confident: no head
+    assert skeleton_faces(faces, unseen).tolist() == [-1, -1]
+    tracker = PeopleTracker()
+    frame = np.zeros((240, 400, 3), np.uint8)
+    for position in range(3):
+        tracker.add(position, position / 3, frame, faces, np.full((2, 7), 1 / 7), skeletons if position < 2 else None)
+    people = tracker.finish()
+    assert [p.skeleton_frames for p in people] == [2, 2] and people[0].frames_seen == 3
+    np.testing.assert_array_equal(people[0].sightings[0].skeleton, skeletons[2])
+
+
+def test_skeletons_of_a_real_clip_join_its_people(test_clips):
+    """Test_4's two people, with pose and faces streamed: each of them gets their skeleton on some frames."""
+    clip = next(path for path in test_clips if path.name == "Test_4.mp4")
+    stream = WindowStream(PreprocessConfig(), ("pose", "faces"), people=True)
+    windows = stream.windows(clip)
+    list(windows)
+    seen = [p for p in windows.info.people if p.frames_seen >= 3]
+    assert len(seen) == 2 and all(p.skeleton_frames >= 1 for p in seen)
+    for person in seen:
+        for sighting in person.sightings:
+            if sighting.skeleton is not None:
+                nose = sighting.skeleton[0]
+                top, right, bottom, left = sighting.box
+                height = bottom - top
+                assert nose[2] == 0 or (left - height <= nose[0] <= right + height)

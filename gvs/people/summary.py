@@ -107,6 +107,7 @@ def person_record(person: Person, drop_fused: float | None, drop_faces: float | 
         "first_s": round(person.first_s, 3),
         "last_s": round(person.last_s, 3),
         "frames_seen": person.frames_seen,
+        "skeleton_frames": person.skeleton_frames,
         "mean_face_px": round(person.mean_height, 1),
         "expressions": dict(zip(EXPRESSIONS, _rounded(person.mean_scores()))),
         "trend": dict(zip(EXPRESSIONS, _rounded(person.trend()))),

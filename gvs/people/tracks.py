@@ -28,6 +28,8 @@ MAX_LINK_GAP = 1  # sampled frames: a track continues only from the frame before
 # camera's new face into the track of the one it replaced: bench_people.py, 20 against 18 of 22 people in one track)
 SAME_PERSON = 0.55  # encoding distance under which two tracks are one person (bench_people.py measures it)
 CROP_MARGIN = 0.5  # share of the face box kept around it in a track's face crops (encodings, thumbnails)
+HEAD_KEYPOINTS = (0, 14, 15, 16, 17)  # COCO nose, eyes, ears: where a skeleton's face is
+HEAD_MARGIN = 0.25  # share of the face box added on each side when looking for a skeleton's head keypoints
 
 
 @dataclass
@@ -36,7 +38,8 @@ class Sighting:
 
     position : the sampled frame's index in the video (0, 1, ...); time : its seconds from the first frame
     box : (4,) int ``(top, right, bottom, left)`` in source-frame pixels; scores : (7,) FER probabilities in
-    preprocess.faces.EXPRESSIONS order; track : index of the track it joined
+    preprocess.faces.EXPRESSIONS order; track : index of the track it joined; skeleton : (18, 3) the COCO keypoints
+    (x, y, confidence) of the skeleton whose head lies in this face, None when no skeleton's does
     """
 
     position: int
@@ -44,6 +47,7 @@ class Sighting:
     box: np.ndarray
     scores: np.ndarray
     track: int
+    skeleton: np.ndarray | None = None
 
     @property
     def height(self) -> int:
@@ -103,6 +107,11 @@ class Person:
     @property
     def frames_seen(self) -> int:
         return len(self.positions)
+
+    @property
+    def skeleton_frames(self) -> int:
+        """Sampled frames where a skeleton joined the person's face."""
+        return len({s.position for s in self.sightings if s.skeleton is not None})
 
     @property
     def first_s(self) -> float:
@@ -171,6 +180,38 @@ def duplicates(boxes: np.ndarray) -> np.ndarray:
     return parent
 
 
+def skeleton_faces(boxes: np.ndarray, skeletons: np.ndarray) -> np.ndarray:
+    """(F,) for each face box of a frame, the index of the skeleton whose head lies in it, or -1.
+
+    A skeleton's head is its confident nose, eye and ear keypoints (HEAD_KEYPOINTS); it lies in the face whose box,
+    grown by HEAD_MARGIN on each side, holds most of them (at least one), most held pairs first, one skeleton per
+    face and one face per skeleton.
+
+    Parameters
+    ----------
+    boxes : ndarray of shape (F, 4)
+        ``(top, right, bottom, left)`` source-frame pixels.
+    skeletons : ndarray of shape (P, 18, 3)
+        COCO keypoints (x, y, confidence; confidence 0 where not found), source-frame pixels.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    heads = np.asarray(skeletons, np.float64).reshape(-1, 18, 3)[:, HEAD_KEYPOINTS]
+    if not len(boxes) or not len(heads):
+        return np.full(len(boxes), -1)
+    top, right, bottom, left = boxes.T
+    pad_y, pad_x = (bottom - top) * HEAD_MARGIN, (right - left) * HEAD_MARGIN
+    x, y, seen = heads[..., 0][:, None], heads[..., 1][:, None], heads[..., 2][:, None] > 0  # (P, 1, 5)
+    inside = (
+        (x >= (left - pad_x)[None, :, None]) & (x <= (right + pad_x)[None, :, None])
+        & (y >= (top - pad_y)[None, :, None]) & (y <= (bottom + pad_y)[None, :, None])
+    )  # fmt: skip
+    held = (inside & seen).sum(axis=2)  # (P, F) head keypoints of skeleton p in face f
+    joined = np.full(len(boxes), -1)
+    for skeleton, face in _nearest_pairs(-held.astype(float), -1.0):
+        joined[face] = skeleton
+    return joined
+
+
 def _nearest_pairs(distance: np.ndarray, limit: float) -> list[tuple[int, int]]:
     """One-to-one (row, column) pairs of a distance matrix, nearest first, each at most ``limit``."""
     pairs, rows, columns = [], set(), set()
@@ -205,7 +246,15 @@ class PeopleTracker:
         self.encodings_computed = 0
         self._person_of_track: np.ndarray | None = None
 
-    def add(self, position: int, time: float, frame: np.ndarray, boxes: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    def add(
+        self,
+        position: int,
+        time: float,
+        frame: np.ndarray,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        skeletons: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Link the faces of one sampled frame; returns (F,) the track index each face joined.
 
         Parameters
@@ -215,9 +264,11 @@ class PeopleTracker:
         frame : (H, W, 3) uint8 RGB
         boxes : (F, 4) ``(top, right, bottom, left)`` source-frame pixels
         scores : (F, 7) FER probabilities
+        skeletons : (P, 18, 3) the frame's COCO skeletons (x, y, confidence); each joins the face its head lies in
         """
         boxes = np.asarray(boxes).reshape(-1, 4)
         inside = duplicates(boxes)
+        with_skeleton = skeleton_faces(boxes, skeletons) if skeletons is not None else np.full(len(boxes), -1)
         open_tracks = [i for i, t in enumerate(self.tracks) if position - t.last.position <= self.max_link_gap]
         open_tracks = [i for i in open_tracks if self.tracks[i].last.position < position]
         joined = np.full(len(boxes), -1)
@@ -233,8 +284,9 @@ class PeopleTracker:
         for face, track in enumerate(joined):
             if inside[face] >= 0:
                 continue  # a second box on a face that has one: it goes with that face's track, not a sighting
+            skeleton = skeletons[with_skeleton[face]] if with_skeleton[face] >= 0 else None
             sighting = Sighting(
-                position, float(time), boxes[face].astype(np.int32), np.asarray(scores[face]), int(track)
+                position, float(time), boxes[face].astype(np.int32), np.asarray(scores[face]), int(track), skeleton
             )
             self.tracks[track].add(sighting, frame)
         return joined

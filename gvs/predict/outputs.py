@@ -147,7 +147,7 @@ def write_people(out: PredictionsDir, name: str, video: VideoPrediction, blur: b
         rows.append(
             [
                 person["id"], f"{person['first_s']:.2f}", f"{person['last_s']:.2f}", person["frames_seen"],
-                f"{person['mean_face_px']:.1f}",
+                person.get("skeleton_frames", ""), f"{person['mean_face_px']:.1f}",
                 *(f"{person['expressions'][e]:.4f}" for e in EXPRESSIONS),
                 *(f"{person['trend'][e]:+.4f}" for e in EXPRESSIONS),
                 person["top_expression"], _optional(person["drop_fused"]), _optional(person["drop_faces"]),
@@ -155,7 +155,7 @@ def write_people(out: PredictionsDir, name: str, video: VideoPrediction, blur: b
             ]
         )  # fmt: skip
     header = [
-        "person", "first_s", "last_s", "frames_seen", "mean_face_px", *(f"p_{e}" for e in EXPRESSIONS),
+        "person", "first_s", "last_s", "frames_seen", "skeleton_frames", "mean_face_px", *(f"p_{e}" for e in EXPRESSIONS),
         *(f"trend_{e}" for e in EXPRESSIONS), "top_expression", "drop_fused", "drop_faces", "thumbnail",
     ]  # fmt: skip
     atomic_write_csv(out.people_csv(name), header, rows)

@@ -344,6 +344,7 @@ class WindowStream:
         )
         features: dict[str, np.ndarray] = {}
         counts: dict[str, np.ndarray] = {}
+        skeletons: list[np.ndarray] | None = None  # per frame (P, 18, 3), for the people tracks
         raw: list[dict] = [{"frame": f.rgb} for f in frames] if self.keep_raw else []
         beside = {m: self._beside.submit(self.extractors[m].extract, clip) for m in BESIDE if m in self.extractors}
         for modality in FRAME_MODALITIES:
@@ -357,8 +358,10 @@ class WindowStream:
                 counts[modality] = result.arrays[COUNTS[modality][0]]
                 if raw:
                     _split_details(modality, result.arrays, counts[modality][: len(frames)], raw)
+            if modality == "pose":
+                skeletons = _per_frame(result.arrays["keypoints"], counts[modality][: len(frames)])
             if modality == "faces" and info.tracker is not None:
-                tracked = self._track(frames, result.arrays, info)
+                tracked = self._track(frames, result.arrays, skeletons, info)
             if modality == "scene":
                 for flag in result.flags:  # the squashed-aspect note: the same for every chunk
                     info.add_flag(flag)
@@ -384,14 +387,18 @@ class WindowStream:
         return rows
 
     @staticmethod
-    def _track(frames: list[SampledFrame], arrays: dict[str, np.ndarray], info: VideoInfo) -> list[tuple]:
-        """Each frame's faces linked into the video's tracks: per frame, (F, 7) scores and (F,) track indices."""
+    def _track(
+        frames: list[SampledFrame], arrays: dict[str, np.ndarray], skeletons: list[np.ndarray] | None, info: VideoInfo
+    ) -> list[tuple]:
+        """Each frame's faces (and skeletons, when pose ran) linked into the video's tracks: per frame, (F, 7)
+        scores and (F,) track indices."""
         started = time.perf_counter()
-        ends = np.cumsum(arrays["faces_per_frame"][: len(frames)])
-        boxes, scores = np.split(arrays["boxes"], ends[:-1]), np.split(arrays["scores"], ends[:-1])
+        counts = arrays["faces_per_frame"][: len(frames)]
+        boxes, scores = _per_frame(arrays["boxes"], counts), _per_frame(arrays["scores"], counts)
         tracked = []
-        for frame, frame_boxes, frame_scores in zip(frames, boxes, scores):
-            tracks = info.tracker.add(frame.position, frame.time, frame.rgb, frame_boxes, frame_scores)
+        for index, (frame, frame_boxes, frame_scores) in enumerate(zip(frames, boxes, scores)):
+            frame_skeletons = skeletons[index] if skeletons is not None else None
+            tracks = info.tracker.add(frame.position, frame.time, frame.rgb, frame_boxes, frame_scores, frame_skeletons)
             tracked.append((frame_scores, tracks))
         info.timed("people", started)
         return tracked
@@ -506,10 +513,15 @@ class WindowStream:
             info.add_flag(f"audio track ends at {info.audio_seconds:.1f} s of {info.duration:.1f} s")
 
 
+def _per_frame(rows: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    """A chunk's rows of every frame (an extractor's concatenated boxes, scores or keypoints) split per frame by
+    ``counts`` (n_frames,)."""
+    return np.split(rows, np.cumsum(counts)[:-1]) if len(counts) else []
+
+
 def _split_details(modality: str, arrays: dict[str, np.ndarray], counts: np.ndarray, raw: list[dict]) -> None:
     """Per-frame slices of an extractor's chunk-level keypoints (pose) or face boxes and scores (faces)."""
-    ends = np.cumsum(counts)
     names = {"pose": {"keypoints": "keypoints"}, "faces": {"face_boxes": "boxes", "face_scores": "scores"}}[modality]
     for key, name in names.items():
-        for details, part in zip(raw, np.split(arrays[name], ends[:-1])):
+        for details, part in zip(raw, _per_frame(arrays[name], counts)):
             details[key] = part
