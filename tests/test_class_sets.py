@@ -15,6 +15,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from gvs.core.errors import InputError
+from gvs.core.predictions import Predictions
 from gvs.core.vocabulary import CLASS_NAMES
 from gvs.predict.batch import noted as _noted
 from gvs.predict.cli import expand_inputs
@@ -352,11 +353,11 @@ def test_saliency_reads_the_models_classes_and_translates_the_cache_labels(tmp_p
     clip = explainer.read_clip("pose", "Val/1_1")
     assert clip.label == {"calm": 2, "excited": 0}[TWO[cached_label(cache, "Val/1_1")]]
 
-    rows = [
-        {"key": "Val/a", "split": "Val", "part": "", "label": "0", "p_excited": "0.9", "p_bored": "0.1", "pred": ""},
-        {"key": "Val/b", "split": "Val", "part": "", "label": "0", "p_excited": "0.2", "p_bored": "0.8", "pred": ""},
-    ]
-    assert pick_clips(rows, "Val", 1) == [("Val/a", "confident"), ("Val/b", "wrong")]
+    two_class = Predictions(
+        np.array(["Val/a", "Val/b"]), np.array([0, 0]), np.array([[0.9, 0.1], [0.2, 0.8]]), np.array(["", ""]),
+        ("excited", "bored"),
+    )  # fmt: skip
+    assert pick_clips(two_class, "Val", 1) == [("Val/a", "confident"), ("Val/b", "wrong")]
     title = clip_title("pose", "Val/a", 2, np.array([0.1, 0.7, 0.2]), ("excited", "bored", "calm"))
     assert title == "pose · Val/a · true calm · predicted bored (0.70)"
 
