@@ -170,9 +170,7 @@ class ReportMaker:
             sections.append(timed("pixels", lambda: pixels.section(maps, window)))
         if {"pose", "faces"} & set(window.modalities):
             sections.append(timed("people", lambda: people.people_section(window, keys, options.samples)))
-        sections.append(
-            timed("persons", lambda: persons.persons_section(video, options.blur_faces, "faces" in window.modalities))
-        )
+        sections.append(timed("persons", lambda: persons.persons_section(video, options.blur_faces)))
         if "audio" in window.modalities:
             sections.append(timed("audio", lambda: audio_section.audio_section(window, options.samples)))
         shares = timed("modalities", lambda: modality_shares.modality_shares(window))

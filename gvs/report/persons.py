@@ -9,7 +9,7 @@ frames are left out of the figure and named in the text. The thumbnails are rank
 when no person's removal moves p(verdict) by movement.MIN_CHANGE the section says so in one sentence and ranks
 nobody (they are shown by id, the order of first appearance). A second figure shows the group over the windows:
 how many people each window shows and their agreement (the share of them whose top expression is the window's
-most common one). A video whose people were not tracked (no faces model, or tracking off) gets one sentence.
+most common one). A video whose people were not tracked (--no-people) gets one sentence.
 """
 
 from __future__ import annotations
@@ -65,18 +65,17 @@ def ranked(people: list[dict]) -> tuple[list[dict], float | None]:
     return sorted(people, key=lambda p: (drop[p["id"]] is None, -(drop[p["id"]] or 0.0), p["id"])), change
 
 
-def persons_section(video: VideoPrediction, blur_faces: bool = False, faces_model: bool = True) -> Section:
+def persons_section(video: VideoPrediction, blur_faces: bool = False) -> Section:
     """Section "persons" of ``video`` (a done prediction; its ``people``, ``thumbnails`` and the windows' group
-    figures). ``blur_faces``: blur every thumbnail; ``faces_model``: whether the bundle has a faces model (what the
-    section says when nobody was tracked)."""
+    figures). ``blur_faces``: blur every thumbnail."""
     tracked = bool(video.people) or any(w.people is not None for w in video.windows)
     if not tracked:
-        why = (
-            "the model has no faces modality"
-            if not faces_model
-            else "people tracking was off for this prediction (Predictor(people=False))"
+        return Section(
+            KEY,
+            TITLE,
+            "The people in this video were not tracked: people tracking was off for this prediction (--no-people), "
+            "so there is no one to show.",
         )
-        return Section(KEY, TITLE, f"The people in this video were not tracked: {why}, so there is no one to show.")
     verdict = video.verdict or ""
     shown = [p for p in video.people if p.get("frames_seen", 0) >= PERSON_MIN_FRAMES]
     few = [p for p in video.people if p.get("frames_seen", 0) < PERSON_MIN_FRAMES]
