@@ -358,3 +358,31 @@ def test_an_attention_bundle_shows_where_each_modality_looked(workspace, tmp_pat
     np.testing.assert_array_equal(shown.arrays["attention_faces"], weights["faces"])
     plain = SimpleNamespace(**{**vars(window), "predictor": Predictor(workspace["runs"], precision="float32")})
     assert attention_weights(plain) is None  # the runs folder's default fusion, fc, has no attention
+
+
+@pytest.mark.slow
+def test_each_persons_drop_is_the_verdict_rescored_without_their_faces(workspace, val_clip, tmp_path):
+    """gvs predict's people on the real clip with an fc faces+pose bundle: every person seen gets a drop, and the
+    largest one equals the video's pooled p(verdict) minus the same predictor's score of its windows with that
+    person's faces taken out of the faces input (the standard scoring path, not the one the drops are made by)."""
+    from gvs.people.summary import faces_without
+    from gvs.predict.predictor import FUSED as FUSED_ROW
+    from gvs.predict.predictor import Predictor
+
+    predictor = Predictor(export_bundle(workspace["runs"], tmp_path / "b", "fc-faces+pose"), precision="float32")
+    windows = []
+    video = predictor.predict_video(val_clip, on_window=lambda features, _: windows.append(features))
+    assert video.people and all(p["drop_fused"] is not None and p["drop_faces"] is not None for p in video.people)
+    person = max(video.people, key=lambda p: abs(p["drop_fused"]))
+    verdict, n_frames = video.class_names.index(video.verdict), predictor.stream.config.n_frames
+    tracker = predictor.stream.info.tracker
+    rescored = []
+    for window in windows:
+        rows = [(scores, tracker.person_ids(tracks)) for scores, tracks in window.face_rows]
+        features = {m: window.features[m][None] for m in FUSED}
+        features["faces"] = faces_without(rows, person["id"], n_frames)[None]
+        present = [m for m in predictor.present(window.empty) if m != "faces" or features["faces"][0, :, -1].any()]
+        rescored.append(predictor.score(features, present)[FUSED_ROW][0])
+    expected = video.probabilities[verdict] - np.mean(rescored, axis=0)[verdict]
+    assert abs(expected) > 1e-3  # the fc fusion reads the faces: taking the person out moves it
+    assert person["drop_fused"] == pytest.approx(expected, abs=2e-4)

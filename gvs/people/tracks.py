@@ -75,6 +75,7 @@ class FaceCrop:
 class _Track:
     sightings: list[Sighting] = field(default_factory=list)
     largest: FaceCrop | None = None  # the crop of its tallest face (encoding, thumbnail)
+    largest_height: int = -1
 
     @property
     def last(self) -> Sighting:
@@ -84,8 +85,8 @@ class _Track:
         return {s.position for s in self.sightings}
 
     def add(self, sighting: Sighting, frame: np.ndarray) -> None:
-        if self.largest is None or sighting.height > max(s.height for s in self.sightings):
-            self.largest = FaceCrop.cut(frame, sighting.box)
+        if sighting.height > self.largest_height:
+            self.largest, self.largest_height = FaceCrop.cut(frame, sighting.box), sighting.height
         self.sightings.append(sighting)
 
 
@@ -150,10 +151,14 @@ def link_distances(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     a = np.asarray(boxes_a, np.float64).reshape(-1, 4)[:, None]
     b = np.asarray(boxes_b, np.float64).reshape(-1, 4)[None]
     height_a, height_b = a[..., 2] - a[..., 0], b[..., 2] - b[..., 0]
-    centre = lambda boxes: np.stack([boxes[..., 1] + boxes[..., 3], boxes[..., 0] + boxes[..., 2]], -1) / 2  # noqa: E731
-    distance = np.linalg.norm(centre(a) - centre(b), axis=-1) / np.maximum((height_a + height_b) / 2, 1.0)
+    distance = np.linalg.norm(_centres(a) - _centres(b), axis=-1) / np.maximum((height_a + height_b) / 2, 1.0)
     ratio = np.maximum(height_a, height_b) / np.maximum(np.minimum(height_a, height_b), 1.0)
     return np.where(ratio < MAX_SIZE_CHANGE, distance, np.inf)
+
+
+def _centres(boxes: np.ndarray) -> np.ndarray:
+    """(..., 2) ``(x, y)`` centres of (..., 4) ``(top, right, bottom, left)`` boxes."""
+    return np.stack([boxes[..., 1] + boxes[..., 3], boxes[..., 0] + boxes[..., 2]], -1) / 2
 
 
 def duplicates(boxes: np.ndarray) -> np.ndarray:
@@ -300,7 +305,7 @@ class PeopleTracker:
         for number, members in enumerate(order, start=1):
             self._person_of_track[members] = number
             sightings = sorted((s for t in members for s in self.tracks[t].sightings), key=lambda s: s.position)
-            largest = max(members, key=lambda t: max(s.height for s in self.tracks[t].sightings))
+            largest = max(members, key=lambda t: self.tracks[t].largest_height)
             people.append(Person(number, sightings, sorted(members), self.tracks[largest].largest))
         return people
 

@@ -399,7 +399,7 @@ class Predictor:
         """{"faces", "fused": (P, C)} of the video's windows ``windows`` (P,) with their faces input replaced by
         ``x`` (P, n_frames, 22); the other modalities' outputs are those the windows had."""
         kept = [self._kept[w] for w in windows]
-        outputs = {m: _stacked([k.outputs[m] for k in kept]) for m in self.bundle.modalities}
+        outputs = {m: _stacked([k.outputs[m] for k in kept]) for m in self.bundle.modalities if m != "faces"}
         outputs["faces"] = self._modality_outputs("faces", x)
         presence = np.stack([k.presence for k in kept])
         presence[:, list(self.bundle.modalities).index("faces")] = faces_left
