@@ -51,6 +51,7 @@ def test_people_seen_on_too_few_frames_are_left_out_and_named(section) -> None:
 def test_drop_sentences_are_signed() -> None:
     assert drop_sentence("Negative", 0.12, 3) == "p(Negative) falls 0.12 without person 3"
     assert drop_sentence("Positive", -0.034, 2) == "p(Positive) rises 0.03 without person 2"
+    assert drop_sentence("Positive", 0.004, 5) == "p(Positive) moves less than 0.005 without person 5"
 
 
 def test_blur_faces_blurs_every_thumbnail(section) -> None:

@@ -41,7 +41,10 @@ PANEL_INCHES = 1.9
 
 
 def drop_sentence(class_name: str, drop: float, person_id: int) -> str:
-    """'p(Negative) falls 0.12 without person 3' (or 'rises 0.03' for a negative drop)."""
+    """'p(Negative) falls 0.12 without person 3' (or 'rises 0.03' for a negative drop; 'moves less than 0.005'
+    for a drop under movement.MIN_CHANGE, which would read as 0.00)."""
+    if abs(drop) < MIN_CHANGE:
+        return f"p({class_name}) moves less than {MIN_CHANGE:g} without person {person_id}"
     verb = "falls" if drop >= 0 else "rises"
     return f"p({class_name}) {verb} {abs(drop):.2f} without person {person_id}"
 
